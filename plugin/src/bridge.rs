@@ -1,0 +1,134 @@
+//! The only place where the audio thread and the worker thread meet.
+//!
+//! The audio thread sends [`DecodeRequest`]s (plain `Copy` values) and receives
+//! finished phrases. Phrases are boxed once, up front, by [`bridge`]; they
+//! circulate between the two sides and are never freed on the audio thread:
+//! a phrase the audio thread is done with goes back on the `spent` channel.
+//! The audio side only ever calls `try_send` / `try_recv` (and, in offline
+//! rendering only, a bounded `recv_timeout`).
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+use crate::knobs::KnobSnapshot;
+use crate::pattern::Phrase;
+
+/// Phrases in circulation. The audio thread holds at most two (now playing and
+/// next), one may be in flight, and the worker needs one to decode into.
+pub const PHRASE_POOL: usize = 6;
+/// Requests that may queue up before the audio thread retries on a later block.
+const REQUEST_QUEUE: usize = 8;
+
+/// Ask the worker for the phrase that `knobs` decode to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeRequest {
+    /// Increases with every request; the answering phrase carries it back.
+    pub id: u64,
+    /// The settings to decode.
+    pub knobs: KnobSnapshot,
+}
+
+/// What the audio thread holds.
+pub struct AudioSide {
+    requests: Sender<DecodeRequest>,
+    phrases: Receiver<Box<Phrase>>,
+    spent: Sender<Box<Phrase>>,
+}
+
+/// What the worker thread holds.
+pub struct WorkerSide {
+    /// Decode requests from the audio thread, oldest first.
+    pub requests: Receiver<DecodeRequest>,
+    /// Finished phrases for the audio thread.
+    pub phrases: Sender<Box<Phrase>>,
+    /// Phrases the audio thread no longer needs, to be decoded into again.
+    pub spent: Receiver<Box<Phrase>>,
+}
+
+/// Creates both sides with [`PHRASE_POOL`] preallocated phrases waiting on the
+/// worker side's `spent` channel.
+pub fn bridge() -> (AudioSide, WorkerSide) {
+    let (request_tx, request_rx) = bounded(REQUEST_QUEUE);
+    let (phrase_tx, phrase_rx) = bounded(PHRASE_POOL);
+    let (spent_tx, spent_rx) = bounded(PHRASE_POOL);
+    for _ in 0..PHRASE_POOL {
+        spent_tx
+            .send(Box::default())
+            .expect("the spent channel holds the whole pool");
+    }
+    (
+        AudioSide {
+            requests: request_tx,
+            phrases: phrase_rx,
+            spent: spent_tx,
+        },
+        WorkerSide {
+            requests: request_rx,
+            phrases: phrase_tx,
+            spent: spent_rx,
+        },
+    )
+}
+
+impl AudioSide {
+    /// Queues a request without blocking. Returns `false` if the queue is full
+    /// (or the worker is gone); the caller tries again on a later block.
+    pub fn request(&self, request: DecodeRequest) -> bool {
+        self.requests.try_send(request).is_ok()
+    }
+
+    /// A finished phrase, if one is waiting.
+    pub fn try_receive(&self) -> Option<Box<Phrase>> {
+        self.phrases.try_recv().ok()
+    }
+
+    /// Waits up to `timeout` for a finished phrase. Offline rendering only:
+    /// the real-time audio thread must never wait.
+    pub fn receive_within(&self, timeout: std::time::Duration) -> Option<Box<Phrase>> {
+        self.phrases.recv_timeout(timeout).ok()
+    }
+
+    /// Returns a phrase to the worker. The spent channel has room for the whole
+    /// pool, so this cannot fail while the worker lives; if the worker is gone
+    /// the phrase is handed back to the caller rather than dropped here.
+    pub fn give_back(&self, phrase: Box<Phrase>) -> Result<(), Box<Phrase>> {
+        self.spent.try_send(phrase).map_err(|error| match error {
+            TrySendError::Full(phrase) | TrySendError::Disconnected(phrase) => phrase,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_pool_starts_on_the_worker_side() {
+        let (_audio, worker) = bridge();
+        assert_eq!(worker.spent.len(), PHRASE_POOL);
+    }
+
+    #[test]
+    fn a_phrase_travels_to_the_audio_thread_and_back() {
+        let (audio, worker) = bridge();
+        let mut phrase = worker.spent.try_recv().unwrap();
+        phrase.request_id = 7;
+        worker.phrases.try_send(phrase).unwrap();
+        let received = audio.try_receive().expect("phrase arrives");
+        assert_eq!(received.request_id, 7);
+        assert!(audio.give_back(received).is_ok());
+        assert_eq!(worker.spent.len(), PHRASE_POOL);
+    }
+
+    #[test]
+    fn requests_never_block_when_the_worker_falls_behind() {
+        let (audio, _worker) = bridge();
+        let request = DecodeRequest {
+            id: 0,
+            knobs: KnobSnapshot::default(),
+        };
+        let accepted = (0..REQUEST_QUEUE * 2)
+            .filter(|_| audio.request(request))
+            .count();
+        assert_eq!(accepted, REQUEST_QUEUE);
+    }
+}

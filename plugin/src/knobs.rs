@@ -1,0 +1,104 @@
+//! The musician's settings that decide what the models play, frozen into a
+//! plain `Copy` value. The audio thread takes a [`KnobSnapshot`] from the
+//! parameters and sends it to the worker; the worker decodes exactly that
+//! snapshot. Because a phrase is a pure function of its snapshot, a bounce, a
+//! reloaded project and the CLI all play the same notes for the same knobs.
+
+use crate::pattern::Part;
+
+/// Latent knobs per part that move along the model's principal axes.
+pub const PRINCIPAL_KNOBS: usize = 8;
+/// Named attribute knobs per part (see [`AttributeKnob`]).
+pub const ATTRIBUTE_KNOBS: usize = 3;
+/// Range of a principal knob, in standard deviations of the encoded training set.
+pub const PRINCIPAL_RANGE: f32 = 3.0;
+/// Range of an attribute knob, in multiples of the attribute vector.
+pub const ATTRIBUTE_RANGE: f32 = 2.0;
+
+/// The attribute knobs, by position in [`PartKnobs::attributes`]. The names
+/// match the `attributes` entries of a model's `latent_axes.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeKnob {
+    /// More or fewer notes per bar.
+    Density,
+    /// More or fewer onsets off the beat.
+    Syncopation,
+    /// Higher or lower pitches (bass and melody only).
+    Register,
+}
+
+impl AttributeKnob {
+    /// Every attribute knob, in array order.
+    pub const ALL: [AttributeKnob; ATTRIBUTE_KNOBS] = [
+        AttributeKnob::Density,
+        AttributeKnob::Syncopation,
+        AttributeKnob::Register,
+    ];
+
+    /// Name of the attribute vector in `latent_axes.json`.
+    pub const fn axis_name(self) -> &'static str {
+        match self {
+            AttributeKnob::Density => "density",
+            AttributeKnob::Syncopation => "syncopation",
+            AttributeKnob::Register => "register",
+        }
+    }
+
+    /// Whether `part` has this knob (drums have no register).
+    pub const fn applies_to(self, part: Part) -> bool {
+        !matches!((self, part), (AttributeKnob::Register, Part::Drums))
+    }
+}
+
+/// Everything that shapes one part's phrase.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartKnobs {
+    /// Whether the part plays at all. A muted part is still decoded so that
+    /// un-muting is heard on the next bar line without waiting for the worker.
+    pub enabled: bool,
+    /// Sampling temperature; near 0 picks the most likely token every step.
+    pub temperature: f32,
+    /// Offsets along the principal axes, in `-PRINCIPAL_RANGE..=PRINCIPAL_RANGE`.
+    pub principal: [f32; PRINCIPAL_KNOBS],
+    /// Offsets along the attribute vectors, in `-ATTRIBUTE_RANGE..=ATTRIBUTE_RANGE`,
+    /// indexed like [`AttributeKnob::ALL`].
+    pub attributes: [f32; ATTRIBUTE_KNOBS],
+}
+
+impl Default for PartKnobs {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            temperature: 0.5,
+            principal: [0.0; PRINCIPAL_KNOBS],
+            attributes: [0.0; ATTRIBUTE_KNOBS],
+        }
+    }
+}
+
+/// The full set of settings the worker decodes a phrase from.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct KnobSnapshot {
+    /// The seed that picks the base latent and drives sampling.
+    pub seed: u32,
+    /// Per-part settings, indexed by [`Part::index`].
+    pub parts: [PartKnobs; 3],
+}
+
+impl KnobSnapshot {
+    /// Settings of `part`.
+    pub fn part(&self, part: Part) -> &PartKnobs {
+        &self.parts[part.index()]
+    }
+
+    /// Whether two snapshots decode to the same notes. Muting is not part of
+    /// the decode, so toggling a part never asks the worker for anything.
+    pub fn decodes_like(&self, other: &KnobSnapshot) -> bool {
+        self.seed == other.seed
+            && self.parts.iter().zip(&other.parts).all(|(a, b)| {
+                a.temperature == b.temperature
+                    && a.principal == b.principal
+                    && a.attributes == b.attributes
+            })
+    }
+}

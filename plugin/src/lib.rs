@@ -1,0 +1,6 @@
+//! Latent Trio: a CLAP and VST3 instrument that plays drums, bass and melody
+//! from MusicVAE models, in time with the host.
+
+pub mod bridge;
+pub mod knobs;
+pub mod pattern;

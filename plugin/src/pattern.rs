@@ -1,0 +1,198 @@
+//! Fixed-capacity note patterns shared by the worker (which fills them) and the
+//! audio thread (which plays them). Nothing here allocates after construction,
+//! so a [`Phrase`] can be handed to the audio thread and back without the audio
+//! thread ever touching the allocator.
+
+/// Sixteenth-note steps in one 4/4 bar: MusicVAE's grid.
+pub const STEPS_PER_BAR: usize = 16;
+/// Bars in one decoded phrase (the 2-bar models).
+pub const PHRASE_BARS: usize = 2;
+/// Steps in one decoded phrase.
+pub const PHRASE_STEPS: usize = STEPS_PER_BAR * PHRASE_BARS;
+/// Drum classes in MusicVAE's reduced kit.
+pub const DRUM_CLASSES: usize = 9;
+/// Most notes one part can hold in a phrase: every drum class on every step.
+pub const MAX_NOTES_PER_PART: usize = PHRASE_STEPS * DRUM_CLASSES;
+
+/// One of the three instruments the plugin plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    Drums,
+    Bass,
+    Melody,
+}
+
+impl Part {
+    /// Every part, in the order used for arrays indexed by [`Part::index`].
+    pub const ALL: [Part; 3] = [Part::Drums, Part::Bass, Part::Melody];
+
+    /// Position of this part in per-part arrays.
+    pub const fn index(self) -> usize {
+        match self {
+            Part::Drums => 0,
+            Part::Bass => 1,
+            Part::Melody => 2,
+        }
+    }
+
+    /// Lower-case name as used in model manifests, CLI options and file names.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Part::Drums => "drums",
+            Part::Bass => "bass",
+            Part::Melody => "melody",
+        }
+    }
+
+    /// Parses a manifest / command-line part name.
+    pub fn from_name(name: &str) -> Option<Part> {
+        Part::ALL.into_iter().find(|part| part.name() == name)
+    }
+}
+
+/// One note of a phrase, on the 16th grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Note {
+    /// Step within the phrase where the note starts, `0..PHRASE_STEPS`.
+    pub step: u8,
+    /// How many steps the note sounds; at least 1. Drum hits last one step.
+    pub length_steps: u8,
+    /// MIDI pitch.
+    pub pitch: u8,
+    /// MIDI velocity, 1..=127.
+    pub velocity: u8,
+}
+
+impl Note {
+    /// Step (exclusive) at which the note ends, relative to the phrase start.
+    pub fn end_step(&self) -> usize {
+        self.step as usize + self.length_steps as usize
+    }
+}
+
+/// The notes one part plays in a phrase, sorted by start step.
+#[derive(Clone)]
+pub struct PartPhrase {
+    notes: [Note; MAX_NOTES_PER_PART],
+    len: usize,
+}
+
+impl Default for PartPhrase {
+    fn default() -> Self {
+        Self {
+            notes: [Note::default(); MAX_NOTES_PER_PART],
+            len: 0,
+        }
+    }
+}
+
+impl PartPhrase {
+    /// Removes every note, keeping the storage.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends a note. Notes must be pushed in non-decreasing step order.
+    /// Returns `false` (and drops the note) if the phrase is full or the note
+    /// is out of order or outside the phrase.
+    pub fn push(&mut self, note: Note) -> bool {
+        let in_order = self.len == 0 || self.notes[self.len - 1].step <= note.step;
+        if self.len == MAX_NOTES_PER_PART
+            || !in_order
+            || note.step as usize >= PHRASE_STEPS
+            || note.length_steps == 0
+        {
+            return false;
+        }
+        self.notes[self.len] = note;
+        self.len += 1;
+        true
+    }
+
+    /// The notes, sorted by start step.
+    pub fn notes(&self) -> &[Note] {
+        &self.notes[..self.len]
+    }
+
+    /// The notes starting on `step` (relative to the phrase start).
+    pub fn notes_at(&self, step: usize) -> &[Note] {
+        let notes = self.notes();
+        let start = notes.partition_point(|note| (note.step as usize) < step);
+        let end = notes.partition_point(|note| (note.step as usize) <= step);
+        &notes[start..end]
+    }
+
+    /// Whether the part plays nothing in this phrase.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A decoded 2-bar phrase for all three parts. Allocated on the worker, moved
+/// to the audio thread through the bridge and moved back when spent.
+#[derive(Clone, Default)]
+pub struct Phrase {
+    /// The decode request this phrase answers (see the bridge).
+    pub request_id: u64,
+    /// Notes per part, indexed by [`Part::index`].
+    pub parts: [PartPhrase; 3],
+}
+
+impl Phrase {
+    /// Notes of `part`.
+    pub fn part(&self, part: Part) -> &PartPhrase {
+        &self.parts[part.index()]
+    }
+
+    /// Mutable notes of `part`.
+    pub fn part_mut(&mut self, part: Part) -> &mut PartPhrase {
+        &mut self.parts[part.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(step: u8, pitch: u8) -> Note {
+        Note {
+            step,
+            length_steps: 1,
+            pitch,
+            velocity: 100,
+        }
+    }
+
+    #[test]
+    fn notes_at_finds_every_note_starting_on_a_step() {
+        let mut part = PartPhrase::default();
+        assert!(part.push(note(0, 36)));
+        assert!(part.push(note(4, 38)));
+        assert!(part.push(note(4, 42)));
+        assert!(part.push(note(8, 36)));
+        let pitches: Vec<u8> = part.notes_at(4).iter().map(|n| n.pitch).collect();
+        assert_eq!(pitches, vec![38, 42]);
+        assert!(part.notes_at(5).is_empty());
+        assert_eq!(part.notes_at(8).len(), 1);
+    }
+
+    #[test]
+    fn push_refuses_out_of_order_or_out_of_phrase_notes() {
+        let mut part = PartPhrase::default();
+        assert!(part.push(note(8, 36)));
+        assert!(!part.push(note(4, 36)), "out of order");
+        assert!(!part.push(note(PHRASE_STEPS as u8, 36)), "past the phrase");
+        assert_eq!(part.notes().len(), 1);
+    }
+
+    #[test]
+    fn a_phrase_holds_every_drum_class_on_every_step() {
+        let mut part = PartPhrase::default();
+        for step in 0..PHRASE_STEPS as u8 {
+            for class in 0..DRUM_CLASSES as u8 {
+                assert!(part.push(note(step, 36 + class)));
+            }
+        }
+        assert!(!part.push(note(31, 36)));
+    }
+}
