@@ -1,0 +1,1 @@
+"""Latent Trio's model pipeline: MIDI data -> tokens -> MusicVAE -> ONNX."""

@@ -1,0 +1,165 @@
+"""Trains one 2-bar MusicVAE, resumably.
+
+Loss = reconstruction cross-entropy (summed over steps) + beta * max(KL - free
+bits, 0); beta ramps up linearly; scheduled sampling feeds the model's own
+samples back as decoder inputs with a probability that rises on an inverse
+sigmoid schedule (done in parallel: one no-grad teacher-forced pass chooses the
+sampled inputs, a second pass learns from them).
+
+Run: python -m latent_trio_models.train --part drums --steps 4000
+     (add --resume to continue from models/work/checkpoints/<part>_2bar.pt)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from . import vocab
+from .data import load_windows
+from .model import ModelSize, MusicVAE, kl_divergence
+
+TRANSPOSE = range(-5, 7)
+
+
+def transpose(tokens: np.ndarray, part: str, rng: np.random.Generator) -> np.ndarray:
+    """Shifts each melodic window by a random interval that keeps it in range
+    (the bass also in its register); drums pass through. Training split only."""
+    if part == "drums":
+        return tokens
+    low, high = (vocab.BASS_MIN_PITCH, vocab.BASS_MAX_PITCH) if part == "bass" else (vocab.MIN_PITCH, vocab.MAX_PITCH)
+    out = tokens.copy()
+    for row in out:
+        notes = row >= 2
+        if not notes.any():
+            continue
+        pitches = row[notes] - 2 + vocab.MIN_PITCH
+        choices = [k for k in TRANSPOSE if pitches.min() + k >= low and pitches.max() + k <= high]
+        row[notes] += rng.choice(choices) if choices else 0
+    return out
+
+
+def teacher_forced_accuracy(model: MusicVAE, tokens: np.ndarray, batch: int = 256) -> float:
+    """Share of steps whose argmax matches the data, decoding from the encoder mean."""
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for start in range(0, len(tokens), batch):
+            x = torch.as_tensor(tokens[start : start + batch], dtype=torch.long)
+            mu, _ = model.encode(x)
+            correct += (model.teacher_forced_logits(x, mu).argmax(-1) == x).sum().item()
+            total += x.numel()
+    model.train()
+    return correct / total
+
+
+def checkpoint_path(part: str) -> Path:
+    return Path("models/work/checkpoints") / f"{part}_2bar.pt"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["drums", "bass", "melody"], required=True)
+    parser.add_argument("--data", type=Path, default=Path("models/work/data"))
+    parser.add_argument("--steps", type=int, default=4000, help="total optimizer steps (including resumed ones)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--free-bits", type=float, default=48.0)
+    parser.add_argument("--max-beta", type=float, default=0.2)
+    parser.add_argument("--beta-steps", type=int, default=2000, help="steps to ramp beta to its maximum")
+    parser.add_argument("--sampling-rate", type=float, default=500.0, help="inverse sigmoid schedule rate")
+    parser.add_argument("--max-sampling", type=float, default=0.5, help="highest scheduled sampling probability")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoint-minutes", type=float, default=4.0)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    windows = load_windows(args.data, args.part)
+    train, validation = windows["train_2bar"].astype(np.int64), windows["validation_2bar"].astype(np.int64)
+    size = ModelSize(vocab=vocab.vocab_size(args.part))
+    model = MusicVAE(size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    path = checkpoint_path(args.part)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"step": 0, "wall_time_s": 0.0, "history": []}
+    if args.resume and path.exists():
+        saved = torch.load(path, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        rng = np.random.default_rng(state["step"])
+        print(f"resumed at step {state['step']}", flush=True)
+
+    def save() -> None:
+        state["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        state["size"] = size.as_dict()
+        state["hardware"] = f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), CPU"
+        state["train_windows"] = int(len(train))
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state}, path)
+
+    last_save = time.time()
+    started = time.time() - state["wall_time_s"]
+    while state["step"] < args.steps:
+        step = state["step"]
+        lr = args.lr * max(0.05, 0.9999 ** step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = torch.as_tensor(transpose(train[rng.integers(0, len(train), args.batch)], args.part, rng))
+        mu, sigma = model.encode(batch)
+        z = mu + sigma * torch.randn_like(sigma)
+        inputs = model.shifted(batch)
+        sampling = args.max_sampling * (1 - args.sampling_rate / (args.sampling_rate + math.exp(step / args.sampling_rate)))
+        if sampling > 0:
+            with torch.no_grad():
+                guesses, _ = model.decode_inputs(inputs, z, model.initial_state(z))
+                sampled = torch.distributions.Categorical(logits=guesses).sample()
+            replace = torch.rand(batch.shape) < sampling
+            replace[:, 0] = False  # position 0 is the start token
+            inputs = torch.where(replace, model.shifted(sampled), inputs)
+        logits, _ = model.decode_inputs(inputs, z, model.initial_state(z))
+        reconstruction = F.cross_entropy(logits.transpose(1, 2), batch, reduction="none").sum(-1).mean()
+        kl = kl_divergence(mu, sigma)
+        beta = args.max_beta * min(1.0, step / args.beta_steps)
+        loss = reconstruction + beta * torch.clamp(kl - args.free_bits, min=0).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        state["step"] = step + 1
+        state["wall_time_s"] = time.time() - started
+        if state["step"] % 100 == 0:
+            accuracy = (logits.argmax(-1) == batch).float().mean().item()
+            record = {
+                "step": state["step"],
+                "loss": round(loss.item(), 3),
+                "reconstruction": round(reconstruction.item(), 3),
+                "kl": round(kl.mean().item(), 2),
+                "beta": round(beta, 3),
+                "sampling": round(sampling, 3),
+                "train_accuracy": round(accuracy, 4),
+                "s_per_step": round(state["wall_time_s"] / state["step"], 3),
+            }
+            if state["step"] % 500 == 0:
+                record["validation_tf_accuracy"] = round(teacher_forced_accuracy(model, validation[:1024]), 4)
+            state["history"].append(record)
+            print(json.dumps(record), flush=True)
+        if time.time() - last_save > args.checkpoint_minutes * 60:
+            save()
+            last_save = time.time()
+    save()
+    print(f"done: {state['step']} steps in {state['wall_time_s']:.0f} s -> {path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
