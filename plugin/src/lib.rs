@@ -2,5 +2,7 @@
 //! from MusicVAE models, in time with the host.
 
 pub mod bridge;
+pub mod engine;
 pub mod knobs;
 pub mod pattern;
+pub mod sequencer;

@@ -1,0 +1,326 @@
+//! `manifest.json`: what a model folder claims to be. Nothing in it is trusted:
+//! [`Manifest::load`] checks every field against what the sequencer can play
+//! and returns the graph signatures that the ONNX files must then match.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ModelError;
+use crate::pattern::{DRUM_CLASSES, PHRASE_BARS, Part, STEPS_PER_BAR};
+
+/// The manifest format this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The parsed and checked manifest of one model folder.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    /// Manifest format; newer ones are refused with a plain message.
+    pub format_version: u32,
+    /// Display name, e.g. `drums_2bar`.
+    pub name: String,
+    /// Which part the model plays: `drums`, `bass` or `melody`.
+    pub part: String,
+    /// How tokens map to notes.
+    pub vocabulary: Vocabulary,
+    /// Token fed to the first decoder step.
+    pub start_token: i64,
+    /// 16th steps per bar (always 16).
+    pub steps_per_bar: usize,
+    /// Bars per decoded phrase.
+    pub bars: usize,
+    /// Size of the latent vector z.
+    pub latent_size: usize,
+    /// Whether the model has a conductor (not read by this version).
+    pub hierarchical: bool,
+    /// Decoder LSTM shape, which fixes the state tensors' shapes.
+    pub decoder: DecoderShape,
+    /// The ONNX graphs and their signatures.
+    pub graphs: Graphs,
+    /// File name of the latent axes, beside the manifest.
+    pub latent_axes: String,
+}
+
+/// Token vocabularies (MusicVAE's).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Vocabulary {
+    /// One token per step = the set of drum classes hit (bit `i` = class `i`).
+    DrumClasses {
+        /// Number of tokens, `2^classes`.
+        size: usize,
+        /// The classes in bit order, with the GM pitch each one plays.
+        classes: Vec<DrumClass>,
+    },
+    /// One token per step: note-off, no event, or the note-on of a pitch.
+    Melodic {
+        /// Number of tokens.
+        size: usize,
+        /// Token that ends the sounding note.
+        note_off: i64,
+        /// Token that holds or rests.
+        no_event: i64,
+        /// Pitch of the first note-on token (token 2).
+        min_pitch: u8,
+        /// Pitch of the last note-on token.
+        max_pitch: u8,
+    },
+}
+
+/// A drum class and the General MIDI pitch it plays.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct DrumClass {
+    /// e.g. `kick`.
+    pub name: String,
+    /// e.g. 36.
+    pub pitch: u8,
+}
+
+impl Vocabulary {
+    /// Number of tokens.
+    pub fn size(&self) -> usize {
+        match self {
+            Vocabulary::DrumClasses { size, .. } | Vocabulary::Melodic { size, .. } => *size,
+        }
+    }
+}
+
+/// Decoder LSTM shape.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+pub struct DecoderShape {
+    /// Stacked LSTM layers.
+    pub layers: usize,
+    /// Units per layer.
+    pub hidden: usize,
+}
+
+/// The step-wise decoding graphs (and the encoder, which MIDI import uses).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Graphs {
+    /// tokens -> mu, sigma.
+    pub encoder: GraphSpec,
+    /// z -> h, c.
+    pub decoder_init: GraphSpec,
+    /// token, z, h, c -> logits, h_out, c_out.
+    pub decoder_step: GraphSpec,
+}
+
+/// One ONNX file and its signature.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct GraphSpec {
+    /// File name beside the manifest.
+    pub file: String,
+    /// Inputs in order.
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs in order.
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// Name, element type and shape of a graph input or output.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct TensorSpec {
+    /// Tensor name in the graph.
+    pub name: String,
+    /// `int64` or `float32`.
+    pub dtype: String,
+    /// Fixed sizes, or `"batch"` for the dynamic batch axis.
+    pub shape: Vec<Dimension>,
+}
+
+/// One axis of a tensor shape.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Dimension {
+    /// A size fixed at export.
+    Fixed(i64),
+    /// A named dynamic axis; only `batch` is allowed.
+    Named(String),
+}
+
+impl Manifest {
+    /// Reads `<folder>/manifest.json` and checks it describes a model of
+    /// `part` that this version can play.
+    pub fn load(folder: &Path, part: Part) -> Result<Manifest, ModelError> {
+        let path = folder.join("manifest.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|source| ModelError::ManifestSyntax {
+                path: path.clone(),
+                source,
+            })?;
+        manifest.check(&path, part)?;
+        Ok(manifest)
+    }
+
+    fn check(&self, path: &Path, part: Part) -> Result<(), ModelError> {
+        let wrong = |detail: String| ModelError::ManifestContent {
+            path: path.to_path_buf(),
+            detail,
+        };
+        if self.format_version != FORMAT_VERSION {
+            return Err(wrong(format!(
+                "format version {} is not supported (this version of Latent Trio reads version {FORMAT_VERSION})",
+                self.format_version
+            )));
+        }
+        if Part::from_name(&self.part) != Some(part) {
+            return Err(wrong(format!(
+                "it is a \"{}\" model, but this folder is for {}",
+                self.part,
+                part.name()
+            )));
+        }
+        if self.steps_per_bar != STEPS_PER_BAR || self.bars != PHRASE_BARS || self.hierarchical {
+            return Err(wrong(format!(
+                "it decodes {} bars of {} steps (hierarchical: {}); this version plays flat {PHRASE_BARS}-bar models of {STEPS_PER_BAR} steps",
+                self.bars, self.steps_per_bar, self.hierarchical
+            )));
+        }
+        if !(1..=4096).contains(&self.latent_size)
+            || !(1..=16).contains(&self.decoder.layers)
+            || !(1..=8192).contains(&self.decoder.hidden)
+        {
+            return Err(wrong(format!(
+                "implausible sizes: latent {}, decoder {}x{}",
+                self.latent_size, self.decoder.layers, self.decoder.hidden
+            )));
+        }
+        match (&self.vocabulary, part) {
+            (Vocabulary::DrumClasses { size, classes }, Part::Drums) => {
+                if classes.len() != DRUM_CLASSES || *size != 1 << DRUM_CLASSES {
+                    return Err(wrong(format!(
+                        "a drum vocabulary needs {DRUM_CLASSES} classes and {} tokens, found {} and {size}",
+                        1 << DRUM_CLASSES,
+                        classes.len()
+                    )));
+                }
+                if let Some(class) = classes.iter().find(|c| c.pitch > 127) {
+                    return Err(wrong(format!("drum class {} has pitch {}", class.name, class.pitch)));
+                }
+            }
+            (
+                Vocabulary::Melodic {
+                    size,
+                    note_off,
+                    no_event,
+                    min_pitch,
+                    max_pitch,
+                },
+                Part::Bass | Part::Melody,
+            ) => {
+                let pitches = usize::from(max_pitch.saturating_sub(*min_pitch)) + 1;
+                if *note_off != 0 || *no_event != 1 || *max_pitch > 127 || *size != 2 + pitches {
+                    return Err(wrong(format!(
+                        "a melodic vocabulary is note-off 0, no-event 1, then one token per pitch; found size {size} for pitches {min_pitch}..={max_pitch}"
+                    )));
+                }
+            }
+            _ => {
+                return Err(wrong(format!(
+                    "its vocabulary does not fit a {} part",
+                    part.name()
+                )));
+            }
+        }
+        if self.start_token != self.vocabulary.size() as i64 {
+            return Err(wrong(format!(
+                "start token {} should be the vocabulary size {}",
+                self.start_token,
+                self.vocabulary.size()
+            )));
+        }
+        let expected = self.expected_graphs();
+        for (found, expected) in [
+            (&self.graphs.encoder, &expected.encoder),
+            (&self.graphs.decoder_init, &expected.decoder_init),
+            (&self.graphs.decoder_step, &expected.decoder_step),
+        ] {
+            if found.inputs != expected.inputs || found.outputs != expected.outputs {
+                return Err(wrong(format!(
+                    "graph {} should have inputs {} and outputs {}, but the manifest says inputs {} and outputs {}",
+                    found.file,
+                    describe(&expected.inputs),
+                    describe(&expected.outputs),
+                    describe(&found.inputs),
+                    describe(&found.outputs)
+                )));
+            }
+            if found.file.contains(['/', '\\']) || found.file.contains("..") {
+                return Err(wrong(format!(
+                    "graph file {} must be a plain file name in the model folder",
+                    found.file
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The signatures the model contract prescribes for these sizes.
+    fn expected_graphs(&self) -> Graphs {
+        let batch = || Dimension::Named("batch".into());
+        let fixed = |n: usize| Dimension::Fixed(n as i64);
+        let tensor = |name: &str, dtype: &str, shape: Vec<Dimension>| TensorSpec {
+            name: name.into(),
+            dtype: dtype.into(),
+            shape,
+        };
+        let z = || tensor("z", "float32", vec![batch(), fixed(self.latent_size)]);
+        let state = |name: &str| {
+            tensor(
+                name,
+                "float32",
+                vec![fixed(self.decoder.layers), batch(), fixed(self.decoder.hidden)],
+            )
+        };
+        let graph = |file: &str, inputs, outputs| GraphSpec {
+            file: file.into(),
+            inputs,
+            outputs,
+        };
+        let steps = self.steps_per_bar * self.bars;
+        Graphs {
+            encoder: graph(
+                &self.graphs.encoder.file,
+                vec![tensor("tokens", "int64", vec![batch(), fixed(steps)])],
+                vec![
+                    tensor("mu", "float32", vec![batch(), fixed(self.latent_size)]),
+                    tensor("sigma", "float32", vec![batch(), fixed(self.latent_size)]),
+                ],
+            ),
+            decoder_init: graph(&self.graphs.decoder_init.file, vec![z()], vec![state("h"), state("c")]),
+            decoder_step: graph(
+                &self.graphs.decoder_step.file,
+                vec![tensor("token", "int64", vec![batch()]), z(), state("h"), state("c")],
+                vec![
+                    tensor("logits", "float32", vec![batch(), fixed(self.vocabulary.size())]),
+                    state("h_out"),
+                    state("c_out"),
+                ],
+            ),
+        }
+    }
+
+    /// Path of a graph file.
+    pub fn graph_path(folder: &Path, graph: &GraphSpec) -> PathBuf {
+        folder.join(&graph.file)
+    }
+}
+
+/// `tokens: int64[batch, 32]`-style summary for error messages.
+pub fn describe(tensors: &[TensorSpec]) -> String {
+    let one = |t: &TensorSpec| {
+        let shape: Vec<String> = t
+            .shape
+            .iter()
+            .map(|d| match d {
+                Dimension::Fixed(n) => n.to_string(),
+                Dimension::Named(name) => name.clone(),
+            })
+            .collect();
+        format!("{}: {}[{}]", t.name, t.dtype, shape.join(", "))
+    };
+    format!("({})", tensors.iter().map(one).collect::<Vec<_>>().join(", "))
+}

@@ -1,0 +1,192 @@
+//! One part's MusicVAE: its manifest, latent axes and ONNX sessions, and the
+//! step-wise decode (sampling happens here, in Rust, so that a seed decodes
+//! to the same tokens on every machine).
+
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::{Tensor, TensorElementType, ValueType};
+
+use super::latent::LatentAxes;
+use super::manifest::{Dimension, GraphSpec, Manifest, TensorSpec, describe};
+use super::random::SeededRandom;
+use super::runtime::{Provider, ProviderChoice, Runtime};
+use super::tokens::tokens_to_notes;
+use super::{ModelError, ModelResult};
+use crate::knobs::PartKnobs;
+use crate::pattern::{PHRASE_STEPS, Part, PartPhrase};
+
+/// Stream id of token sampling (the latent draw uses another).
+const SAMPLING_STREAM: u64 = 2;
+
+/// A loaded, checked model for one part.
+pub struct PartModel {
+    /// Which part it plays.
+    pub part: Part,
+    /// The folder it came from.
+    pub folder: PathBuf,
+    /// Its checked manifest.
+    pub manifest: Manifest,
+    /// Its latent axes.
+    pub axes: LatentAxes,
+    /// Where it runs.
+    pub provider: Provider,
+    /// Why the requested provider is not the one in use, if it is not.
+    pub provider_note: Option<String>,
+    encoder: Session,
+    decoder_init: Session,
+    decoder_step: Session,
+}
+
+impl PartModel {
+    /// Loads the model in `folder` for `part`, checking the manifest, the
+    /// latent axes and every graph's signature.
+    pub fn load(
+        runtime: &Runtime,
+        folder: &Path,
+        part: Part,
+        choice: ProviderChoice,
+    ) -> ModelResult<PartModel> {
+        let manifest = Manifest::load(folder, part)?;
+        let axes = LatentAxes::load(
+            &folder.join(&manifest.latent_axes),
+            part,
+            manifest.latent_size,
+        )?;
+        let open = |spec: &GraphSpec| -> ModelResult<(Session, Provider, Option<String>)> {
+            let path = Manifest::graph_path(folder, spec);
+            if !path.is_file() {
+                return Err(ModelError::Unreadable {
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+                    path,
+                });
+            }
+            let opened = runtime
+                .open(&path, choice)
+                .map_err(|source| ModelError::GraphUnloadable {
+                    path: path.clone(),
+                    message: source.to_string(),
+                })?;
+            check_signature(&opened.0, spec, &path)?;
+            Ok(opened)
+        };
+        let (encoder, _, _) = open(&manifest.graphs.encoder)?;
+        let (decoder_init, _, _) = open(&manifest.graphs.decoder_init)?;
+        let (decoder_step, provider, provider_note) = open(&manifest.graphs.decoder_step)?;
+        Ok(PartModel {
+            part,
+            folder: folder.to_path_buf(),
+            manifest,
+            axes,
+            provider,
+            provider_note,
+            encoder,
+            decoder_init,
+            decoder_step,
+        })
+    }
+
+    /// The latent for `seed` and `knobs`.
+    pub fn latent(&self, seed: u32, knobs: &PartKnobs) -> Vec<f32> {
+        let mut z = vec![0.0; self.manifest.latent_size];
+        self.axes.compose(seed, self.part, knobs, &mut z);
+        z
+    }
+
+    /// Decodes `z` step by step at `temperature`, sampling with the seed's
+    /// stream; returns one token per 16th step.
+    pub fn decode_tokens(&mut self, z: &[f32], seed: u32, temperature: f32) -> ModelResult<Vec<i64>> {
+        let latent = self.manifest.latent_size;
+        let z_tensor = || Tensor::from_array(([1usize, latent], z.to_vec()));
+        let init = self.decoder_init.run(ort::inputs!["z" => z_tensor()?])?;
+        let mut h = init["h"].try_extract_tensor::<f32>()?.1.to_vec();
+        let mut c = init["c"].try_extract_tensor::<f32>()?.1.to_vec();
+        drop(init);
+        let state_shape = [self.manifest.decoder.layers, 1, self.manifest.decoder.hidden];
+        let mut random = SeededRandom::new(seed, self.part.index(), SAMPLING_STREAM);
+        let mut token = self.manifest.start_token;
+        let mut tokens = Vec::with_capacity(PHRASE_STEPS);
+        for _ in 0..PHRASE_STEPS {
+            let outputs = self.decoder_step.run(ort::inputs![
+                "token" => Tensor::from_array(([1usize], vec![token]))?,
+                "z" => z_tensor()?,
+                "h" => Tensor::from_array((state_shape, std::mem::take(&mut h)))?,
+                "c" => Tensor::from_array((state_shape, std::mem::take(&mut c)))?,
+            ])?;
+            let logits = outputs["logits"].try_extract_tensor::<f32>()?.1;
+            if logits.iter().any(|l| !l.is_finite()) {
+                return Err(ModelError::NotFinite {
+                    folder: self.folder.clone(),
+                });
+            }
+            token = random.sample_logits(logits, temperature) as i64;
+            h = outputs["h_out"].try_extract_tensor::<f32>()?.1.to_vec();
+            c = outputs["c_out"].try_extract_tensor::<f32>()?.1.to_vec();
+            tokens.push(token);
+        }
+        Ok(tokens)
+    }
+
+    /// Decodes the phrase for `seed` and `knobs` into `out`.
+    pub fn decode(&mut self, seed: u32, knobs: &PartKnobs, out: &mut PartPhrase) -> ModelResult<()> {
+        let z = self.latent(seed, knobs);
+        let tokens = self.decode_tokens(&z, seed, knobs.temperature)?;
+        tokens_to_notes(&self.manifest.vocabulary, &tokens, out);
+        Ok(())
+    }
+
+    /// Encoder mean of one window of tokens (MIDI import uses it to find the
+    /// latent of a musician's own pattern).
+    pub fn encode(&mut self, tokens: &[i64]) -> ModelResult<Vec<f32>> {
+        let outputs = self
+            .encoder
+            .run(ort::inputs!["tokens" => Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?])?;
+        Ok(outputs["mu"].try_extract_tensor::<f32>()?.1.to_vec())
+    }
+}
+
+/// Checks that a session's inputs and outputs are exactly the manifest's.
+fn check_signature(session: &Session, spec: &GraphSpec, path: &Path) -> ModelResult<()> {
+    let found = |outlets: &[ort::value::Outlet]| -> Vec<TensorSpec> {
+        outlets
+            .iter()
+            .map(|outlet| {
+                let (dtype, shape) = match outlet.dtype() {
+                    ValueType::Tensor { ty, shape, .. } => (
+                        match ty {
+                            TensorElementType::Float32 => "float32".to_string(),
+                            TensorElementType::Int64 => "int64".to_string(),
+                            other => format!("{other:?}").to_lowercase(),
+                        },
+                        shape.iter().map(|&d| d).collect::<Vec<i64>>(),
+                    ),
+                    other => (format!("{other:?}"), Vec::new()),
+                };
+                TensorSpec {
+                    name: outlet.name().to_string(),
+                    dtype,
+                    // A dynamic axis reads -1; the contract's only one is the batch.
+                    shape: shape
+                        .into_iter()
+                        .map(|d| {
+                            if d < 0 {
+                                Dimension::Named("batch".into())
+                            } else {
+                                Dimension::Fixed(d)
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    };
+    let (inputs, outputs) = (found(session.inputs()), found(session.outputs()));
+    if inputs != spec.inputs || outputs != spec.outputs {
+        return Err(ModelError::GraphSignature {
+            path: path.to_path_buf(),
+            expected: format!("{} -> {}", describe(&spec.inputs), describe(&spec.outputs)),
+            found: format!("{} -> {}", describe(&inputs), describe(&outputs)),
+        });
+    }
+    Ok(())
+}

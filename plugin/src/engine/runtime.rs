@@ -1,0 +1,244 @@
+//! Finding and loading the ONNX Runtime library, and choosing where the
+//! models run (execution providers).
+//!
+//! The library is loaded at run time (`ort`'s `load-dynamic`), from inside the
+//! plugin's own bundle first, then from `LATENT_TRIO_ORT_LIB`. When neither
+//! works the plugin stays loaded and silent and says why; no `ort` call is
+//! ever made before the library has loaded, because `ort` would otherwise try
+//! a default path on its own.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::environment::Environment;
+use ort::ep::{self, ExecutionProvider};
+use ort::session::Session;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+
+use super::RuntimeError;
+
+/// Environment variable naming an ONNX Runtime library file to use when the
+/// bundle carries none.
+pub const ORT_LIBRARY_ENV: &str = "LATENT_TRIO_ORT_LIB";
+/// Environment variable naming a models folder that replaces the bundled one.
+pub const MODELS_ENV: &str = "LATENT_TRIO_MODELS";
+/// ONNX Runtime release the bundles carry (the PyPI `onnxruntime` wheel).
+pub const ORT_VERSION: &str = "1.32.0";
+
+/// File name of the ONNX Runtime library on this platform.
+pub fn ort_library_file_name() -> String {
+    if cfg!(target_os = "windows") {
+        "onnxruntime.dll".into()
+    } else if cfg!(target_os = "macos") {
+        format!("libonnxruntime.{ORT_VERSION}.dylib")
+    } else {
+        format!("libonnxruntime.so.{ORT_VERSION}")
+    }
+}
+
+/// Where the models run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// ONNX Runtime's CPU provider; always there.
+    Cpu,
+    /// NVIDIA GPUs.
+    Cuda,
+    /// Any DirectX 12 GPU on Windows.
+    DirectMl,
+}
+
+impl Provider {
+    /// Name shown to the musician.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Provider::Cpu => "CPU",
+            Provider::Cuda => "CUDA",
+            Provider::DirectMl => "DirectML",
+        }
+    }
+}
+
+/// What the musician asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProviderChoice {
+    /// The fastest that works here: CUDA, then DirectML, then CPU.
+    #[default]
+    Auto,
+    /// CPU only.
+    Cpu,
+    /// CUDA, falling back to the CPU with a note when it is unavailable.
+    Cuda,
+    /// DirectML, falling back to the CPU with a note when it is unavailable.
+    DirectMl,
+}
+
+impl ProviderChoice {
+    /// The providers to try, in order, before the CPU.
+    fn accelerators(self) -> &'static [Provider] {
+        match self {
+            ProviderChoice::Auto => &[Provider::Cuda, Provider::DirectMl],
+            ProviderChoice::Cpu => &[],
+            ProviderChoice::Cuda => &[Provider::Cuda],
+            ProviderChoice::DirectMl => &[Provider::DirectMl],
+        }
+    }
+}
+
+/// The loaded library and its process-wide environment (ONNX Runtime allows
+/// one per process, shared by every plugin instance).
+pub struct Runtime {
+    environment: Environment,
+    /// The library file that was loaded.
+    pub library: PathBuf,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static LOADING: Mutex<()> = Mutex::new(());
+
+/// Folders that may hold the plugin's resources (`lib/`, `models/`), nearest
+/// first: `Contents/Resources` of a VST3 bundle, `<name>.resources` beside a
+/// single-file CLAP, and the repository's own folders in a development build.
+pub fn resource_folders() -> Vec<PathBuf> {
+    let mut folders = Vec::new();
+    if let Some(binary) = own_binary_path() {
+        if let (Some(dir), Some(stem)) = (binary.parent(), binary.file_stem()) {
+            let mut sibling = stem.to_os_string();
+            sibling.push(".resources");
+            folders.push(dir.join(sibling));
+        }
+        for ancestor in binary.ancestors().skip(1).take(3) {
+            folders.push(ancestor.join("Resources"));
+        }
+    }
+    // Development builds and the CLI run from the repository.
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    folders.push(repository.clone());
+    folders.push(repository.join("ort"));
+    folders
+}
+
+/// Candidate library files, in the order they are tried.
+pub fn library_candidates() -> Vec<PathBuf> {
+    let name = ort_library_file_name();
+    let mut candidates: Vec<PathBuf> = resource_folders()
+        .into_iter()
+        .map(|folder| folder.join("lib").join(&name))
+        .collect();
+    if let Some(path) = std::env::var_os(ORT_LIBRARY_ENV) {
+        // The bundle's own copy wins; the variable is for bundles without one.
+        candidates.insert(candidates.len() - 2, PathBuf::from(path));
+    }
+    candidates
+}
+
+/// Loads ONNX Runtime once per process (worker threads only: it reads files).
+pub fn runtime() -> Result<&'static Runtime, RuntimeError> {
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let _guard = LOADING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let candidates = library_candidates();
+    let Some(library) = candidates.iter().find(|path| path.is_file()) else {
+        return Err(RuntimeError::LibraryNotFound {
+            searched: candidates,
+        });
+    };
+    let library = library.canonicalize().unwrap_or_else(|_| library.clone());
+    let builder = ort::init_from(&library).map_err(|error| RuntimeError::LibraryUnusable {
+        path: library.clone(),
+        message: error.to_string(),
+    })?;
+    let environment = builder
+        .with_name("latent-trio")
+        .with_telemetry(false)
+        .build()
+        .map_err(|error| RuntimeError::LibraryUnusable {
+            path: library.clone(),
+            message: error.to_string(),
+        })?;
+    Ok(RUNTIME.get_or_init(|| Runtime {
+        environment,
+        library,
+    }))
+}
+
+impl Runtime {
+    /// Opens one ONNX graph on the first provider of `choice` that works,
+    /// with the CPU as the last resort. Returns the session, the provider it
+    /// runs on, and why a requested accelerator was not used (if it was not).
+    pub fn open(
+        &self,
+        graph: &Path,
+        choice: ProviderChoice,
+    ) -> Result<(Session, Provider, Option<String>), ort::Error> {
+        let mut refused = Vec::new();
+        for &provider in choice.accelerators() {
+            match self.open_on(graph, provider) {
+                Ok(session) => return Ok((session, provider, None)),
+                Err(error) => refused.push(format!("{}: {error}", provider.label())),
+            }
+        }
+        let session = self.open_on(graph, Provider::Cpu)?;
+        let note = (choice != ProviderChoice::Auto && choice != ProviderChoice::Cpu)
+            .then(|| format!("{} unavailable, running on the CPU", refused.join("; ")));
+        Ok((session, Provider::Cpu, note))
+    }
+
+    fn open_on(&self, graph: &Path, provider: Provider) -> Result<Session, ort::Error> {
+        // One thread: a decode is a chain of tiny steps, and the host's audio
+        // threads need the other cores.
+        let builder = Session::builder(&self.environment)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)?
+            .with_intra_threads(1)?
+            .with_inter_threads(1)?;
+        let mut builder = with_provider(builder, provider)?;
+        builder.commit_from_file(graph)
+    }
+}
+
+fn with_provider(builder: SessionBuilder, provider: Provider) -> Result<SessionBuilder, ort::Error> {
+    let dispatch = match provider {
+        Provider::Cpu => return Ok(builder),
+        Provider::Cuda => {
+            if !ep::CUDA::is_available()? {
+                return Err(ort::Error::new("this ONNX Runtime library was built without CUDA"));
+            }
+            ep::CUDA::default().build()
+        }
+        Provider::DirectMl => {
+            if !ep::DirectML::is_available()? {
+                return Err(ort::Error::new("this ONNX Runtime library was built without DirectML"));
+            }
+            ep::DirectML::default().build()
+        }
+    };
+    builder
+        .with_execution_providers([dispatch.error_on_failure()])
+        .map_err(ort::Error::<()>::from)
+}
+
+/// The file the plugin's code was loaded from (the `.clap`, the `.so` inside a
+/// `.vst3`, or the CLI executable).
+fn own_binary_path() -> Option<PathBuf> {
+    #[cfg(unix)]
+    {
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        let address = own_binary_path as *const libc::c_void;
+        // SAFETY: dladdr only reads the address and fills `info`.
+        if unsafe { libc::dladdr(address, &mut info) } != 0 && !info.dli_fname.is_null() {
+            // SAFETY: dladdr returned a NUL-terminated path.
+            let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+            use std::os::unix::ffi::OsStrExt;
+            let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+            return path.canonicalize().ok().or(Some(path));
+        }
+        None
+    }
+    #[cfg(not(unix))]
+    {
+        std::env::current_exe().ok()
+    }
+}

@@ -1,0 +1,140 @@
+//! Decoded tokens -> notes of a phrase, by the model's vocabulary.
+
+use super::manifest::Vocabulary;
+use crate::pattern::{Note, PHRASE_STEPS, PartPhrase};
+
+/// Velocity of a drum hit by its place in the beat: downbeats speak loudest,
+/// 16th off-beats softest, which is what a drummer's hands do when nothing
+/// else says otherwise (v1 models do not decode velocity).
+fn drum_velocity(step: usize) -> u8 {
+    match step % 4 {
+        0 => 110,
+        2 => 96,
+        _ => 82,
+    }
+}
+
+/// Velocity of bass and melody notes.
+const MELODIC_VELOCITY: u8 = 100;
+
+/// Fills `out` with the notes that `tokens` (one per 16th step) play.
+///
+/// Drums: every class bit set on a step is a one-step hit of that class's
+/// pitch. Melodic: a note-on token starts a note that lasts until the next
+/// note-on or note-off token, or the end of the phrase.
+pub fn tokens_to_notes(vocabulary: &Vocabulary, tokens: &[i64], out: &mut PartPhrase) {
+    out.clear();
+    let steps = tokens.len().min(PHRASE_STEPS);
+    match vocabulary {
+        Vocabulary::DrumClasses { classes, .. } => {
+            for (step, &token) in tokens[..steps].iter().enumerate() {
+                for (bit, class) in classes.iter().enumerate() {
+                    if token >> bit & 1 == 1 {
+                        out.push(Note {
+                            step: step as u8,
+                            length_steps: 1,
+                            pitch: class.pitch,
+                            velocity: drum_velocity(step),
+                        });
+                    }
+                }
+            }
+        }
+        Vocabulary::Melodic {
+            min_pitch,
+            max_pitch,
+            ..
+        } => {
+            let mut step = 0;
+            while step < steps {
+                let token = tokens[step];
+                if token < 2 {
+                    step += 1;
+                    continue;
+                }
+                let pitch = i64::from(*min_pitch) + token - 2;
+                let end = (step + 1..steps)
+                    .find(|&s| tokens[s] != 1)
+                    .unwrap_or(steps);
+                if pitch <= i64::from(*max_pitch) {
+                    out.push(Note {
+                        step: step as u8,
+                        length_steps: (end - step) as u8,
+                        pitch: pitch as u8,
+                        velocity: MELODIC_VELOCITY,
+                    });
+                }
+                step = end;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::manifest::DrumClass;
+
+    fn melodic() -> Vocabulary {
+        Vocabulary::Melodic {
+            size: 90,
+            note_off: 0,
+            no_event: 1,
+            min_pitch: 21,
+            max_pitch: 108,
+        }
+    }
+
+    fn drums() -> Vocabulary {
+        let pitches = [36, 38, 42, 46, 45, 48, 50, 49, 51];
+        Vocabulary::DrumClasses {
+            size: 512,
+            classes: pitches
+                .iter()
+                .map(|&pitch| DrumClass {
+                    name: pitch.to_string(),
+                    pitch,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_drum_token_plays_every_class_it_names() {
+        let mut tokens = [0i64; PHRASE_STEPS];
+        tokens[0] = 0b101; // kick + closed hat
+        tokens[6] = 0b10; // snare
+        let mut out = PartPhrase::default();
+        tokens_to_notes(&drums(), &tokens, &mut out);
+        let played: Vec<(u8, u8)> = out.notes().iter().map(|n| (n.step, n.pitch)).collect();
+        assert_eq!(played, vec![(0, 36), (0, 42), (6, 38)]);
+        assert!(out.notes().iter().all(|n| n.length_steps == 1));
+        assert!(out.notes()[0].velocity > out.notes()[2].velocity, "downbeats are accented");
+    }
+
+    #[test]
+    fn a_melodic_note_holds_until_the_next_event() {
+        let mut tokens = [1i64; PHRASE_STEPS];
+        tokens[0] = 60 - 21 + 2; // C4 on
+        tokens[4] = 0; // off
+        tokens[8] = 64 - 21 + 2; // E4 on
+        tokens[10] = 67 - 21 + 2; // G4 on ends E4
+        let mut out = PartPhrase::default();
+        tokens_to_notes(&melodic(), &tokens, &mut out);
+        let played: Vec<(u8, u8, u8)> = out
+            .notes()
+            .iter()
+            .map(|n| (n.step, n.length_steps, n.pitch))
+            .collect();
+        assert_eq!(played, vec![(0, 4, 60), (8, 2, 64), (10, 22, 67)]);
+    }
+
+    #[test]
+    fn rests_and_holds_alone_play_nothing() {
+        let mut out = PartPhrase::default();
+        tokens_to_notes(&melodic(), &[1i64; PHRASE_STEPS], &mut out);
+        assert!(out.is_empty());
+        tokens_to_notes(&drums(), &[0i64; PHRASE_STEPS], &mut out);
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,308 @@
+//! AUDIO THREAD ONLY: host transport -> bar clock -> note events.
+//!
+//! Everything here runs inside `process()`: no allocation, no locks, no
+//! blocking, no logging. Phrases arrive already decoded (see the bridge); the
+//! sequencer only decides which notes of which phrase sound at which sample.
+//!
+//! Rules a musician can rely on:
+//! - Bar `n` of the song plays bar `n mod 2` of the current 2-bar phrase.
+//! - A new phrase takes over only on a bar line whose number is a multiple of
+//!   the change quantization (1, 2 or 4 bars).
+//! - A bar shorter than 16 steps (3/4, 7/8) plays the first steps of the
+//!   phrase bar; a longer one (5/4) rests after step 16.
+//! - Stop, any jump in position (loops, locate), bypass and reset end every
+//!   sounding note at once; nothing plays while the transport is stopped.
+
+pub mod clock;
+
+use clock::{BlockTiming, Meter, STEPS_PER_QUARTER, bar_position, samples_per_quarter};
+
+use crate::pattern::{PHRASE_BARS, Part, Phrase, STEPS_PER_BAR};
+
+/// A position change larger than this (in quarters) between the expected and
+/// the reported block start is a jump: about a 32nd note.
+const JUMP_TOLERANCE_QUARTERS: f64 = 0.125;
+/// Notes that can sound at once: 9 drum classes + bass + melody, with room.
+const MAX_SOUNDING: usize = 32;
+/// Tempo assumed when the host reports none.
+const DEFAULT_TEMPO: f64 = 120.0;
+
+/// Where a part's notes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartRouting {
+    /// Whether the part plays.
+    pub enabled: bool,
+    /// MIDI channel, 0-based (drums default to 9, i.e. channel 10).
+    pub channel: u8,
+}
+
+/// Everything the sequencer needs to know about one block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockInput {
+    /// Samples in the block.
+    pub samples: u32,
+    /// Sample rate in Hz.
+    pub sample_rate: f64,
+    /// Whether the host transport is running.
+    pub playing: bool,
+    /// Tempo in BPM, if the host says.
+    pub tempo: Option<f64>,
+    /// Song position of the block start in quarters, if the host says.
+    pub position_quarters: Option<f64>,
+    /// Start of the bar containing the block start, in quarters.
+    pub bar_start_quarters: Option<f64>,
+    /// Number of that bar (0 = first bar of the song).
+    pub bar_number: Option<i32>,
+    /// The time signature.
+    pub meter: Meter,
+    /// New phrases take over every this many bars (1, 2 or 4).
+    pub change_every_bars: u32,
+    /// Per part, by [`Part::index`]; read at bar lines.
+    pub routing: [PartRouting; 3],
+    /// Bypassed: silent, all notes ended.
+    pub bypassed: bool,
+}
+
+/// Receives what the sequencer does.
+pub trait SequencerOutput {
+    /// A note starts `timing` samples into the block.
+    fn note_on(&mut self, timing: u32, channel: u8, pitch: u8, velocity: u8);
+    /// A note ends `timing` samples into the block.
+    fn note_off(&mut self, timing: u32, channel: u8, pitch: u8);
+    /// A phrase the sequencer no longer needs, to go back to the worker.
+    fn retire(&mut self, phrase: Box<Phrase>);
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SoundingNote {
+    channel: u8,
+    pitch: u8,
+    /// Absolute song step on which it ends.
+    end_step: i64,
+}
+
+/// The notes currently held, so that each one gets exactly one note-off.
+struct Sounding {
+    notes: [SoundingNote; MAX_SOUNDING],
+    len: usize,
+}
+
+impl Sounding {
+    fn new() -> Self {
+        Sounding {
+            notes: [SoundingNote {
+                channel: 0,
+                pitch: 0,
+                end_step: 0,
+            }; MAX_SOUNDING],
+            len: 0,
+        }
+    }
+
+    fn end_where(&mut self, timing: u32, out: &mut impl SequencerOutput, ends: impl Fn(&SoundingNote) -> bool) {
+        let mut index = 0;
+        while index < self.len {
+            let note = self.notes[index];
+            if ends(&note) {
+                out.note_off(timing, note.channel, note.pitch);
+                self.len -= 1;
+                self.notes[index] = self.notes[self.len];
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    fn end_all(&mut self, timing: u32, out: &mut impl SequencerOutput) {
+        self.end_where(timing, out, |_| true);
+    }
+
+    fn start(&mut self, timing: u32, note: SoundingNote, velocity: u8, out: &mut impl SequencerOutput) {
+        // The same key struck again (two parts sharing a channel) is released first.
+        self.end_where(timing, out, |n| n.channel == note.channel && n.pitch == note.pitch);
+        if self.len == MAX_SOUNDING {
+            let earliest = (0..self.len).min_by_key(|&i| self.notes[i].end_step).unwrap_or(0);
+            let (channel, pitch) = (self.notes[earliest].channel, self.notes[earliest].pitch);
+            self.end_where(timing, out, |n| n.channel == channel && n.pitch == pitch);
+        }
+        out.note_on(timing, note.channel, note.pitch, velocity);
+        self.notes[self.len] = note;
+        self.len += 1;
+    }
+}
+
+/// Plays phrases in time with the host. Owned by the plugin; used only on the
+/// audio thread (and in tests, which drive it like a host would).
+pub struct Sequencer {
+    /// The phrase playing now.
+    current: Option<Box<Phrase>>,
+    /// The newest decoded phrase, waiting for its bar line.
+    next: Option<Box<Phrase>>,
+    sounding: Sounding,
+    /// Next song step to play; `None` after a stop or reset.
+    next_step: Option<i64>,
+    /// Where the next block should start if the transport runs on.
+    expected_start: f64,
+    /// Position used when the host reports none (the clock runs from 0).
+    free_running_quarters: f64,
+    /// Part routing, latched at bar lines so a mute lands on the bar.
+    routing: [PartRouting; 3],
+    /// Set by `reset()`: end every note at the start of the next block.
+    release_pending: bool,
+}
+
+impl Default for Sequencer {
+    fn default() -> Self {
+        Sequencer {
+            current: None,
+            next: None,
+            sounding: Sounding::new(),
+            next_step: None,
+            expected_start: 0.0,
+            free_running_quarters: 0.0,
+            routing: [PartRouting {
+                enabled: true,
+                channel: 0,
+            }; 3],
+            release_pending: false,
+        }
+    }
+}
+
+impl Sequencer {
+    /// Hands over a newly decoded phrase. With nothing playing it starts at
+    /// once; otherwise it waits for its bar line, replacing any phrase that
+    /// was waiting (which goes back through `out`).
+    pub fn offer(&mut self, phrase: Box<Phrase>, out: &mut impl SequencerOutput) {
+        if self.current.is_none() {
+            self.current = Some(phrase);
+        } else if let Some(stale) = self.next.replace(phrase) {
+            out.retire(stale);
+        }
+    }
+
+    /// Request id of the newest phrase held (playing or waiting).
+    pub fn newest_phrase_id(&self) -> Option<u64> {
+        self.next
+            .as_ref()
+            .or(self.current.as_ref())
+            .map(|phrase| phrase.request_id)
+    }
+
+    /// Whether any note is sounding.
+    pub fn is_sounding(&self) -> bool {
+        self.sounding.len > 0
+    }
+
+    /// The host reset or deactivated the plugin: forget the position, and end
+    /// every note at the start of the next block (no events can go out now).
+    pub fn reset(&mut self) {
+        self.next_step = None;
+        self.release_pending = self.sounding.len > 0;
+    }
+
+    /// Plays one block.
+    pub fn process(&mut self, input: &BlockInput, out: &mut impl SequencerOutput) {
+        if self.release_pending {
+            self.sounding.end_all(0, out);
+            self.release_pending = false;
+        }
+        if !input.playing || input.bypassed || input.samples == 0 {
+            self.sounding.end_all(0, out);
+            self.next_step = None;
+            return;
+        }
+        let tempo = input.tempo.filter(|t| t.is_finite() && *t > 1.0).unwrap_or(DEFAULT_TEMPO);
+        let timing = BlockTiming {
+            start_quarters: input.position_quarters.unwrap_or(self.free_running_quarters),
+            samples_per_quarter: samples_per_quarter(input.sample_rate, tempo),
+            samples: input.samples,
+        };
+        let continuous = self.next_step.is_some()
+            && (timing.start_quarters - self.expected_start).abs() < JUMP_TOLERANCE_QUARTERS;
+        if !continuous {
+            self.sounding.end_all(0, out);
+            self.next_step = Some(timing.first_step());
+            self.routing = input.routing;
+        }
+        self.expected_start = timing.end_quarters();
+        self.free_running_quarters = timing.end_quarters();
+
+        let meter = input.meter;
+        let (bar_start, bar_number) = match (input.bar_start_quarters, input.bar_number) {
+            (Some(start), Some(number)) => (start, i64::from(number)),
+            _ => {
+                let bar = (timing.start_quarters / meter.bar_quarters()).floor();
+                (bar * meter.bar_quarters(), bar as i64)
+            }
+        };
+        let bar_start_step = (bar_start * STEPS_PER_QUARTER).round() as i64;
+        let mut step = self.next_step.unwrap_or_else(|| timing.first_step());
+        while timing.contains_step(step) {
+            let offset = timing.step_offset(step).max(0) as u32;
+            self.sounding.end_where(offset, out, |note| note.end_step <= step);
+            let (bar, step_in_bar) = bar_position(step, bar_start_step, bar_number, meter);
+            if step_in_bar == 0 {
+                self.bar_line(bar, offset, input, out);
+            }
+            if (step_in_bar as usize) < STEPS_PER_BAR {
+                self.play_step(step, bar, step_in_bar as usize, offset, out);
+            }
+            step += 1;
+        }
+        self.next_step = Some(step);
+    }
+
+    fn bar_line(&mut self, bar: i64, offset: u32, input: &BlockInput, out: &mut impl SequencerOutput) {
+        let mut swapped = false;
+        if bar.rem_euclid(i64::from(input.change_every_bars.max(1))) == 0 {
+            if let Some(next) = self.next.take() {
+                if let Some(old) = self.current.replace(next) {
+                    out.retire(old);
+                }
+                swapped = true;
+            }
+        }
+        // Notes may run on over the bar line only into the same phrase's
+        // second bar; anything else starts clean.
+        let continues_phrase = !swapped
+            && bar.rem_euclid(PHRASE_BARS as i64) != 0
+            && input.meter.steps_per_bar() == STEPS_PER_BAR as i64;
+        if !continues_phrase {
+            self.sounding.end_all(offset, out);
+        }
+        let changed_channel = self.routing.iter().zip(&input.routing).any(|(a, b)| a.channel != b.channel);
+        if changed_channel {
+            self.sounding.end_all(offset, out);
+        }
+        self.routing = input.routing;
+    }
+
+    fn play_step(&mut self, step: i64, bar: i64, step_in_bar: usize, offset: u32, out: &mut impl SequencerOutput) {
+        let Some(phrase) = &self.current else {
+            return;
+        };
+        let phrase_step = bar.rem_euclid(PHRASE_BARS as i64) as usize * STEPS_PER_BAR + step_in_bar;
+        for part in Part::ALL {
+            let routing = self.routing[part.index()];
+            if !routing.enabled {
+                continue;
+            }
+            for note in phrase.part(part).notes_at(phrase_step) {
+                self.sounding.start(
+                    offset,
+                    SoundingNote {
+                        channel: routing.channel,
+                        pitch: note.pitch,
+                        end_step: step + i64::from(note.length_steps),
+                    },
+                    note.velocity,
+                    out,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
