@@ -1,8 +1,306 @@
 //! Latent Trio: a CLAP and VST3 instrument that plays drums, bass and melody
 //! from MusicVAE models, in time with the host.
+//!
+//! Threads (see DESIGN.md): the audio thread runs [`sequencer`] and never
+//! waits; the worker thread runs [`engine`]; [`bridge`] is where they meet.
 
 pub mod bridge;
+pub mod editor;
 pub mod engine;
 pub mod knobs;
+pub mod midi_file;
+pub mod params;
 pub mod pattern;
 pub mod sequencer;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nice_plug::midi::{Channel, Key, VoiceID};
+use nice_plug::prelude::*;
+
+use bridge::{AudioSide, DecodeRequest};
+use engine::worker::{self, EngineStatus, WorkerSettings};
+use knobs::KnobSnapshot;
+use params::LatentTrioParams;
+use pattern::{Part, Phrase};
+use sequencer::clock::Meter;
+use sequencer::{BlockInput, PartRouting, Sequencer, SequencerOutput};
+
+/// Longest an offline bounce waits for the worker before playing on without
+/// the newest phrase (only reached when the worker is stuck).
+const OFFLINE_WAIT: Duration = Duration::from_secs(30);
+
+/// The plugin.
+pub struct LatentTrio {
+    /// Host-visible parameters. Written by the host and GUI; read by the audio
+    /// thread every block and by the worker for the provider choice.
+    params: Arc<LatentTrioParams>,
+    /// Audio thread: turns the transport and the current phrase into notes.
+    sequencer: Sequencer,
+    /// Audio thread's end of the bridge; `None` until the first activation
+    /// starts the worker (a host scanning plugins never starts it).
+    bridge: Option<AudioSide>,
+    /// The worker thread; main thread starts it, `Drop` lets it end.
+    worker: Option<JoinHandle<()>>,
+    /// Worker's status for the GUI and tests (worker writes, others read).
+    status: Arc<EngineStatus>,
+    /// Audio thread: the snapshot most recently sent to the worker.
+    requested: Option<KnobSnapshot>,
+    /// Audio thread: id of the most recent request.
+    last_request_id: u64,
+    /// Audio thread: "New seed" was on in the previous block (edge detection).
+    new_seed_held: bool,
+    /// Set at activation: sample rate in Hz.
+    sample_rate: f32,
+    /// Set at activation: offline rendering may wait for the worker.
+    offline: bool,
+}
+
+impl Default for LatentTrio {
+    fn default() -> Self {
+        LatentTrio {
+            params: Arc::new(LatentTrioParams::default()),
+            sequencer: Sequencer::default(),
+            bridge: None,
+            worker: None,
+            status: Arc::new(EngineStatus::default()),
+            requested: None,
+            last_request_id: 0,
+            new_seed_held: false,
+            sample_rate: 48_000.0,
+            offline: false,
+        }
+    }
+}
+
+/// Sends the sequencer's notes to the host and its spent phrases to the worker.
+struct HostOutput<'a, C> {
+    context: &'a mut C,
+    bridge: Option<&'a AudioSide>,
+}
+
+impl<C: ProcessContext<LatentTrio>> SequencerOutput for HostOutput<'_, C> {
+    fn note_on(&mut self, timing: u32, channel: u8, pitch: u8, velocity: u8) {
+        // A full host event buffer drops the note; nothing else can be done
+        // on the audio thread, and the matching note-off is then harmless.
+        let _ = self.context.try_send_event(NoteEvent::NoteOn {
+            timing,
+            voice_id: VoiceID::Wildcard,
+            channel: Channel::Number(channel),
+            key: Key::Number(pitch),
+            velocity: f32::from(velocity) / 127.0,
+        });
+    }
+
+    fn note_off(&mut self, timing: u32, channel: u8, pitch: u8) {
+        let _ = self.context.try_send_event(NoteEvent::NoteOff {
+            timing,
+            voice_id: VoiceID::Wildcard,
+            channel: Channel::Number(channel),
+            key: Key::Number(pitch),
+            velocity: 0.0,
+        });
+    }
+
+    fn retire(&mut self, phrase: Box<Phrase>) {
+        if let Some(bridge) = self.bridge {
+            if let Err(phrase) = bridge.give_back(phrase) {
+                // The worker is gone: keep the memory rather than free it here.
+                std::mem::forget(phrase);
+            }
+        } else {
+            std::mem::forget(phrase);
+        }
+    }
+}
+
+impl LatentTrio {
+    /// The worker's status (model state, provider, decode time).
+    pub fn status(&self) -> Arc<EngineStatus> {
+        self.status.clone()
+    }
+
+    fn start_worker(&mut self) {
+        if self.bridge.is_some() {
+            return;
+        }
+        let (audio, worker_side) = bridge::bridge();
+        let params = self.params.clone();
+        let settings = WorkerSettings {
+            models: engine::models_folder(),
+            provider_choice: Box::new(move || params.provider.value().into()),
+            status: self.status.clone(),
+        };
+        match worker::spawn(worker_side, settings) {
+            Ok(handle) => {
+                self.worker = Some(handle);
+                self.bridge = Some(audio);
+            }
+            Err(error) => {
+                nice_plug::nice_error!("Latent Trio could not start its worker thread: {error}")
+            }
+        }
+    }
+
+    /// Asks the worker for the current knobs if they changed. Never blocks.
+    fn request_if_changed(&mut self) {
+        let Some(bridge) = &self.bridge else {
+            return;
+        };
+        let snapshot = self.params.snapshot();
+        if self.requested.is_some_and(|r| r.decodes_like(&snapshot)) {
+            return;
+        }
+        let request = DecodeRequest {
+            id: self.last_request_id + 1,
+            knobs: snapshot,
+        };
+        if bridge.request(request) {
+            self.last_request_id = request.id;
+            self.requested = Some(snapshot);
+        }
+    }
+
+    fn routing(&self) -> [PartRouting; 3] {
+        Part::ALL.map(|part| {
+            let params = self.params.part(part);
+            PartRouting {
+                enabled: params.enabled.value(),
+                channel: (params.channel.value() - 1).clamp(0, 15) as u8,
+            }
+        })
+    }
+}
+
+impl Plugin for LatentTrio {
+    const NAME: &'static str = "Latent Trio";
+    const VENDOR: &'static str = "Latent Trio developers";
+    const URL: &'static str = "";
+    const EMAIL: &'static str = "";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    // No audio in; a silent stereo output because some hosts (Ableton) only
+    // load instruments that have one.
+    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[AudioIOLayout {
+        main_input_channels: None,
+        main_output_channels: NonZeroU32::new(2),
+        ..AudioIOLayout::const_default()
+    }];
+    const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
+    const SAMPLE_ACCURATE_AUTOMATION: bool = false;
+
+    type SysExMessage = ();
+    type BackgroundTask = ();
+    type Editor = nice_plug_egui::EguiEditor<editor::EditorApp>;
+
+    fn params(&self) -> Arc<dyn Params> {
+        self.params.clone()
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        editor::create(self.params.clone(), self.status.clone())
+    }
+
+    fn activate(
+        &mut self,
+        _audio_io_layout: &AudioIOLayout,
+        buffer_config: &BufferConfig,
+        _context: &mut impl ActivateContext<Self>,
+    ) -> bool {
+        self.sample_rate = buffer_config.sample_rate;
+        self.offline = buffer_config.process_mode == ProcessMode::Offline;
+        self.start_worker();
+        // Start decoding now so the first bar is ready when the host plays.
+        self.request_if_changed();
+        true
+    }
+
+    fn reset(&mut self) {
+        self.sequencer.reset();
+    }
+
+    fn deactivate(&mut self) {
+        self.sequencer.reset();
+    }
+
+    fn process(
+        &mut self,
+        buffer: &mut Buffer,
+        _aux: &mut AuxiliaryBuffers,
+        context: &mut impl ProcessContext<Self>,
+    ) -> ProcessStatus {
+        for channel in buffer.as_slice() {
+            channel.fill(0.0);
+        }
+        let new_seed = self.params.new_seed.value();
+        if new_seed && !self.new_seed_held {
+            self.params.seed_rolls.fetch_add(1, Ordering::Relaxed);
+        }
+        self.new_seed_held = new_seed;
+        self.request_if_changed();
+
+        let transport = context.transport();
+        let input = BlockInput {
+            samples: buffer.samples() as u32,
+            sample_rate: f64::from(self.sample_rate),
+            playing: transport.playing,
+            tempo: transport.tempo,
+            position_quarters: transport.pos_beats(),
+            bar_start_quarters: transport.bar_start_pos_beats(),
+            bar_number: transport.bar_number(),
+            meter: Meter::from_host(transport.time_sig_numerator, transport.time_sig_denominator),
+            change_every_bars: self.params.change_every.value().bars(),
+            routing: self.routing(),
+            bypassed: self.params.bypass.value(),
+        };
+
+        let mut output = HostOutput {
+            context,
+            bridge: self.bridge.as_ref(),
+        };
+        if let Some(bridge) = &self.bridge {
+            while let Some(phrase) = bridge.try_receive() {
+                self.sequencer.offer(phrase, &mut output);
+            }
+            // Offline, the host waits for us: take every requested phrase
+            // before playing, so a bounce has exactly the notes a real-time
+            // pass with an instant worker would.
+            if self.offline {
+                while self.sequencer.newest_phrase_id() < Some(self.last_request_id) {
+                    match bridge.receive_within(OFFLINE_WAIT) {
+                        Some(phrase) => self.sequencer.offer(phrase, &mut output),
+                        None => break,
+                    }
+                }
+            }
+        }
+        self.sequencer.process(&input, &mut output);
+        ProcessStatus::Normal
+    }
+}
+
+impl ClapPlugin for LatentTrio {
+    const CLAP_ID: &'static str = "org.latent-trio.latent-trio";
+    const CLAP_DESCRIPTION: Option<&'static str> =
+        Some("Bar-synced drums, bass and melody from MusicVAE models");
+    const CLAP_MANUAL_URL: Option<&'static str> = None;
+    const CLAP_SUPPORT_URL: Option<&'static str> = None;
+    const CLAP_FEATURES: &'static [ClapFeature] = &[
+        ClapFeature::Instrument,
+        ClapFeature::NoteEffect,
+        ClapFeature::Stereo,
+    ];
+}
+
+impl Vst3Plugin for LatentTrio {
+    const VST3_CLASS_ID: [u8; 16] = *b"LatentTrioMVAE01";
+    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] =
+        &[Vst3SubCategory::Instrument, Vst3SubCategory::Generator];
+}
+
+nice_export_clap!(LatentTrio);
+nice_export_vst3!(LatentTrio);

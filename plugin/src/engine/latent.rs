@@ -114,7 +114,10 @@ impl LatentAxes {
                         vector: a.vector,
                     })
                 } else {
-                    Err(wrong(format!("attribute {} is not {latent} finite numbers", a.name)))
+                    Err(wrong(format!(
+                        "attribute {} is not {latent} finite numbers",
+                        a.name
+                    )))
                 }
             })
             .collect::<Result<_, _>>()?;

@@ -198,7 +198,10 @@ impl Manifest {
                     )));
                 }
                 if let Some(class) = classes.iter().find(|c| c.pitch > 127) {
-                    return Err(wrong(format!("drum class {} has pitch {}", class.name, class.pitch)));
+                    return Err(wrong(format!(
+                        "drum class {} has pitch {}",
+                        class.name, class.pitch
+                    )));
                 }
             }
             (
@@ -272,7 +275,11 @@ impl Manifest {
             tensor(
                 name,
                 "float32",
-                vec![fixed(self.decoder.layers), batch(), fixed(self.decoder.hidden)],
+                vec![
+                    fixed(self.decoder.layers),
+                    batch(),
+                    fixed(self.decoder.hidden),
+                ],
             )
         };
         let graph = |file: &str, inputs, outputs| GraphSpec {
@@ -290,12 +297,25 @@ impl Manifest {
                     tensor("sigma", "float32", vec![batch(), fixed(self.latent_size)]),
                 ],
             ),
-            decoder_init: graph(&self.graphs.decoder_init.file, vec![z()], vec![state("h"), state("c")]),
+            decoder_init: graph(
+                &self.graphs.decoder_init.file,
+                vec![z()],
+                vec![state("h"), state("c")],
+            ),
             decoder_step: graph(
                 &self.graphs.decoder_step.file,
-                vec![tensor("token", "int64", vec![batch()]), z(), state("h"), state("c")],
                 vec![
-                    tensor("logits", "float32", vec![batch(), fixed(self.vocabulary.size())]),
+                    tensor("token", "int64", vec![batch()]),
+                    z(),
+                    state("h"),
+                    state("c"),
+                ],
+                vec![
+                    tensor(
+                        "logits",
+                        "float32",
+                        vec![batch(), fixed(self.vocabulary.size())],
+                    ),
                     state("h_out"),
                     state("c_out"),
                 ],
@@ -322,5 +342,8 @@ pub fn describe(tensors: &[TensorSpec]) -> String {
             .collect();
         format!("{}: {}[{}]", t.name, t.dtype, shape.join(", "))
     };
-    format!("({})", tensors.iter().map(one).collect::<Vec<_>>().join(", "))
+    format!(
+        "({})",
+        tensors.iter().map(one).collect::<Vec<_>>().join(", ")
+    )
 }

@@ -61,12 +61,13 @@ impl PartModel {
                     path,
                 });
             }
-            let opened = runtime
-                .open(&path, choice)
-                .map_err(|source| ModelError::GraphUnloadable {
-                    path: path.clone(),
-                    message: source.to_string(),
-                })?;
+            let opened =
+                runtime
+                    .open(&path, choice)
+                    .map_err(|source| ModelError::GraphUnloadable {
+                        path: path.clone(),
+                        message: source.to_string(),
+                    })?;
             check_signature(&opened.0, spec, &path)?;
             Ok(opened)
         };
@@ -95,14 +96,23 @@ impl PartModel {
 
     /// Decodes `z` step by step at `temperature`, sampling with the seed's
     /// stream; returns one token per 16th step.
-    pub fn decode_tokens(&mut self, z: &[f32], seed: u32, temperature: f32) -> ModelResult<Vec<i64>> {
+    pub fn decode_tokens(
+        &mut self,
+        z: &[f32],
+        seed: u32,
+        temperature: f32,
+    ) -> ModelResult<Vec<i64>> {
         let latent = self.manifest.latent_size;
         let z_tensor = || Tensor::from_array(([1usize, latent], z.to_vec()));
         let init = self.decoder_init.run(ort::inputs!["z" => z_tensor()?])?;
         let mut h = init["h"].try_extract_tensor::<f32>()?.1.to_vec();
         let mut c = init["c"].try_extract_tensor::<f32>()?.1.to_vec();
         drop(init);
-        let state_shape = [self.manifest.decoder.layers, 1, self.manifest.decoder.hidden];
+        let state_shape = [
+            self.manifest.decoder.layers,
+            1,
+            self.manifest.decoder.hidden,
+        ];
         let mut random = SeededRandom::new(seed, self.part.index(), SAMPLING_STREAM);
         let mut token = self.manifest.start_token;
         let mut tokens = Vec::with_capacity(PHRASE_STEPS);
@@ -128,7 +138,12 @@ impl PartModel {
     }
 
     /// Decodes the phrase for `seed` and `knobs` into `out`.
-    pub fn decode(&mut self, seed: u32, knobs: &PartKnobs, out: &mut PartPhrase) -> ModelResult<()> {
+    pub fn decode(
+        &mut self,
+        seed: u32,
+        knobs: &PartKnobs,
+        out: &mut PartPhrase,
+    ) -> ModelResult<()> {
         let z = self.latent(seed, knobs);
         let tokens = self.decode_tokens(&z, seed, knobs.temperature)?;
         tokens_to_notes(&self.manifest.vocabulary, &tokens, out);

@@ -136,7 +136,9 @@ pub fn runtime() -> Result<&'static Runtime, RuntimeError> {
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }
-    let _guard = LOADING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = LOADING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }
@@ -199,18 +201,25 @@ impl Runtime {
     }
 }
 
-fn with_provider(builder: SessionBuilder, provider: Provider) -> Result<SessionBuilder, ort::Error> {
+fn with_provider(
+    builder: SessionBuilder,
+    provider: Provider,
+) -> Result<SessionBuilder, ort::Error> {
     let dispatch = match provider {
         Provider::Cpu => return Ok(builder),
         Provider::Cuda => {
             if !ep::CUDA::is_available()? {
-                return Err(ort::Error::new("this ONNX Runtime library was built without CUDA"));
+                return Err(ort::Error::new(
+                    "this ONNX Runtime library was built without CUDA",
+                ));
             }
             ep::CUDA::default().build()
         }
         Provider::DirectMl => {
             if !ep::DirectML::is_available()? {
-                return Err(ort::Error::new("this ONNX Runtime library was built without DirectML"));
+                return Err(ort::Error::new(
+                    "this ONNX Runtime library was built without DirectML",
+                ));
             }
             ep::DirectML::default().build()
         }

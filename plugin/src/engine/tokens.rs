@@ -53,9 +53,7 @@ pub fn tokens_to_notes(vocabulary: &Vocabulary, tokens: &[i64], out: &mut PartPh
                     continue;
                 }
                 let pitch = i64::from(*min_pitch) + token - 2;
-                let end = (step + 1..steps)
-                    .find(|&s| tokens[s] != 1)
-                    .unwrap_or(steps);
+                let end = (step + 1..steps).find(|&s| tokens[s] != 1).unwrap_or(steps);
                 if pitch <= i64::from(*max_pitch) {
                     out.push(Note {
                         step: step as u8,
@@ -109,7 +107,10 @@ mod tests {
         let played: Vec<(u8, u8)> = out.notes().iter().map(|n| (n.step, n.pitch)).collect();
         assert_eq!(played, vec![(0, 36), (0, 42), (6, 38)]);
         assert!(out.notes().iter().all(|n| n.length_steps == 1));
-        assert!(out.notes()[0].velocity > out.notes()[2].velocity, "downbeats are accented");
+        assert!(
+            out.notes()[0].velocity > out.notes()[2].velocity,
+            "downbeats are accented"
+        );
     }
 
     #[test]

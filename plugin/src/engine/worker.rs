@@ -137,7 +137,9 @@ fn run(side: WorkerSide, settings: WorkerSettings) {
         if engine.as_ref().is_none_or(|(loaded, _)| *loaded != choice) {
             let loaded = match &settings.models {
                 Some(models) => Engine::load(models, choice),
-                None => Err(RuntimeError::LibraryNotFound { searched: Vec::new() }),
+                None => Err(RuntimeError::LibraryNotFound {
+                    searched: Vec::new(),
+                }),
             };
             if settings.models.is_none() {
                 *settings.status.message.lock() =

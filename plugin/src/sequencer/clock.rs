@@ -35,7 +35,8 @@ impl Meter {
     /// The host's signature, or 4/4 where it gives none or nonsense.
     pub fn from_host(numerator: Option<i32>, denominator: Option<i32>) -> Meter {
         let numerator = numerator.filter(|n| (1..=32).contains(n));
-        let denominator = denominator.filter(|d| (1..=64).contains(d) && (*d as u32).is_power_of_two());
+        let denominator =
+            denominator.filter(|d| (1..=64).contains(d) && (*d as u32).is_power_of_two());
         match (numerator, denominator) {
             (Some(n), Some(d)) => Meter {
                 numerator: n as u32,
@@ -81,7 +82,8 @@ impl BlockTiming {
     /// Sample offset of step `step` relative to the block start (negative for
     /// steps before the block), rounded up to the first sample at or after it.
     pub fn step_offset(&self, step: i64) -> i64 {
-        let exact = (step as f64 / STEPS_PER_QUARTER - self.start_quarters) * self.samples_per_quarter;
+        let exact =
+            (step as f64 / STEPS_PER_QUARTER - self.start_quarters) * self.samples_per_quarter;
         (exact - SAMPLE_TOLERANCE).ceil() as i64
     }
 
@@ -152,7 +154,11 @@ mod tests {
                         );
                     }
                     let total = f64::from(blocks * block);
-                    assert_eq!(found.len() as f64, (total / spq * 4.0).ceil(), "no step is lost");
+                    assert_eq!(
+                        found.len() as f64,
+                        (total / spq * 4.0).ceil(),
+                        "no step is lost"
+                    );
                 }
             }
         }

@@ -99,7 +99,12 @@ impl Sounding {
         }
     }
 
-    fn end_where(&mut self, timing: u32, out: &mut impl SequencerOutput, ends: impl Fn(&SoundingNote) -> bool) {
+    fn end_where(
+        &mut self,
+        timing: u32,
+        out: &mut impl SequencerOutput,
+        ends: impl Fn(&SoundingNote) -> bool,
+    ) {
         let mut index = 0;
         while index < self.len {
             let note = self.notes[index];
@@ -117,11 +122,21 @@ impl Sounding {
         self.end_where(timing, out, |_| true);
     }
 
-    fn start(&mut self, timing: u32, note: SoundingNote, velocity: u8, out: &mut impl SequencerOutput) {
+    fn start(
+        &mut self,
+        timing: u32,
+        note: SoundingNote,
+        velocity: u8,
+        out: &mut impl SequencerOutput,
+    ) {
         // The same key struck again (two parts sharing a channel) is released first.
-        self.end_where(timing, out, |n| n.channel == note.channel && n.pitch == note.pitch);
+        self.end_where(timing, out, |n| {
+            n.channel == note.channel && n.pitch == note.pitch
+        });
         if self.len == MAX_SOUNDING {
-            let earliest = (0..self.len).min_by_key(|&i| self.notes[i].end_step).unwrap_or(0);
+            let earliest = (0..self.len)
+                .min_by_key(|&i| self.notes[i].end_step)
+                .unwrap_or(0);
             let (channel, pitch) = (self.notes[earliest].channel, self.notes[earliest].pitch);
             self.end_where(timing, out, |n| n.channel == channel && n.pitch == pitch);
         }
@@ -212,9 +227,14 @@ impl Sequencer {
             self.next_step = None;
             return;
         }
-        let tempo = input.tempo.filter(|t| t.is_finite() && *t > 1.0).unwrap_or(DEFAULT_TEMPO);
+        let tempo = input
+            .tempo
+            .filter(|t| t.is_finite() && *t > 1.0)
+            .unwrap_or(DEFAULT_TEMPO);
         let timing = BlockTiming {
-            start_quarters: input.position_quarters.unwrap_or(self.free_running_quarters),
+            start_quarters: input
+                .position_quarters
+                .unwrap_or(self.free_running_quarters),
             samples_per_quarter: samples_per_quarter(input.sample_rate, tempo),
             samples: input.samples,
         };
@@ -240,7 +260,8 @@ impl Sequencer {
         let mut step = self.next_step.unwrap_or_else(|| timing.first_step());
         while timing.contains_step(step) {
             let offset = timing.step_offset(step).max(0) as u32;
-            self.sounding.end_where(offset, out, |note| note.end_step <= step);
+            self.sounding
+                .end_where(offset, out, |note| note.end_step <= step);
             let (bar, step_in_bar) = bar_position(step, bar_start_step, bar_number, meter);
             if step_in_bar == 0 {
                 self.bar_line(bar, offset, input, out);
@@ -253,7 +274,13 @@ impl Sequencer {
         self.next_step = Some(step);
     }
 
-    fn bar_line(&mut self, bar: i64, offset: u32, input: &BlockInput, out: &mut impl SequencerOutput) {
+    fn bar_line(
+        &mut self,
+        bar: i64,
+        offset: u32,
+        input: &BlockInput,
+        out: &mut impl SequencerOutput,
+    ) {
         let mut swapped = false;
         if bar.rem_euclid(i64::from(input.change_every_bars.max(1))) == 0 {
             if let Some(next) = self.next.take() {
@@ -271,14 +298,25 @@ impl Sequencer {
         if !continues_phrase {
             self.sounding.end_all(offset, out);
         }
-        let changed_channel = self.routing.iter().zip(&input.routing).any(|(a, b)| a.channel != b.channel);
+        let changed_channel = self
+            .routing
+            .iter()
+            .zip(&input.routing)
+            .any(|(a, b)| a.channel != b.channel);
         if changed_channel {
             self.sounding.end_all(offset, out);
         }
         self.routing = input.routing;
     }
 
-    fn play_step(&mut self, step: i64, bar: i64, step_in_bar: usize, offset: u32, out: &mut impl SequencerOutput) {
+    fn play_step(
+        &mut self,
+        step: i64,
+        bar: i64,
+        step_in_bar: usize,
+        offset: u32,
+        out: &mut impl SequencerOutput,
+    ) {
         let Some(phrase) = &self.current else {
             return;
         };

@@ -54,14 +54,22 @@ impl Recorder {
         let mut held: Vec<(u8, u8, i64)> = Vec::new();
         for event in &self.events {
             match *event {
-                Event::On { sample, channel, pitch } => {
+                Event::On {
+                    sample,
+                    channel,
+                    pitch,
+                } => {
                     assert!(
                         !held.iter().any(|&(c, p, _)| c == channel && p == pitch),
                         "key {pitch} struck twice without release at {sample}"
                     );
                     held.push((channel, pitch, sample));
                 }
-                Event::Off { sample, channel, pitch } => {
+                Event::Off {
+                    sample,
+                    channel,
+                    pitch,
+                } => {
                     let index = held
                         .iter()
                         .position(|&(c, p, _)| c == channel && p == pitch)
@@ -106,9 +114,18 @@ const BAR: i64 = 16 * STEP;
 
 fn routing() -> [PartRouting; 3] {
     [
-        PartRouting { enabled: true, channel: 9 },
-        PartRouting { enabled: true, channel: 1 },
-        PartRouting { enabled: true, channel: 0 },
+        PartRouting {
+            enabled: true,
+            channel: 9,
+        },
+        PartRouting {
+            enabled: true,
+            channel: 1,
+        },
+        PartRouting {
+            enabled: true,
+            channel: 0,
+        },
     ]
 }
 
@@ -178,7 +195,13 @@ fn steady_play_puts_every_note_on_its_16th() {
     let mut host = Host::new();
     host.offer(phrase(1, 36));
     host.run_until(4 * BAR);
-    let drums: Vec<i64> = host.recorder.ons().iter().filter(|o| o.1 == 36).map(|o| o.0).collect();
+    let drums: Vec<i64> = host
+        .recorder
+        .ons()
+        .iter()
+        .filter(|o| o.1 == 36)
+        .map(|o| o.0)
+        .collect();
     let expected: Vec<i64> = (0..16).map(|beat| beat * 4 * STEP).collect();
     assert_eq!(drums, expected);
     host.input.playing = false;
@@ -196,7 +219,11 @@ fn a_new_phrase_starts_exactly_on_the_next_bar_line() {
     let ons = host.recorder.ons();
     let last_old = ons.iter().filter(|o| o.1 == 36).map(|o| o.0).max().unwrap();
     let first_new = ons.iter().filter(|o| o.1 == 38).map(|o| o.0).min().unwrap();
-    assert_eq!(last_old, 2 * BAR - 4 * STEP, "the old phrase finishes its bar");
+    assert_eq!(
+        last_old,
+        2 * BAR - 4 * STEP,
+        "the old phrase finishes its bar"
+    );
     assert_eq!(first_new, 2 * BAR, "the new phrase starts on the bar line");
     assert_eq!(host.recorder.retired, vec![1]);
 }
@@ -210,7 +237,13 @@ fn quantization_holds_a_change_until_its_2_or_4_bar_line() {
         host.run_until(BAR / 2);
         host.offer(phrase(2, 38));
         host.run_until(6 * BAR);
-        let first_new = host.recorder.ons().iter().filter(|o| o.1 == 38).map(|o| o.0).min();
+        let first_new = host
+            .recorder
+            .ons()
+            .iter()
+            .filter(|o| o.1 == 38)
+            .map(|o| o.0)
+            .min();
         assert_eq!(first_new, Some(expected_bar * BAR), "every {every} bars");
     }
 }
@@ -249,15 +282,33 @@ fn a_loop_jump_ends_held_notes_and_restarts_on_the_loop_start() {
     let jump = host.wall;
     host.sample = 0; // the host loops back to bar 1
     host.run_until(STEP);
-    let at_jump: Vec<Event> = host.recorder.events.iter().copied().filter(|e| match *e {
-        Event::On { sample, .. } | Event::Off { sample, .. } => sample == jump,
-    }).collect();
+    let at_jump: Vec<Event> = host
+        .recorder
+        .events
+        .iter()
+        .copied()
+        .filter(|e| match *e {
+            Event::On { sample, .. } | Event::Off { sample, .. } => sample == jump,
+        })
+        .collect();
     assert_eq!(
         at_jump,
         vec![
-            Event::Off { sample: jump, channel: 1, pitch: 41 },
-            Event::On { sample: jump, channel: 9, pitch: 36 },
-            Event::On { sample: jump, channel: 1, pitch: 40 },
+            Event::Off {
+                sample: jump,
+                channel: 1,
+                pitch: 41
+            },
+            Event::On {
+                sample: jump,
+                channel: 9,
+                pitch: 36
+            },
+            Event::On {
+                sample: jump,
+                channel: 1,
+                pitch: 40
+            },
         ],
         "the held note ends, then the loop start plays its first bar"
     );
@@ -272,11 +323,29 @@ fn three_four_bars_play_the_first_twelve_steps_and_keep_bar_lines() {
     host.input.meter = Meter::from_host(Some(3), Some(4));
     host.offer(phrase(1, 36));
     host.run_until(2 * 12 * STEP);
-    let drums: Vec<i64> = host.recorder.ons().iter().filter(|o| o.1 == 36).map(|o| o.0).collect();
+    let drums: Vec<i64> = host
+        .recorder
+        .ons()
+        .iter()
+        .filter(|o| o.1 == 36)
+        .map(|o| o.0)
+        .collect();
     // Quarters 0, 4, 8 of each 12-step bar.
-    assert_eq!(drums, vec![0, 4 * STEP, 8 * STEP, 12 * STEP, 16 * STEP, 20 * STEP]);
-    let bass: Vec<(i64, u8)> = host.recorder.ons().into_iter().filter(|o| o.1 == 40 || o.1 == 41).collect();
-    assert_eq!(bass, vec![(0, 40), (12 * STEP, 41)], "each bar starts its own phrase bar");
+    assert_eq!(
+        drums,
+        vec![0, 4 * STEP, 8 * STEP, 12 * STEP, 16 * STEP, 20 * STEP]
+    );
+    let bass: Vec<(i64, u8)> = host
+        .recorder
+        .ons()
+        .into_iter()
+        .filter(|o| o.1 == 40 || o.1 == 41)
+        .collect();
+    assert_eq!(
+        bass,
+        vec![(0, 40), (12 * STEP, 41)],
+        "each bar starts its own phrase bar"
+    );
     host.input.playing = false;
     host.block(64);
     host.recorder.assert_no_stuck_notes();
@@ -289,7 +358,13 @@ fn muting_a_part_silences_it_from_the_next_bar_line() {
     host.run_until(STEP);
     host.input.routing[Part::Drums.index()].enabled = false;
     host.run_until(2 * BAR);
-    let drums: Vec<i64> = host.recorder.ons().iter().filter(|o| o.1 == 36).map(|o| o.0).collect();
+    let drums: Vec<i64> = host
+        .recorder
+        .ons()
+        .iter()
+        .filter(|o| o.1 == 36)
+        .map(|o| o.0)
+        .collect();
     assert_eq!(drums, vec![0, 4 * STEP, 8 * STEP, 12 * STEP]);
 }
 

@@ -1,0 +1,285 @@
+//! Every host-visible parameter. The ids are part of saved projects and
+//! automation lanes: never rename one.
+//!
+//! Ids: `seed`, `new_seed`, `change_every`, `provider`, `bypass`, and per part
+//! (`drums_`, `bass_`, `melody_` prefixes) `on`, `channel`, `temperature`,
+//! `latent_1`..`latent_8`, `density`, `syncopation`, `register`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nice_plug::prelude::*;
+
+use crate::engine::runtime::ProviderChoice;
+use crate::knobs::{ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_RANGE, PartKnobs};
+use crate::pattern::Part;
+
+/// Highest seed a musician can dial in.
+pub const MAX_SEED: i32 = 9999;
+
+/// How often new material may take over.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeEvery {
+    /// On the next bar line.
+    #[id = "bar"]
+    #[name = "Next bar"]
+    Bar,
+    /// On the next bar line whose number is a multiple of 2.
+    #[id = "2_bars"]
+    #[name = "Every 2 bars"]
+    TwoBars,
+    /// On the next bar line whose number is a multiple of 4.
+    #[id = "4_bars"]
+    #[name = "Every 4 bars"]
+    FourBars,
+}
+
+impl ChangeEvery {
+    /// Bars between possible changes.
+    pub fn bars(self) -> u32 {
+        match self {
+            ChangeEvery::Bar => 1,
+            ChangeEvery::TwoBars => 2,
+            ChangeEvery::FourBars => 4,
+        }
+    }
+}
+
+/// Where the models run (the musician's request; the GUI shows what runs).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionProvider {
+    /// The fastest available.
+    #[id = "auto"]
+    #[name = "Auto"]
+    Auto,
+    /// CPU only.
+    #[id = "cpu"]
+    #[name = "CPU"]
+    Cpu,
+    /// NVIDIA CUDA.
+    #[id = "cuda"]
+    #[name = "CUDA"]
+    Cuda,
+    /// DirectML (Windows).
+    #[id = "directml"]
+    #[name = "DirectML"]
+    DirectMl,
+}
+
+impl From<ExecutionProvider> for ProviderChoice {
+    fn from(value: ExecutionProvider) -> Self {
+        match value {
+            ExecutionProvider::Auto => ProviderChoice::Auto,
+            ExecutionProvider::Cpu => ProviderChoice::Cpu,
+            ExecutionProvider::Cuda => ProviderChoice::Cuda,
+            ExecutionProvider::DirectMl => ProviderChoice::DirectMl,
+        }
+    }
+}
+
+/// All parameters. Host, GUI and audio thread share them through atomics.
+#[derive(Params)]
+pub struct LatentTrioParams {
+    /// How many times "New seed" was pressed: part of the decode seed, saved
+    /// with the project so that a rolled seed plays back identically.
+    #[persist = "seed-rolls"]
+    pub seed_rolls: Arc<AtomicU32>,
+    /// The seed: the base latent and the sampling noise of every part.
+    #[id = "seed"]
+    pub seed: IntParam,
+    /// Rolls a fresh seed when switched on (a trigger for controllers).
+    #[id = "new_seed"]
+    pub new_seed: BoolParam,
+    /// When new material may take over.
+    #[id = "change_every"]
+    pub change_every: EnumParam<ChangeEvery>,
+    /// Where the models run.
+    #[id = "provider"]
+    pub provider: EnumParam<ExecutionProvider>,
+    /// Silences the plugin and ends every note.
+    #[id = "bypass"]
+    pub bypass: BoolParam,
+    /// Drums.
+    #[nested(id_prefix = "drums", group = "Drums")]
+    pub drums: PartParams,
+    /// Bass.
+    #[nested(id_prefix = "bass", group = "Bass")]
+    pub bass: PartParams,
+    /// Melody.
+    #[nested(id_prefix = "melody", group = "Melody")]
+    pub melody: PartParams,
+}
+
+/// One latent knob (an array element, so the ids are `latent_1`..`latent_8`).
+#[derive(Params)]
+pub struct LatentKnobParam {
+    /// Offset along one principal axis, in standard deviations.
+    #[id = "latent"]
+    pub value: FloatParam,
+}
+
+/// The parameters of one part.
+#[derive(Params)]
+pub struct PartParams {
+    /// Whether the part plays (takes effect on the next bar line).
+    #[id = "on"]
+    pub enabled: BoolParam,
+    /// MIDI channel of the part's notes, 1-16.
+    #[id = "channel"]
+    pub channel: IntParam,
+    /// Sampling temperature.
+    #[id = "temperature"]
+    pub temperature: FloatParam,
+    /// The eight principal-axis knobs.
+    #[nested(array)]
+    pub latent: [LatentKnobParam; crate::knobs::PRINCIPAL_KNOBS],
+    /// More or fewer notes.
+    #[id = "density"]
+    pub density: FloatParam,
+    /// More or fewer off-beat notes.
+    #[id = "syncopation"]
+    pub syncopation: FloatParam,
+    /// Higher or lower notes (bass and melody; hidden for drums).
+    #[id = "register"]
+    pub register: FloatParam,
+}
+
+fn signed(decimals: usize) -> Arc<dyn Fn(f32) -> String + Send + Sync> {
+    Arc::new(move |value| format!("{value:+.decimals$}"))
+}
+
+fn knob(name: String, range: f32) -> FloatParam {
+    FloatParam::new(
+        name,
+        0.0,
+        FloatRange::Linear {
+            min: -range,
+            max: range,
+        },
+    )
+    .with_step_size(0.01)
+    .with_value_to_string(signed(2))
+    .with_string_to_value(parse_knob(0.01))
+}
+
+/// Parses a typed knob value ("+1.5", "-2 σ"); the host clamps it to range.
+fn parse_knob(step: f32) -> Arc<dyn Fn(&str) -> Option<f32> + Send + Sync> {
+    Arc::new(move |text| {
+        let value: f32 = text
+            .trim()
+            .trim_end_matches(['σ', '×', ' '])
+            .trim()
+            .parse()
+            .ok()?;
+        Some((value / step).round() * step)
+    })
+}
+
+impl PartParams {
+    fn new(part: Part) -> Self {
+        let title = match part {
+            Part::Drums => "Drums",
+            Part::Bass => "Bass",
+            Part::Melody => "Melody",
+        };
+        let default_channel = match part {
+            Part::Drums => 10,
+            Part::Bass => 2,
+            Part::Melody => 1,
+        };
+        let attribute = |knob: AttributeKnob, label: &str| {
+            let param = self::knob(format!("{title} {label}"), ATTRIBUTE_RANGE).with_unit(" ×");
+            if knob.applies_to(part) {
+                param
+            } else {
+                param.hide()
+            }
+        };
+        PartParams {
+            enabled: BoolParam::new(format!("{title} On"), true),
+            channel: IntParam::new(
+                format!("{title} Channel"),
+                default_channel,
+                IntRange::Linear { min: 1, max: 16 },
+            ),
+            temperature: FloatParam::new(
+                format!("{title} Temperature"),
+                0.5,
+                FloatRange::Linear { min: 0.0, max: 1.5 },
+            )
+            .with_step_size(0.01)
+            .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            latent: std::array::from_fn(|index| LatentKnobParam {
+                value: knob(format!("{title} Latent {}", index + 1), PRINCIPAL_RANGE)
+                    .with_unit(" σ"),
+            }),
+            density: attribute(AttributeKnob::Density, "Density"),
+            syncopation: attribute(AttributeKnob::Syncopation, "Syncopation"),
+            register: attribute(AttributeKnob::Register, "Register"),
+        }
+    }
+
+    /// The decode-relevant settings as plain values.
+    pub fn knobs(&self) -> PartKnobs {
+        PartKnobs {
+            enabled: self.enabled.value(),
+            temperature: self.temperature.value(),
+            principal: std::array::from_fn(|index| self.latent[index].value.value()),
+            attributes: [
+                self.density.value(),
+                self.syncopation.value(),
+                self.register.value(),
+            ],
+        }
+    }
+}
+
+impl Default for LatentTrioParams {
+    fn default() -> Self {
+        LatentTrioParams {
+            seed_rolls: Arc::new(AtomicU32::new(0)),
+            seed: IntParam::new(
+                "Seed",
+                1,
+                IntRange::Linear {
+                    min: 0,
+                    max: MAX_SEED,
+                },
+            ),
+            new_seed: BoolParam::new("New Seed", false),
+            change_every: EnumParam::new("Change", ChangeEvery::Bar),
+            provider: EnumParam::new("Run Models On", ExecutionProvider::Auto).non_automatable(),
+            bypass: BoolParam::new("Bypass", false).make_bypass(),
+            drums: PartParams::new(Part::Drums),
+            bass: PartParams::new(Part::Bass),
+            melody: PartParams::new(Part::Melody),
+        }
+    }
+}
+
+impl LatentTrioParams {
+    /// The parameters of `part`.
+    pub fn part(&self, part: Part) -> &PartParams {
+        match part {
+            Part::Drums => &self.drums,
+            Part::Bass => &self.bass,
+            Part::Melody => &self.melody,
+        }
+    }
+
+    /// The seed the models decode with: the dialled seed, changed by every
+    /// roll of "New seed".
+    pub fn decode_seed(&self) -> u32 {
+        let rolls = self.seed_rolls.load(Ordering::Relaxed);
+        (self.seed.value() as u32) ^ rolls.wrapping_mul(0x9E37_79B9)
+    }
+
+    /// Everything a decode depends on, as plain values. Cheap enough for
+    /// every audio block: a few dozen atomic loads.
+    pub fn snapshot(&self) -> KnobSnapshot {
+        KnobSnapshot {
+            seed: self.decode_seed(),
+            parts: Part::ALL.map(|part| self.part(part).knobs()),
+        }
+    }
+}
