@@ -107,10 +107,13 @@ def groove_song(path: Path, song_id: str, split: str, counts: Counts) -> TokenSo
     return TokenSong(song_id, split, tokens, velocities, offsets)
 
 
-def load_groove(data: Path, counts: Counts) -> list[TokenSong]:
+def load_groove(data: Path, counts: Counts, split: str | None = None) -> list[TokenSong]:
+    """Every 4/4 Groove file (of `split` only, if given), quantized."""
     songs = []
     with open(data / "groove" / "info.csv", newline="") as handle:
         for row in csv.DictReader(handle):
+            if split is not None and row["split"] != split:
+                continue
             if row["time_signature"] != "4-4":
                 counts.files[f"drums: not 4/4 ({row['time_signature']})"] += 1
                 continue
@@ -246,10 +249,13 @@ def pop909_songs(folder: Path, counts: Counts) -> dict[str, TokenSong] | None:
     }
 
 
-def load_pop909(data: Path, counts: Counts) -> dict[str, list[TokenSong]]:
+def load_pop909(data: Path, counts: Counts, split: str | None = None) -> dict[str, list[TokenSong]]:
+    """Melody and bass of every usable POP909 song (of `split` only, if given)."""
     parts: dict[str, list[TokenSong]] = {"melody": [], "bass": []}
     for folder in sorted((data / "pop909").iterdir()):
         if not folder.is_dir() or not folder.name.isdigit():
+            continue
+        if split is not None and pop909_split(int(folder.name)) != split:
             continue
         songs = pop909_songs(folder, counts)
         if songs is None:

@@ -11,6 +11,7 @@ pub mod knobs;
 pub mod midi_file;
 pub mod params;
 pub mod pattern;
+pub mod render;
 pub mod sequencer;
 
 use std::num::NonZeroU32;

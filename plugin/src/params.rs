@@ -16,6 +16,8 @@ use crate::pattern::Part;
 
 /// Highest seed a musician can dial in.
 pub const MAX_SEED: i32 = 9999;
+/// Highest sampling temperature.
+pub const MAX_TEMPERATURE: f32 = 1.5;
 
 /// How often new material may take over.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,16 +179,8 @@ fn parse_knob(step: f32) -> Arc<dyn Fn(&str) -> Option<f32> + Send + Sync> {
 
 impl PartParams {
     fn new(part: Part) -> Self {
-        let title = match part {
-            Part::Drums => "Drums",
-            Part::Bass => "Bass",
-            Part::Melody => "Melody",
-        };
-        let default_channel = match part {
-            Part::Drums => 10,
-            Part::Bass => 2,
-            Part::Melody => 1,
-        };
+        let title = part.title();
+        let default_channel = i32::from(part.default_channel()) + 1;
         let attribute = |knob: AttributeKnob, label: &str| {
             let param = self::knob(format!("{title} {label}"), ATTRIBUTE_RANGE).with_unit(" ×");
             if knob.applies_to(part) {
@@ -205,7 +199,10 @@ impl PartParams {
             temperature: FloatParam::new(
                 format!("{title} Temperature"),
                 0.5,
-                FloatRange::Linear { min: 0.0, max: 1.5 },
+                FloatRange::Linear {
+                    min: 0.0,
+                    max: MAX_TEMPERATURE,
+                },
             )
             .with_step_size(0.01)
             .with_value_to_string(formatters::v2s_f32_rounded(2)),

@@ -17,8 +17,11 @@ pub const MAX_NOTES_PER_PART: usize = PHRASE_STEPS * DRUM_CLASSES;
 /// One of the three instruments the plugin plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Part {
+    /// Nine-class drum kit.
     Drums,
+    /// Monophonic bass line.
     Bass,
+    /// Monophonic lead melody.
     Melody,
 }
 
@@ -41,6 +44,25 @@ impl Part {
             Part::Drums => "drums",
             Part::Bass => "bass",
             Part::Melody => "melody",
+        }
+    }
+
+    /// Capitalised name for people: track names, parameter groups, the GUI.
+    pub const fn title(self) -> &'static str {
+        match self {
+            Part::Drums => "Drums",
+            Part::Bass => "Bass",
+            Part::Melody => "Melody",
+        }
+    }
+
+    /// Default 0-based MIDI channel: melody on 1, bass on 2, drums on the
+    /// General MIDI drum channel 10.
+    pub const fn default_channel(self) -> u8 {
+        match self {
+            Part::Drums => 9,
+            Part::Bass => 1,
+            Part::Melody => 0,
         }
     }
 

@@ -1,1 +1,223 @@
-fn main() {}
+//! `latent-trio`: the plugin's engine without a host.
+//!
+//! `latent-trio render --bars 8 --seed 7 --out groove.mid` writes the notes
+//! the plugin plays for that seed and those knobs. `latent-trio info` says
+//! which models and ONNX Runtime it finds and where they run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use latent_trio::engine::runtime::{self, ProviderChoice};
+use latent_trio::engine::{self, Engine};
+use latent_trio::knobs::{
+    ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PRINCIPAL_RANGE, PartKnobs,
+};
+use latent_trio::params::MAX_TEMPERATURE;
+use latent_trio::midi_file;
+use latent_trio::params::MAX_SEED;
+use latent_trio::pattern::Part;
+use latent_trio::render::{RenderSettings, render};
+use latent_trio::sequencer::clock::Meter;
+
+#[derive(Parser)]
+#[command(name = "latent-trio", version, about = "Latent Trio's engine without a host")]
+struct Cli {
+    /// Models folder (default: LATENT_TRIO_MODELS, then the bundled or repository models).
+    #[arg(long, global = true)]
+    models: Option<PathBuf>,
+    /// Where the models run.
+    #[arg(long, global = true, value_enum, default_value_t = ProviderArg::Auto)]
+    provider: ProviderArg,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode and write a .mid file.
+    Render(RenderArgs),
+    /// Show the models, the ONNX Runtime library and the provider in use.
+    Info,
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// Bars to render.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    bars: u32,
+    /// Seed (the plugin's Seed parameter, 0-9999).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=MAX_SEED as i64))]
+    seed: u32,
+    /// Parts to render, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["drums".to_string(), "bass".to_string(), "melody".to_string()])]
+    parts: Vec<String>,
+    /// Tempo in BPM.
+    #[arg(long, default_value_t = 120.0)]
+    tempo: f64,
+    /// Time signature, e.g. 4/4 or 7/8.
+    #[arg(long, default_value = "4/4")]
+    meter: String,
+    /// Sampling temperature of every part (0 = most likely notes).
+    #[arg(long, default_value_t = 0.5)]
+    temperature: f32,
+    /// A knob setting, repeatable: PART.KNOB=VALUE where KNOB is latent_1..latent_8,
+    /// density, syncopation, register or temperature (e.g. drums.latent_2=1.5).
+    #[arg(long = "knob", value_name = "PART.KNOB=VALUE")]
+    knobs: Vec<String>,
+    /// The .mid file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProviderArg {
+    Auto,
+    Cpu,
+    Cuda,
+    Directml,
+}
+
+impl From<ProviderArg> for ProviderChoice {
+    fn from(value: ProviderArg) -> Self {
+        match value {
+            ProviderArg::Auto => ProviderChoice::Auto,
+            ProviderArg::Cpu => ProviderChoice::Cpu,
+            ProviderArg::Cuda => ProviderChoice::Cuda,
+            ProviderArg::Directml => ProviderChoice::DirectMl,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("latent-trio: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let models = cli
+        .models
+        .or_else(engine::models_folder)
+        .ok_or("no models folder found; pass --models or set LATENT_TRIO_MODELS")?;
+    let mut engine = Engine::load(&models, cli.provider.into()).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Info => {
+            let library = runtime::runtime().map_err(|e| e.to_string())?;
+            println!("ONNX Runtime: {}", library.library.display());
+            println!("models: {}", models.display());
+            for part in Part::ALL {
+                match &engine.parts[part.index()] {
+                    Ok(model) => {
+                        println!("{:<7} {} on {}", part.name(), model.manifest.name, model.provider.label());
+                        if let Some(note) = &model.provider_note {
+                            println!("        {note}");
+                        }
+                    }
+                    Err(error) => println!("{:<7} not loaded: {error}", part.name()),
+                }
+            }
+            Ok(())
+        }
+        Command::Render(args) => {
+            let parts = parse_parts(&args.parts)?;
+            for &part in &parts {
+                if let Err(error) = &engine.parts[part.index()] {
+                    return Err(format!("the {} model could not be loaded: {error}", part.name()));
+                }
+            }
+            let knobs = parse_knobs(&args)?;
+            let meter = parse_meter(&args.meter)?;
+            if !(args.tempo.is_finite() && (10.0..=999.0).contains(&args.tempo)) {
+                return Err(format!("tempo {} is outside 10..999 BPM", args.tempo));
+            }
+            let settings = RenderSettings {
+                bars: args.bars,
+                tempo: args.tempo,
+                meter,
+                parts: parts.iter().map(|&p| (p, p.default_channel())).collect(),
+            };
+            let tracks = render(&mut engine, &knobs, &settings).map_err(|e| e.to_string())?;
+            midi_file::write(&args.out, args.tempo, meter, &tracks).map_err(|e| e.to_string())?;
+            let notes: usize = tracks.iter().map(|t| t.notes.iter().filter(|n| n.velocity > 0).count()).sum();
+            println!(
+                "wrote {} ({} bars, {} notes, seed {}, decoded in {:.1} ms)",
+                args.out.display(),
+                args.bars,
+                notes,
+                args.seed,
+                engine.last_decode.as_secs_f64() * 1000.0
+            );
+            Ok(())
+        }
+    }
+}
+
+fn parse_parts(names: &[String]) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    for name in names {
+        let part = Part::from_name(name.trim()).ok_or_else(|| format!("unknown part \"{name}\" (drums, bass, melody)"))?;
+        if !parts.contains(&part) {
+            parts.push(part);
+        }
+    }
+    Ok(parts)
+}
+
+fn parse_meter(text: &str) -> Result<Meter, String> {
+    let (n, d) = text.split_once('/').ok_or_else(|| format!("meter \"{text}\" should look like 4/4"))?;
+    let (n, d): (i32, i32) = (
+        n.trim().parse().map_err(|_| format!("bad meter numerator in \"{text}\""))?,
+        d.trim().parse().map_err(|_| format!("bad meter denominator in \"{text}\""))?,
+    );
+    let meter = Meter::from_host(Some(n), Some(d));
+    if meter.numerator != n as u32 || meter.denominator != d as u32 {
+        return Err(format!("meter {text} is not supported (numerator 1-32, denominator 1, 2, 4, 8 or 16)"));
+    }
+    Ok(meter)
+}
+
+fn parse_knobs(args: &RenderArgs) -> Result<KnobSnapshot, String> {
+    let mut parts = [PartKnobs {
+        temperature: args.temperature,
+        ..PartKnobs::default()
+    }; 3];
+    for setting in &args.knobs {
+        let bad = || format!("knob \"{setting}\" should look like drums.latent_1=1.5");
+        let (target, value) = setting.split_once('=').ok_or_else(bad)?;
+        let (part, knob) = target.split_once('.').ok_or_else(bad)?;
+        let part = Part::from_name(part).ok_or_else(|| format!("unknown part in \"{setting}\""))?;
+        let value: f32 = value.trim().parse().map_err(|_| bad())?;
+        let within = |range: f32, low: f32| {
+            if (low..=range).contains(&value) {
+                Ok(value)
+            } else {
+                Err(format!("{target} is {value}, outside the knob's range {low}..{range}"))
+            }
+        };
+        let knobs = &mut parts[part.index()];
+        let attribute = AttributeKnob::ALL.iter().position(|a| a.axis_name() == knob);
+        if let Some(index) = knob.strip_prefix("latent_").and_then(|i| i.parse::<usize>().ok()) {
+            if !(1..=PRINCIPAL_KNOBS).contains(&index) {
+                return Err(format!("latent knobs are latent_1..latent_{PRINCIPAL_KNOBS}"));
+            }
+            knobs.principal[index - 1] = within(PRINCIPAL_RANGE, -PRINCIPAL_RANGE)?;
+        } else if let Some(index) = attribute {
+            knobs.attributes[index] = within(ATTRIBUTE_RANGE, -ATTRIBUTE_RANGE)?;
+        } else if knob == "temperature" {
+            knobs.temperature = within(MAX_TEMPERATURE, 0.0)?;
+        } else {
+            return Err(format!("unknown knob \"{knob}\" in \"{setting}\""));
+        }
+    }
+    if !(0.0..=MAX_TEMPERATURE).contains(&args.temperature) {
+        return Err(format!("temperature {} is outside 0..{MAX_TEMPERATURE}", args.temperature));
+    }
+    Ok(KnobSnapshot { seed: args.seed, parts })
+}

@@ -128,11 +128,7 @@ fn part_panel(
     setter: &ParamSetter,
     status: &EngineStatus,
 ) {
-    ui.heading(match part {
-        Part::Drums => "Drums",
-        Part::Bass => "Bass",
-        Part::Melody => "Melody",
-    });
+    ui.heading(part.title());
     if let Some(problem) = status.part_problem(part) {
         ui.colored_label(egui::Color32::LIGHT_RED, problem);
     }

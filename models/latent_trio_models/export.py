@@ -1,0 +1,301 @@
+"""Exports a trained MusicVAE to the step-wise ONNX contract of models/README.md,
+with its latent axes, held-out evaluation and manifest.
+
+Run: python -m latent_trio_models.export --part drums
+     (reads models/work/checkpoints/drums_2bar.pt, writes models/drums_2bar/)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+from torch import nn
+
+from . import attributes, evaluate, vocab
+from .data import load_windows
+from .model import ModelSize, MusicVAE
+
+OPSET = 17
+PRINCIPAL_AXES = 8
+AXIS_WINDOWS = 8192
+PARITY_TOLERANCE = 1e-4
+
+
+class EncoderGraph(nn.Module):
+    """tokens [batch, steps] -> mu, sigma [batch, latent]."""
+
+    def __init__(self, model: MusicVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.encode(tokens)
+
+
+class DecoderInitGraph(nn.Module):
+    """z [batch, latent] -> h, c [layers, batch, hidden]."""
+
+    def __init__(self, model: MusicVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.initial_state(z)
+
+
+class DecoderStepGraph(nn.Module):
+    """previous token [batch], z, h, c -> logits [batch, vocab], h_out, c_out."""
+
+    def __init__(self, model: MusicVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token: torch.Tensor, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        logits, (h_out, c_out) = self.model.decode_inputs(token.unsqueeze(1), z, (h, c))
+        return logits[:, 0], h_out, c_out
+
+
+def signatures(size: ModelSize) -> dict[str, dict]:
+    """The contract's graph signatures for a model of `size` (shapes: ints, "batch")."""
+
+    def tensor(name: str, dtype: str, shape: list) -> dict:
+        return {"name": name, "dtype": dtype, "shape": shape}
+
+    state = [size.decoder_layers, "batch", size.decoder_hidden]
+    z = tensor("z", "float32", ["batch", size.latent])
+    return {
+        "encoder": {
+            "file": "encoder.onnx",
+            "inputs": [tensor("tokens", "int64", ["batch", size.steps])],
+            "outputs": [tensor("mu", "float32", ["batch", size.latent]), tensor("sigma", "float32", ["batch", size.latent])],
+        },
+        "decoder_init": {
+            "file": "decoder_init.onnx",
+            "inputs": [z],
+            "outputs": [tensor("h", "float32", state), tensor("c", "float32", state)],
+        },
+        "decoder_step": {
+            "file": "decoder_step.onnx",
+            "inputs": [tensor("token", "int64", ["batch"]), z, tensor("h", "float32", state), tensor("c", "float32", state)],
+            "outputs": [
+                tensor("logits", "float32", ["batch", size.vocab]),
+                tensor("h_out", "float32", state),
+                tensor("c_out", "float32", state),
+            ],
+        },
+    }
+
+
+def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
+    """Writes the three ONNX files into `out`; returns their signatures."""
+    model.eval()
+    size = model.size
+    out.mkdir(parents=True, exist_ok=True)
+    graphs = signatures(size)
+    batch = 2
+    tokens = torch.zeros(batch, size.steps, dtype=torch.long)
+    z = torch.zeros(batch, size.latent)
+    h = torch.zeros(size.decoder_layers, batch, size.decoder_hidden)
+    token = torch.zeros(batch, dtype=torch.long)
+    examples = {
+        "encoder": (EncoderGraph(model), (tokens,)),
+        "decoder_init": (DecoderInitGraph(model), (z,)),
+        "decoder_step": (DecoderStepGraph(model), (token, z, h, h.clone())),
+    }
+    for name, (module, args) in examples.items():
+        spec = graphs[name]
+        names = [t["name"] for t in spec["inputs"] + spec["outputs"]]
+        dynamic = {t["name"]: {t["shape"].index("batch"): "batch"} for t in spec["inputs"] + spec["outputs"]}
+        torch.onnx.export(
+            module,
+            args,
+            str(out / spec["file"]),
+            input_names=[t["name"] for t in spec["inputs"]],
+            output_names=[t["name"] for t in spec["outputs"]],
+            dynamic_axes={n: dynamic[n] for n in names},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return graphs
+
+
+def onnx_teacher_forced_logits(folder: Path, graphs: dict, tokens: np.ndarray, z: np.ndarray, start_token: int) -> np.ndarray:
+    """Logits of every step, fed the true previous tokens, through the ONNX graphs."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    init = onnxruntime.InferenceSession(str(folder / graphs["decoder_init"]["file"]), options)
+    step = onnxruntime.InferenceSession(str(folder / graphs["decoder_step"]["file"]), options)
+    h, c = init.run(None, {"z": z})
+    previous = np.full(len(tokens), start_token, dtype=np.int64)
+    logits = []
+    for index in range(tokens.shape[1]):
+        out, h, c = step.run(None, {"token": previous, "z": z, "h": h, "c": c})
+        logits.append(out)
+        previous = tokens[:, index].astype(np.int64)
+    return np.stack(logits, axis=1)
+
+
+def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed: int = 0) -> float:
+    """Max abs difference between ONNX step-wise and PyTorch logits."""
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, model.size.vocab, (examples, model.size.steps), generator=generator)
+    z = torch.randn(examples, model.size.latent, generator=generator)
+    with torch.no_grad():
+        expected = model.teacher_forced_logits(tokens, z).numpy()
+    found = onnx_teacher_forced_logits(folder, graphs, tokens.numpy(), z.numpy(), model.start_token)
+    return float(np.abs(found - expected).max())
+
+
+def encode_means(model: MusicVAE, tokens: np.ndarray, batch: int = 512) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate(
+            [model.encode(torch.as_tensor(tokens[i : i + batch], dtype=torch.long))[0].numpy() for i in range(0, len(tokens), batch)]
+        )
+
+
+def latent_axes(model: MusicVAE, train: np.ndarray, part: str) -> dict:
+    """Principal directions of the encoded training set (with their standard
+    deviations) and attribute vectors (top quartile mean minus bottom quartile
+    mean of the latents, MusicVAE section 5.3)."""
+    rng = np.random.default_rng(0)
+    sample = train[rng.choice(len(train), min(AXIS_WINDOWS, len(train)), replace=False)]
+    mu = encode_means(model, sample)
+    centred = mu - mu.mean(0)
+    _, singular, directions = np.linalg.svd(centred, full_matrices=False)
+    stds = singular / np.sqrt(len(mu) - 1)
+    principal = [
+        {"name": f"pc{i + 1}", "direction": directions[i].round(6).tolist(), "std": round(float(stds[i]), 6)}
+        for i in range(PRINCIPAL_AXES)
+    ]
+    vectors = []
+    for name in attributes.attribute_names(part):
+        measured = attributes.measure(name, sample, part)
+        low, high = np.quantile(measured, [0.25, 0.75])
+        top, bottom = mu[measured >= high], mu[measured <= low]
+        if high <= low or len(top) == 0 or len(bottom) == 0:
+            raise ValueError(f"attribute {name} does not vary in the training set")
+        vectors.append(
+            {
+                "name": name,
+                "description": attributes.ATTRIBUTES[name][0],
+                "vector": (top.mean(0) - bottom.mean(0)).round(6).tolist(),
+            }
+        )
+    return {"principal": principal, "attributes": vectors}
+
+
+def vocabulary(part: str) -> dict:
+    if part == "drums":
+        return {
+            "kind": "drum_classes",
+            "size": vocab.DRUM_VOCAB,
+            "classes": [{"name": name, "pitch": pitch} for name, pitch, _ in vocab.DRUM_CLASSES],
+        }
+    return {
+        "kind": "melodic",
+        "size": vocab.MELODIC_VOCAB,
+        "note_off": vocab.NOTE_OFF,
+        "no_event": vocab.NO_EVENT,
+        "min_pitch": vocab.MIN_PITCH,
+        "max_pitch": vocab.MAX_PITCH,
+    }
+
+
+def evaluation(model: MusicVAE, part: str, data: Path, axes: dict) -> dict:
+    heldout = evaluate.heldout_windows(part, data)
+    vectors = {a["name"]: np.asarray(a["vector"], dtype=np.float32) for a in axes["attributes"]}
+    source = "Groove MIDI Dataset official test split" if part == "drums" else "POP909 test songs (song number % 10 == 0)"
+    return {
+        "heldout": f"first {len(heldout)} 2-bar windows (hop 1 bar, 4+ onsets) of the {source}",
+        "heldout_windows": int(len(heldout)),
+        **evaluate.token_accuracy(model, heldout),
+        "attribute_check": {
+            "description": "mean measured attribute after decoding (greedy) mu + t * vector for t in -2..2",
+            "examples": min(len(heldout), evaluate.ATTRIBUTE_EXAMPLES),
+            "results": evaluate.attribute_check(model, heldout, part, vectors),
+        },
+        "interpolation_check": {
+            "description": "mean share of steps differing from the start sequence along a slerp between two held-out latents",
+            "pairs": evaluate.INTERPOLATION_PAIRS,
+            "hamming": evaluate.interpolation_check(model, heldout),
+        },
+    }
+
+
+def load_checkpoint(path: Path) -> tuple[MusicVAE, dict]:
+    saved = torch.load(path, weights_only=False)
+    size = ModelSize(**saved["state"]["size"])
+    model = MusicVAE(size)
+    model.load_state_dict(saved["model"])
+    model.eval()
+    return model, saved["state"]
+
+
+def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) -> dict:
+    model, state = load_checkpoint(checkpoint)
+    graphs = export_graphs(model, out)
+    for spec in graphs.values():
+        megabytes = (out / spec["file"]).stat().st_size / 1e6
+        if megabytes > 15:
+            raise ValueError(f"{spec['file']} is {megabytes:.1f} MB, over the 15 MB budget")
+    difference = parity(model, out, graphs)
+    if difference >= PARITY_TOLERANCE:
+        raise ValueError(f"ONNX and PyTorch logits differ by {difference}")
+    windows = load_windows(converted, part)
+    axes = latent_axes(model, windows["train_2bar"].astype(np.int64), part)
+    (out / "latent_axes.json").write_text(json.dumps(axes))
+    history = state.get("history", [])
+    manifest = {
+        "format_version": 1,
+        "name": f"{part}_2bar",
+        "part": part,
+        "vocabulary": vocabulary(part),
+        "start_token": model.start_token,
+        "steps_per_bar": vocab.STEPS_PER_BAR,
+        "bars": model.size.steps // vocab.STEPS_PER_BAR,
+        "latent_size": model.size.latent,
+        "hierarchical": False,
+        "decoder": {"layers": model.size.decoder_layers, "hidden": model.size.decoder_hidden},
+        "graphs": graphs,
+        "latent_axes": "latent_axes.json",
+        "training": {
+            "data": "Groove MIDI Dataset (drums)" if part == "drums" else "POP909 (melody track; bass derived from the piano track)",
+            "split": "official info.csv split" if part == "drums" else "by song: number % 10 == 0 test, == 1 validation, else train",
+            "train_windows": state.get("train_windows"),
+            "steps": state["step"],
+            "wall_time_s": round(state["wall_time_s"]),
+            "hardware": state.get("hardware"),
+            "size": model.size.as_dict(),
+            "hyperparameters": state.get("config"),
+            "final_log": history[-1] if history else None,
+        },
+        "evaluation": evaluation(model, part, data, axes),
+        "parity_max_abs_diff": difference,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["drums", "bass", "melody"], required=True)
+    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--converted", type=Path, default=Path("models/work/data"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    checkpoint = args.checkpoint or Path("models/work/checkpoints") / f"{args.part}_2bar.pt"
+    out = args.out or Path("models") / f"{args.part}_2bar"
+    manifest = export(args.part, checkpoint, out, args.data, args.converted)
+    print(json.dumps({"parity": manifest["parity_max_abs_diff"], **{k: v for k, v in manifest["evaluation"].items() if "accuracy" in k}}))
+
+
+if __name__ == "__main__":
+    main()

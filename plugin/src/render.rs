@@ -1,0 +1,107 @@
+//! Offline rendering without a host: decode with the engine, play the phrase
+//! through the same [`Sequencer`] the plugin uses, and collect the notes per
+//! part. The CLI writes the result to a .mid file; because the sequencer is
+//! the plugin's own, the file holds the notes the plugin plays for the same
+//! seed and knobs.
+
+use crate::engine::{Engine, ModelError};
+use crate::knobs::KnobSnapshot;
+use crate::midi_file::{TICKS_PER_QUARTER, TimedNote, Track};
+use crate::pattern::{Part, Phrase};
+use crate::sequencer::clock::Meter;
+use crate::sequencer::{BlockInput, PartRouting, Sequencer, SequencerOutput};
+
+/// What to render.
+#[derive(Debug, Clone)]
+pub struct RenderSettings {
+    /// Bars to render.
+    pub bars: u32,
+    /// Tempo in BPM (written to the file; the notes are on the grid).
+    pub tempo: f64,
+    /// Time signature.
+    pub meter: Meter,
+    /// Parts to render, each with its 0-based MIDI channel.
+    pub parts: Vec<(Part, u8)>,
+}
+
+struct TickRecorder {
+    block_start: u64,
+    notes: Vec<TimedNote>,
+}
+
+impl SequencerOutput for TickRecorder {
+    fn note_on(&mut self, timing: u32, channel: u8, pitch: u8, velocity: u8) {
+        self.notes.push(TimedNote {
+            tick: self.block_start + u64::from(timing),
+            channel,
+            pitch,
+            velocity: velocity.max(1),
+        });
+    }
+    fn note_off(&mut self, timing: u32, channel: u8, pitch: u8) {
+        self.notes.push(TimedNote {
+            tick: self.block_start + u64::from(timing),
+            channel,
+            pitch,
+            velocity: 0,
+        });
+    }
+    fn retire(&mut self, _phrase: Box<Phrase>) {}
+}
+
+/// Decodes `knobs` and plays `settings.bars` bars of it; one track per part.
+pub fn render(engine: &mut Engine, knobs: &KnobSnapshot, settings: &RenderSettings) -> Result<Vec<Track>, ModelError> {
+    let mut phrase = Box::<Phrase>::default();
+    engine.decode(knobs, &mut phrase)?;
+    Ok(settings
+        .parts
+        .iter()
+        .map(|&(part, channel)| Track {
+            name: part.title().into(),
+            notes: play_part(&phrase, part, channel, settings),
+        })
+        .collect())
+}
+
+/// The events the sequencer plays for one part of `phrase`, in ticks.
+pub fn play_part(phrase: &Phrase, part: Part, channel: u8, settings: &RenderSettings) -> Vec<TimedNote> {
+    // Run the sequencer at one "sample" per tick: every 16th lands exactly
+    // on a tick and nothing needs rounding.
+    let ticks_per_quarter = f64::from(TICKS_PER_QUARTER);
+    let routing = Part::ALL.map(|p| PartRouting {
+        enabled: p == part,
+        channel,
+    });
+    let mut sequencer = Sequencer::default();
+    let mut recorder = TickRecorder {
+        block_start: 0,
+        notes: Vec::new(),
+    };
+    sequencer.offer(Box::new(phrase.clone()), &mut recorder);
+    let total = (f64::from(settings.bars) * settings.meter.bar_quarters() * ticks_per_quarter) as u64;
+    let block = u64::from(TICKS_PER_QUARTER);
+    let mut input = BlockInput {
+        samples: TICKS_PER_QUARTER.into(),
+        sample_rate: settings.tempo / 60.0 * ticks_per_quarter,
+        playing: true,
+        tempo: Some(settings.tempo),
+        position_quarters: Some(0.0),
+        bar_start_quarters: None,
+        bar_number: None,
+        meter: settings.meter,
+        change_every_bars: 1,
+        routing,
+        bypassed: false,
+    };
+    while recorder.block_start < total {
+        input.samples = (total - recorder.block_start).min(block) as u32;
+        input.position_quarters = Some(recorder.block_start as f64 / ticks_per_quarter);
+        sequencer.process(&input, &mut recorder);
+        recorder.block_start += u64::from(input.samples);
+    }
+    // The song ends: the transport stops and every note ends.
+    input.playing = false;
+    sequencer.process(&input, &mut recorder);
+    recorder.notes
+}
+
