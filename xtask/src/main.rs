@@ -1,3 +1,236 @@
-fn main() -> nice_plug_xtask::Result<()> {
-    nice_plug_xtask::main()
+//! `cargo xtask`: everything beyond `cargo build`.
+//!
+//! - `fetch-onnxruntime [--gpu]`: the ONNX Runtime library from its PyPI wheel
+//!   (pinned version and checksum, cached in `ort/`).
+//! - `bundle latent_trio [--release]`: nice-plug's bundler, then the ONNX
+//!   Runtime library and the models copied into each bundle.
+//! - `build`: fetch, bundle in release mode and render `target/demo.mid`.
+//! - `test`: fetch, bundle, then every Rust and Python test.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+/// The wheel the bundles carry ONNX Runtime from.
+struct Wheel {
+    package: &'static str,
+    version: &'static str,
+    file: &'static str,
+    sha256: &'static str,
+}
+
+const CPU_WHEEL: Wheel = Wheel {
+    package: "onnxruntime",
+    version: "1.32.0",
+    file: "onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+    sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
+};
+
+const GPU_WHEEL: Wheel = Wheel {
+    package: "onnxruntime-gpu",
+    version: "1.31.1",
+    file: "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+    sha256: "",
+};
+
+/// Where the library lands; the plugin's development builds look here too.
+const ORT_FOLDER: &str = "ort";
+const BUNDLE_NAME: &str = "Latent Trio";
+const PACKAGE: &str = "latent_trio";
+/// Model folders shipped in the bundles.
+const MODELS: [&str; 3] = ["drums_2bar", "bass_2bar", "melody_2bar"];
+
+fn main() -> Result<()> {
+    nice_plug_xtask::chdir_workspace_root()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let gpu = args.iter().any(|a| a == "--gpu");
+    match args.first().map(String::as_str) {
+        Some("fetch-onnxruntime") => fetch_onnxruntime(gpu).map(|_| ()),
+        Some("bundle") => {
+            fetch_onnxruntime(gpu)?;
+            nice_plug_xtask::main_with_args("cargo xtask", args.clone())?;
+            add_resources()
+        }
+        Some("build") => {
+            fetch_onnxruntime(false)?;
+            nice_plug_xtask::main_with_args(
+                "cargo xtask",
+                ["bundle", PACKAGE, "--release"].map(String::from),
+            )?;
+            add_resources()?;
+            render_demo()
+        }
+        Some("test") => {
+            fetch_onnxruntime(false)?;
+            nice_plug_xtask::main_with_args(
+                "cargo xtask",
+                ["bundle", PACKAGE, "--features", "assert_process_allocs"].map(String::from),
+            )?;
+            add_resources()?;
+            run("cargo", &["test", "--workspace", "--features", "latent_trio/assert_process_allocs"])?;
+            run("python3", &["-m", "pytest", "models/tests", "-q"])
+        }
+        _ => nice_plug_xtask::main_with_args("cargo xtask", args),
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    println!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("could not run {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn sha256_of(path: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut file = fs::File::open(path)?;
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Downloads (once) and unpacks the ONNX Runtime library into `ort/lib/`.
+/// Returns the folder holding the library files.
+fn fetch_onnxruntime(gpu: bool) -> Result<PathBuf> {
+    let wheel = if gpu { GPU_WHEEL } else { CPU_WHEEL };
+    let downloads = Path::new(ORT_FOLDER).join("download");
+    let lib = Path::new(ORT_FOLDER).join("lib");
+    let wheel_path = downloads.join(wheel.file);
+    let marker = lib.join(format!(".from-{}", wheel.file));
+    if marker.is_file() {
+        return Ok(lib);
+    }
+    if !wheel_path.is_file() {
+        fs::create_dir_all(&downloads)?;
+        // pip knows the registry, its mirrors and certificates; the wheel's
+        // Python tag does not matter, the library inside is the same.
+        run(
+            "python3",
+            &[
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "-d",
+                downloads.to_str().context("non-UTF-8 path")?,
+                &format!("{}=={}", wheel.package, wheel.version),
+            ],
+        )?;
+    }
+    let digest = sha256_of(&wheel_path)?;
+    if !wheel.sha256.is_empty() && digest != wheel.sha256 {
+        fs::remove_file(&wheel_path)?;
+        bail!(
+            "{} has checksum {digest}, expected {}; deleted it, run again",
+            wheel.file,
+            wheel.sha256
+        );
+    }
+    if lib.exists() {
+        fs::remove_dir_all(&lib)?;
+    }
+    fs::create_dir_all(&lib)?;
+    let mut archive = zip::ZipArchive::new(fs::File::open(&wheel_path)?)?;
+    let mut unpacked = Vec::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index)?;
+        let name = entry.name().to_string();
+        let Some(file_name) = name.strip_prefix("onnxruntime/capi/") else {
+            continue;
+        };
+        if !file_name.starts_with("libonnxruntime") || file_name.contains('/') {
+            continue;
+        }
+        let mut out = fs::File::create(lib.join(file_name))?;
+        std::io::copy(&mut entry, &mut out)?;
+        unpacked.push(file_name.to_string());
+    }
+    if !unpacked.iter().any(|f| f.starts_with("libonnxruntime.so")) {
+        bail!("{} holds no libonnxruntime.so", wheel.file);
+    }
+    fs::write(&marker, digest)?;
+    println!("ONNX Runtime {} in {}: {}", wheel.version, lib.display(), unpacked.join(", "));
+    Ok(lib)
+}
+
+/// Copies the ONNX Runtime library and the models into the bundles: into
+/// `Contents/Resources` of the VST3 bundle, and into a `.resources` folder
+/// beside the single-file CLAP (Linux and Windows CLAPs are one file).
+fn add_resources() -> Result<()> {
+    let bundled = Path::new("target").join("bundled");
+    let targets = [
+        bundled.join(format!("{BUNDLE_NAME}.vst3")).join("Contents").join("Resources"),
+        bundled.join(format!("{BUNDLE_NAME}.resources")),
+    ];
+    for resources in &targets {
+        if resources.exists() {
+            fs::remove_dir_all(resources)?;
+        }
+        copy_folder(&Path::new(ORT_FOLDER).join("lib"), &resources.join("lib"))?;
+        for model in MODELS {
+            let source = Path::new("models").join(model);
+            if !source.join("manifest.json").is_file() {
+                println!("warning: {} has no trained model yet; the bundle plays without it", source.display());
+                continue;
+            }
+            copy_folder(&source, &resources.join("models").join(model))?;
+        }
+        println!("resources: {}", resources.display());
+    }
+    Ok(())
+}
+
+fn copy_folder(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') || !entry.file_type()?.is_file() {
+            continue;
+        }
+        fs::copy(entry.path(), to.join(&name))?;
+    }
+    Ok(())
+}
+
+fn render_demo() -> Result<()> {
+    let models = Path::new("target/bundled")
+        .join(format!("{BUNDLE_NAME}.resources"))
+        .join("models");
+    run(
+        "target/release/latent-trio",
+        &[
+            "--models",
+            models.to_str().context("non-UTF-8 path")?,
+            "render",
+            "--bars",
+            "8",
+            "--seed",
+            "1",
+            "--tempo",
+            "110",
+            "--out",
+            "target/demo.mid",
+        ],
+    )
 }

@@ -22,18 +22,30 @@ use super::RuntimeError;
 pub const ORT_LIBRARY_ENV: &str = "LATENT_TRIO_ORT_LIB";
 /// Environment variable naming a models folder that replaces the bundled one.
 pub const MODELS_ENV: &str = "LATENT_TRIO_MODELS";
-/// ONNX Runtime release the bundles carry (the PyPI `onnxruntime` wheel).
-pub const ORT_VERSION: &str = "1.32.0";
-
-/// File name of the ONNX Runtime library on this platform.
-pub fn ort_library_file_name() -> String {
+/// Whether `name` is the main ONNX Runtime library on this platform (not one
+/// of its provider plug-ins): `libonnxruntime.so.<version>`,
+/// `libonnxruntime.<version>.dylib` or `onnxruntime.dll`.
+fn is_ort_library(name: &str) -> bool {
     if cfg!(target_os = "windows") {
-        "onnxruntime.dll".into()
+        name.eq_ignore_ascii_case("onnxruntime.dll")
     } else if cfg!(target_os = "macos") {
-        format!("libonnxruntime.{ORT_VERSION}.dylib")
+        name.starts_with("libonnxruntime.") && name.ends_with(".dylib")
     } else {
-        format!("libonnxruntime.so.{ORT_VERSION}")
+        name.starts_with("libonnxruntime.so")
     }
+}
+
+/// The ONNX Runtime library in `folder`, if there is one.
+fn library_in(folder: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(folder)
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(is_ort_library))
+        .collect();
+    // Prefer the fully versioned file over a bare `libonnxruntime.so` link.
+    found.sort_by_key(|path| std::cmp::Reverse(path.as_os_str().len()));
+    found.into_iter().next()
 }
 
 /// Where the models run.
@@ -117,17 +129,25 @@ pub fn resource_folders() -> Vec<PathBuf> {
     folders
 }
 
-/// Candidate library files, in the order they are tried.
+/// Candidate library files, in the order they are tried: the bundle's own
+/// copy, then `LATENT_TRIO_ORT_LIB`, then a development checkout's `ort/lib`.
+/// Folders without a library are listed as such, so that the error message
+/// can say where it looked.
 pub fn library_candidates() -> Vec<PathBuf> {
-    let name = ort_library_file_name();
-    let mut candidates: Vec<PathBuf> = resource_folders()
-        .into_iter()
-        .map(|folder| folder.join("lib").join(&name))
-        .collect();
+    let folders = resource_folders();
+    let (bundle, development) = folders.split_at(folders.len() - 2);
+    let in_folders = |folders: &[PathBuf]| -> Vec<PathBuf> {
+        folders
+            .iter()
+            .map(|folder| folder.join("lib"))
+            .map(|lib| library_in(&lib).unwrap_or(lib))
+            .collect()
+    };
+    let mut candidates = in_folders(bundle);
     if let Some(path) = std::env::var_os(ORT_LIBRARY_ENV) {
-        // The bundle's own copy wins; the variable is for bundles without one.
-        candidates.insert(candidates.len() - 2, PathBuf::from(path));
+        candidates.push(PathBuf::from(path));
     }
+    candidates.extend(in_folders(development));
     candidates
 }
 
