@@ -123,7 +123,8 @@ pub fn resource_folders() -> Vec<PathBuf> {
         }
     }
     // Development builds and the CLI run from the repository.
-    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repository = manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf();
     folders.push(repository.clone());
     folders.push(repository.join("ort"));
     folders
