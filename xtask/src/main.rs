@@ -52,7 +52,8 @@ fn main() -> Result<()> {
         Some("fetch-onnxruntime") => fetch_onnxruntime(gpu).map(|_| ()),
         Some("bundle") => {
             fetch_onnxruntime(gpu)?;
-            nice_plug_xtask::main_with_args("cargo xtask", args.clone())?;
+            let forwarded = args.iter().filter(|a| *a != "--gpu").cloned();
+            nice_plug_xtask::main_with_args("cargo xtask", forwarded)?;
             add_resources()
         }
         Some("build") => {

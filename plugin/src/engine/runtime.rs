@@ -131,7 +131,7 @@ pub fn resource_folders() -> Vec<PathBuf> {
 }
 
 /// Candidate library files, in the order they are tried: the bundle's own
-/// copy, then `LATENT_TRIO_ORT_LIB`, then a development checkout's `ort/lib`.
+/// copy, then `LATENT_TRIO_ORT_LIB`, or else a development checkout's `ort/lib`.
 /// Folders without a library are listed as such, so that the error message
 /// can say where it looked.
 pub fn library_candidates() -> Vec<PathBuf> {
@@ -145,10 +145,11 @@ pub fn library_candidates() -> Vec<PathBuf> {
             .collect()
     };
     let mut candidates = in_folders(bundle);
-    if let Some(path) = std::env::var_os(ORT_LIBRARY_ENV) {
-        candidates.push(PathBuf::from(path));
+    match std::env::var_os(ORT_LIBRARY_ENV) {
+        // A library the user named replaces the development fallback.
+        Some(path) => candidates.push(PathBuf::from(path)),
+        None => candidates.extend(in_folders(development)),
     }
-    candidates.extend(in_folders(development));
     candidates
 }
 

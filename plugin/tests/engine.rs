@@ -1,0 +1,233 @@
+//! The engine with the real ONNX Runtime and the committed models.
+//! Needs `cargo xtask fetch-onnxruntime` (the test command runs it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use latent_trio::engine::model::PartModel;
+use latent_trio::engine::runtime::{self, Provider, ProviderChoice};
+use latent_trio::engine::{Engine, ModelError};
+use latent_trio::knobs::{ATTRIBUTE_KNOBS, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PartKnobs};
+use latent_trio::pattern::{Part, Phrase};
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+fn engine() -> Engine {
+    let engine = Engine::load(&models(), ProviderChoice::Cpu).expect("ONNX Runtime loads (run `cargo xtask fetch-onnxruntime`)");
+    for part in Part::ALL {
+        if let Err(error) = &engine.parts[part.index()] {
+            panic!("the committed {} model must load: {error}", part.name());
+        }
+    }
+    engine
+}
+
+fn decode(engine: &mut Engine, knobs: &KnobSnapshot) -> Box<Phrase> {
+    let mut phrase = Box::<Phrase>::default();
+    engine.decode(knobs, &mut phrase).expect("decodes");
+    phrase
+}
+
+fn notes(phrase: &Phrase) -> Vec<Vec<(u8, u8, u8)>> {
+    Part::ALL
+        .iter()
+        .map(|&part| phrase.part(part).notes().iter().map(|n| (n.step, n.length_steps, n.pitch)).collect())
+        .collect()
+}
+
+#[test]
+fn the_same_seed_and_knobs_always_give_the_same_notes() {
+    let mut engine = engine();
+    let knobs = KnobSnapshot {
+        seed: 42,
+        ..KnobSnapshot::default()
+    };
+    let first = notes(&decode(&mut engine, &knobs));
+    assert!(first.iter().all(|part| !part.is_empty()), "every part plays something: {first:?}");
+    // A second engine (as after reloading a project) agrees too.
+    let mut reloaded = self::engine();
+    assert_eq!(notes(&decode(&mut engine, &knobs)), first);
+    assert_eq!(notes(&decode(&mut reloaded, &knobs)), first);
+}
+
+#[test]
+fn a_different_seed_gives_different_notes() {
+    let mut engine = engine();
+    let with_seed = |seed| KnobSnapshot {
+        seed,
+        ..KnobSnapshot::default()
+    };
+    let one = notes(&decode(&mut engine, &with_seed(1)));
+    let two = notes(&decode(&mut engine, &with_seed(2)));
+    for (part, (a, b)) in Part::ALL.iter().zip(one.iter().zip(&two)) {
+        assert_ne!(a, b, "{} should change with the seed", part.name());
+    }
+}
+
+#[test]
+fn every_knob_moves_the_latent() {
+    let engine = engine();
+    for part in Part::ALL {
+        let Ok(model) = &engine.parts[part.index()] else { unreachable!() };
+        let base = model.latent(5, &PartKnobs::default());
+        let moved = |knobs: PartKnobs| {
+            let z = model.latent(5, &knobs);
+            z.iter().zip(&base).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt()
+        };
+        for index in 0..PRINCIPAL_KNOBS {
+            let mut knobs = PartKnobs::default();
+            knobs.principal[index] = 1.0;
+            let distance = moved(knobs);
+            let std = model.axes.principal[index].std;
+            assert!((distance - std).abs() < 1e-3 * std.max(1.0), "{} latent {}: moved {distance}, std {std}", part.name(), index + 1);
+        }
+        for (index, knob) in AttributeKnob::ALL.iter().enumerate().take(ATTRIBUTE_KNOBS) {
+            let mut knobs = PartKnobs::default();
+            knobs.attributes[index] = 1.0;
+            let distance = moved(knobs);
+            if knob.applies_to(part) {
+                assert!(distance > 0.01, "{} {} does not move the latent", part.name(), knob.axis_name());
+            } else {
+                assert_eq!(distance, 0.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn knobs_change_the_notes() {
+    let mut engine = engine();
+    let base = KnobSnapshot {
+        seed: 3,
+        ..KnobSnapshot::default()
+    };
+    let mut pushed = base;
+    for part in &mut pushed.parts {
+        part.principal[0] = 3.0;
+        part.attributes[0] = 2.0;
+    }
+    let before = notes(&decode(&mut engine, &base));
+    let after = notes(&decode(&mut engine, &pushed));
+    for (part, (a, b)) in Part::ALL.iter().zip(before.iter().zip(&after)) {
+        assert_ne!(a, b, "{} ignores its knobs", part.name());
+    }
+}
+
+/// A copy of a committed model folder that a test may break.
+fn model_copy(part: Part) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = models().join(format!("{}_2bar", part.name()));
+    for entry in std::fs::read_dir(source).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+fn load(folder: &Path, part: Part, choice: ProviderChoice) -> Result<PartModel, ModelError> {
+    PartModel::load(runtime::runtime().unwrap(), folder, part, choice)
+}
+
+#[test]
+fn a_corrupt_onnx_file_is_reported_by_name() {
+    let dir = model_copy(Part::Bass);
+    std::fs::write(dir.path().join("decoder_step.onnx"), b"not a model at all").unwrap();
+    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu).err().expect("refused");
+    assert!(matches!(error, ModelError::GraphUnloadable { .. }), "{error}");
+    assert!(error.to_string().contains("decoder_step.onnx"), "{error}");
+}
+
+#[test]
+fn a_manifest_with_wrong_shapes_is_refused_with_the_difference() {
+    let dir = model_copy(Part::Melody);
+    let path = dir.path().join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    manifest["latent_size"] = serde_json::json!(64);
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let error = load(dir.path(), Part::Melody, ProviderChoice::Cpu).err().expect("refused");
+    assert!(matches!(error, ModelError::ManifestContent { .. }), "{error}");
+    assert!(error.to_string().contains("z: float32[batch, 64]"), "{error}");
+}
+
+#[test]
+fn a_graph_that_disagrees_with_its_manifest_is_refused() {
+    // The drums' decoder swapped in for the bass's: right names, wrong vocabulary.
+    let dir = model_copy(Part::Bass);
+    std::fs::copy(models().join("drums_2bar/decoder_step.onnx"), dir.path().join("decoder_step.onnx")).unwrap();
+    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu).err().expect("refused");
+    assert!(matches!(error, ModelError::GraphSignature { .. }), "{error}");
+}
+
+#[test]
+fn a_future_manifest_or_a_model_for_another_part_is_refused() {
+    let dir = model_copy(Part::Drums);
+    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu).err().expect("refused");
+    assert!(error.to_string().contains("\"drums\" model"), "{error}");
+    let path = dir.path().join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap().replacen("\"format_version\": 1", "\"format_version\": 2", 1);
+    std::fs::write(&path, text).unwrap();
+    let error = load(dir.path(), Part::Drums, ProviderChoice::Cpu).err().expect("refused");
+    assert!(error.to_string().contains("format version 2"), "{error}");
+}
+
+#[test]
+fn one_broken_model_leaves_the_other_parts_playing() {
+    let dir = tempfile::tempdir().unwrap();
+    for part in [Part::Drums, Part::Melody] {
+        let target = dir.path().join(format!("{}_2bar", part.name()));
+        std::fs::create_dir(&target).unwrap();
+        for entry in std::fs::read_dir(models().join(format!("{}_2bar", part.name()))).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::create_dir(dir.path().join("bass_2bar")).unwrap();
+    std::fs::write(dir.path().join("bass_2bar/manifest.json"), "{ truncated").unwrap();
+    let mut engine = Engine::load(dir.path(), ProviderChoice::Cpu).unwrap();
+    assert!(matches!(engine.parts[Part::Bass.index()], Err(ModelError::ManifestSyntax { .. })));
+    let phrase = decode(&mut engine, &KnobSnapshot::default());
+    assert!(!phrase.part(Part::Drums).is_empty() && !phrase.part(Part::Melody).is_empty());
+    assert!(phrase.part(Part::Bass).is_empty());
+}
+
+#[test]
+fn cuda_requested_without_a_gpu_falls_back_to_the_cpu_and_says_so() {
+    let model = load(&models().join("drums_2bar"), Part::Drums, ProviderChoice::Cuda).expect("loads on the CPU");
+    assert_eq!(model.provider, Provider::Cpu);
+    let note = model.provider_note.expect("the fallback is explained");
+    assert!(note.contains("CUDA") && note.contains("CPU"), "{note}");
+}
+
+fn cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_latent-trio"))
+}
+
+#[test]
+fn a_missing_onnx_runtime_is_a_plain_message_not_a_crash() {
+    let output = cli()
+        .env("LATENT_TRIO_ORT_LIB", "/nonexistent/libonnxruntime.so.1.32.0")
+        .args(["--models", models().to_str().unwrap(), "info"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("ONNX Runtime was not found") && message.contains("LATENT_TRIO_ORT_LIB"), "{message}");
+}
+
+#[test]
+fn a_file_that_is_not_onnx_runtime_is_reported_as_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libonnxruntime.so.1.32.0");
+    std::fs::write(&fake, b"\x7fELF but not really").unwrap();
+    let output = cli()
+        .env("LATENT_TRIO_ORT_LIB", &fake)
+        .args(["--models", models().to_str().unwrap(), "info"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("could not be used"), "{message}");
+}
