@@ -1,0 +1,521 @@
+//! A headless CLAP host for Latent Trio's built bundle.
+//!
+//! It does what a DAW does with an instrument: loads the `.clap` file, scans
+//! its factory, instantiates, activates at a sample rate and block size,
+//! drives a simulated transport (tempo, meter, loops, jumps), automates
+//! parameters, saves and loads state, and collects every note event the
+//! plugin sends. The scenarios in `tests/` assert on those events.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::render::{PluginRender, RenderMode};
+use clack_extensions::state::PluginState;
+use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent};
+use clack_host::events::event_types::TransportFlags;
+use clack_host::events::{EventFlags, EventHeader};
+use clack_host::prelude::*;
+use clack_host::utils::{BeatTime, SecondsTime};
+
+/// Workspace root (the tests crate lives in `tests/`).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+}
+
+/// The CLAP bundle the test command builds.
+pub fn clap_bundle() -> PathBuf {
+    workspace().join("target/bundled/Latent Trio.clap")
+}
+
+/// The plugin's CLAP id.
+pub const PLUGIN_ID: &str = "org.latent-trio.latent-trio";
+
+struct Shared {
+    callback_requested: AtomicBool,
+}
+
+impl<'a> SharedHandler<'a> for Shared {
+    fn request_restart(&self) {}
+    fn request_process(&self) {}
+    fn request_callback(&self) {
+        self.callback_requested.store(true, Ordering::Release);
+    }
+}
+
+struct MainThread;
+impl<'a> MainThreadHandler<'a> for MainThread {}
+
+struct Handlers;
+impl HostHandlers for Handlers {
+    type Shared<'a> = Shared;
+    type MainThread<'a> = MainThread;
+    type AudioProcessor<'a> = ();
+}
+
+/// A note event the plugin sent, with its absolute sample time (samples
+/// processed since the instance was created, never jumping back).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoteEvent {
+    /// Absolute sample.
+    pub sample: u64,
+    /// Whether it starts a note.
+    pub on: bool,
+    /// 0-based MIDI channel.
+    pub channel: u16,
+    /// MIDI key.
+    pub key: u16,
+    /// Velocity 0..1 (0 for note-offs).
+    pub velocity: f64,
+    /// Song position of the event in quarter notes, per the transport the
+    /// host reported for its block.
+    pub song_quarters: f64,
+    /// Whether the event's sample is the first sample at or after a 16th step
+    /// of the transport (the plugin's timing contract).
+    pub on_grid: bool,
+    /// The 16th step (song position times 4) the event belongs to, if on grid.
+    pub step: Option<i64>,
+}
+
+/// The simulated transport.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Song {
+    /// Playing or stopped.
+    pub playing: bool,
+    /// Tempo in BPM.
+    pub tempo: f64,
+    /// Time signature.
+    pub meter: (u16, u16),
+    /// Position in quarter notes.
+    pub position: f64,
+    /// Start of the current bar, in quarters.
+    pub bar_start: f64,
+    /// Number of the current bar (0 = first).
+    pub bar_number: i32,
+    /// Active loop (start, end) in quarters.
+    pub looping: Option<(f64, f64)>,
+}
+
+impl Default for Song {
+    fn default() -> Self {
+        Song {
+            playing: true,
+            tempo: 120.0,
+            meter: (4, 4),
+            position: 0.0,
+            bar_start: 0.0,
+            bar_number: 0,
+            looping: None,
+        }
+    }
+}
+
+impl Song {
+    /// Length of a bar in quarters.
+    pub fn bar_quarters(&self) -> f64 {
+        f64::from(self.meter.0) * 4.0 / f64::from(self.meter.1)
+    }
+
+    /// Moves to `position` (a locate), on a fresh bar grid from 0 in the
+    /// current meter.
+    pub fn locate(&mut self, position: f64) {
+        self.position = position;
+        let bar = (position / self.bar_quarters()).floor();
+        self.bar_start = bar * self.bar_quarters();
+        self.bar_number = bar as i32;
+    }
+
+    fn advance(&mut self, quarters: f64) {
+        self.position += quarters;
+        while self.position >= self.bar_start + self.bar_quarters() - 1e-9 {
+            self.bar_start += self.bar_quarters();
+            self.bar_number += 1;
+        }
+    }
+
+    fn event(&self) -> TransportEvent {
+        let mut flags = TransportFlags::HAS_TEMPO
+            | TransportFlags::HAS_BEATS_TIMELINE
+            | TransportFlags::HAS_SECONDS_TIMELINE
+            | TransportFlags::HAS_TIME_SIGNATURE;
+        if self.playing {
+            flags |= TransportFlags::IS_PLAYING;
+        }
+        let (loop_start, loop_end) = self.looping.unwrap_or((0.0, 0.0));
+        if self.looping.is_some() {
+            flags |= TransportFlags::IS_LOOP_ACTIVE;
+        }
+        let seconds = |quarters: f64| SecondsTime::from_float(quarters * 60.0 / self.tempo);
+        TransportEvent {
+            header: EventHeader::new_core(0, EventFlags::empty()),
+            flags,
+            song_pos_beats: BeatTime::from_float(self.position),
+            song_pos_seconds: seconds(self.position),
+            tempo: self.tempo,
+            tempo_inc: 0.0,
+            loop_start_beats: BeatTime::from_float(loop_start),
+            loop_end_beats: BeatTime::from_float(loop_end),
+            loop_start_seconds: seconds(loop_start),
+            loop_end_seconds: seconds(loop_end),
+            bar_start: BeatTime::from_float(self.bar_start),
+            bar_number: self.bar_number,
+            time_signature_numerator: self.meter.0,
+            time_signature_denominator: self.meter.1,
+        }
+    }
+}
+
+/// A parameter as the host sees it.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// CLAP id.
+    pub id: ClapId,
+    /// Display name, e.g. "Drums Latent 1".
+    pub name: String,
+    /// Group path, e.g. "Drums".
+    pub module: String,
+    /// Plain range.
+    pub min: f64,
+    /// Plain range.
+    pub max: f64,
+    /// Default plain value.
+    pub default: f64,
+}
+
+/// The loaded bundle.
+pub struct Bundle {
+    entry: PluginEntry,
+    info: HostInfo,
+}
+
+impl Bundle {
+    /// Loads a `.clap` file.
+    pub fn load(path: &Path) -> Result<Bundle, String> {
+        if !path.is_file() {
+            return Err(format!("{} does not exist; run `cargo xtask bundle latent_trio`", path.display()));
+        }
+        // SAFETY: loading a plugin runs its code; this is the plugin under test.
+        let entry = unsafe { PluginEntry::load(path) }.map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        let info = HostInfo::new("Latent Trio headless host", "Latent Trio developers", "", "0.1.0")
+            .map_err(|e| e.to_string())?;
+        Ok(Bundle { entry, info })
+    }
+
+    /// (id, name) of every plugin in the factory.
+    pub fn plugins(&self) -> Vec<(String, String)> {
+        let factory = self.entry.get_plugin_factory().expect("a plugin factory");
+        factory
+            .plugin_descriptors()
+            .map(|d| {
+                let text = |s: Option<&std::ffi::CStr>| s.map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                (text(d.id()), text(d.name()))
+            })
+            .collect()
+    }
+
+    /// Creates an instance of Latent Trio.
+    pub fn instantiate(&self) -> Result<Instance, String> {
+        let id = CString::new(PLUGIN_ID).expect("no NUL");
+        let instance = PluginInstance::<Handlers>::new(
+            |_| Shared {
+                callback_requested: AtomicBool::new(false),
+            },
+            |_| MainThread,
+            &self.entry,
+            &id,
+            &self.info,
+        )
+        .map_err(|e| format!("instantiation failed: {e}"))?;
+        let mut instance = Instance {
+            instance,
+            processor: None,
+            params: Vec::new(),
+            sample_rate: 48_000.0,
+            max_frames: 512,
+            wall: 0,
+            song: Song::default(),
+            pending_params: Vec::new(),
+            output: EventBuffer::with_capacity(4096),
+            events: Vec::new(),
+        };
+        instance.params = instance.scan_params();
+        Ok(instance)
+    }
+}
+
+/// One plugin instance with its transport and everything it has played.
+pub struct Instance {
+    instance: PluginInstance<Handlers>,
+    processor: Option<StartedPluginAudioProcessor<Handlers>>,
+    /// Every parameter, in the plugin's order.
+    pub params: Vec<Param>,
+    sample_rate: f64,
+    max_frames: u32,
+    /// Samples processed so far (the time base of [`NoteEvent::sample`]).
+    pub wall: u64,
+    /// The transport.
+    pub song: Song,
+    pending_params: Vec<(ClapId, f64)>,
+    output: EventBuffer,
+    /// Every note event so far.
+    pub events: Vec<NoteEvent>,
+}
+
+impl Instance {
+    fn scan_params(&mut self) -> Vec<Param> {
+        let handle = self.instance.plugin_handle();
+        let Some(params) = handle.get_extension::<PluginParams>() else {
+            return Vec::new();
+        };
+        let mut buffer = ParamInfoBuffer::new();
+        (0..params.count(&handle))
+            .filter_map(|index| {
+                params.get_info(&handle, index, &mut buffer).map(|info| Param {
+                    id: info.id,
+                    name: String::from_utf8_lossy(info.name).into_owned(),
+                    module: String::from_utf8_lossy(info.module).into_owned(),
+                    min: info.min_value,
+                    max: info.max_value,
+                    default: info.default_value,
+                })
+            })
+            .collect()
+    }
+
+    /// The parameter called `name`.
+    pub fn param(&self, name: &str) -> &Param {
+        self.params
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no parameter {name:?}"))
+    }
+
+    /// The host's current value of a parameter.
+    pub fn param_value(&mut self, name: &str) -> f64 {
+        let id = self.param(name).id;
+        let handle = self.instance.plugin_handle();
+        let params = handle.get_extension::<PluginParams>().expect("params");
+        params.get_value(&handle, id).expect("a value")
+    }
+
+    /// Queues a parameter change (plain value) for the start of the next block.
+    pub fn set(&mut self, name: &str, value: f64) {
+        let id = self.param(name).id;
+        self.pending_params.push((id, value));
+    }
+
+    /// Switches offline (render) or real-time processing; takes effect at the
+    /// next activation.
+    pub fn set_offline(&mut self, offline: bool) -> Result<(), String> {
+        let handle = self.instance.plugin_handle();
+        let render = handle.get_extension::<PluginRender>().ok_or("no render extension")?;
+        let mode = if offline { RenderMode::Offline } else { RenderMode::Realtime };
+        render.set(&handle, mode).map_err(|_| "render mode refused".to_string())
+    }
+
+    /// Activates at `sample_rate` with blocks of at most `max_frames`.
+    pub fn activate(&mut self, sample_rate: f64, max_frames: u32) {
+        self.deactivate();
+        let configuration = PluginAudioConfiguration {
+            sample_rate,
+            min_frames_count: 1,
+            max_frames_count: max_frames,
+        };
+        let stopped = self.instance.activate(|_, _| (), configuration).expect("activation succeeds");
+        self.processor = Some(stopped.start_processing().map_err(|_| "start_processing failed").expect("starts"));
+        self.sample_rate = sample_rate;
+        self.max_frames = max_frames;
+    }
+
+    /// Deactivates (if active).
+    pub fn deactivate(&mut self) {
+        if let Some(processor) = self.processor.take() {
+            let stopped = processor.stop_processing();
+            self.instance.deactivate(stopped);
+        }
+        self.run_main_thread_callbacks();
+    }
+
+    fn run_main_thread_callbacks(&mut self) {
+        let requested = self
+            .instance
+            .access_shared_handler(|shared: &Shared| shared.callback_requested.swap(false, Ordering::AcqRel));
+        if requested {
+            self.instance.call_on_main_thread_callback();
+        }
+    }
+
+    /// Processes one block of `frames` samples at the current transport, then
+    /// advances the transport (a stopped transport stays put).
+    pub fn block(&mut self, frames: u32) {
+        assert!(frames >= 1 && frames <= self.max_frames, "block of {frames} frames");
+        let song = self.song;
+        let spq = self.sample_rate * 60.0 / song.tempo;
+        let transport = song.event();
+        let mut input = EventBuffer::with_capacity(self.pending_params.len());
+        for (id, value) in self.pending_params.drain(..) {
+            input.push(&ParamValueEvent::new(0, id, Pckn::match_all(), value));
+        }
+        let mut left = vec![0.0f32; frames as usize];
+        let mut right = vec![0.0f32; frames as usize];
+        let mut ports = AudioPorts::with_capacity(2, 1);
+        let mut outputs = ports.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only([left.as_mut_slice(), right.as_mut_slice()].into_iter()),
+        }]);
+        self.output.clear();
+        let processor = self.processor.as_mut().expect("activated");
+        processor
+            .process(
+                &InputAudioBuffers::empty(),
+                &mut outputs,
+                &input.as_input(),
+                &mut self.output.as_output(),
+                Some(self.wall),
+                Some(&transport),
+            )
+            .expect("process succeeds");
+        assert!(left.iter().chain(&right).all(|&s| s == 0.0), "the audio output stays silent");
+        let mut last_time = 0;
+        for event in self.output.iter() {
+            let (on, pckn, velocity, time) = if let Some(e) = event.as_event::<NoteOnEvent>() {
+                (true, e.pckn(), e.velocity(), e.header().time())
+            } else if let Some(e) = event.as_event::<NoteOffEvent>() {
+                (false, e.pckn(), e.velocity(), e.header().time())
+            } else {
+                continue;
+            };
+            assert!(time < frames, "event at {time} outside a block of {frames}");
+            assert!(time >= last_time, "events out of order");
+            last_time = time;
+            // The event's sample is on the grid if a 16th step lies in
+            // (time - 1, time] samples after the block start.
+            // (Tolerance: a thousandth of a sample, for the fixed-point
+            // positions CLAP carries.)
+            let t = f64::from(time);
+            let step = ((song.position + (t + 1e-3) / spq) * 4.0).floor();
+            let offset = (step / 4.0 - song.position) * spq;
+            let on_grid = song.playing && offset > t - 1.0 + 1e-3 && offset <= t + 1e-3;
+            self.events.push(NoteEvent {
+                sample: self.wall + u64::from(time),
+                on,
+                channel: pckn.channel.into_specific().unwrap_or(u16::MAX),
+                key: pckn.key.into_specific().unwrap_or(u16::MAX),
+                velocity,
+                song_quarters: song.position + f64::from(time) / spq,
+                on_grid,
+                step: on_grid.then_some(step as i64),
+            });
+        }
+        self.wall += u64::from(frames);
+        if song.playing {
+            self.song.advance(f64::from(frames) / spq);
+        }
+        self.run_main_thread_callbacks();
+    }
+
+    /// Plays `samples` samples in blocks of `block` (the last one shorter),
+    /// splitting blocks at the loop end the way DAWs do.
+    pub fn play(&mut self, samples: u64, block: u32) {
+        let mut left = samples;
+        while left > 0 {
+            let mut frames = left.min(u64::from(block)) as u32;
+            if let (true, Some((start, end))) = (self.song.playing, self.song.looping) {
+                let spq = self.sample_rate * 60.0 / self.song.tempo;
+                let to_end = ((end - self.song.position) * spq).round();
+                if to_end >= 1.0 && to_end < f64::from(frames) {
+                    frames = to_end as u32;
+                }
+                self.block(frames);
+                if self.song.position >= end - 1e-9 {
+                    self.song.locate(start);
+                }
+            } else {
+                self.block(frames);
+            }
+            left -= u64::from(frames);
+        }
+    }
+
+    /// Plays whole bars of the current meter.
+    pub fn play_bars(&mut self, bars: f64, block: u32) {
+        let samples = bars * self.song.bar_quarters() * self.sample_rate * 60.0 / self.song.tempo;
+        self.play(samples.round() as u64, block);
+    }
+
+    /// Real time only: plays from bar 0 until the first note sounds (the
+    /// worker has loaded the models and decoded), then stops and rewinds.
+    /// Returns false if nothing sounded within `seconds` of wall-clock time.
+    pub fn warm_up(&mut self, seconds: f64) -> bool {
+        let started = std::time::Instant::now();
+        let before = self.events.len();
+        self.song = Song::default();
+        while self.events.len() == before {
+            if started.elapsed().as_secs_f64() > seconds {
+                return false;
+            }
+            self.play_bars(1.0, self.max_frames.min(512));
+            self.song.locate(0.0);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.song.playing = false;
+        self.block(self.max_frames.min(64));
+        self.song = Song::default();
+        true
+    }
+
+    /// Saves the plugin's state.
+    pub fn save_state(&mut self) -> Vec<u8> {
+        let handle = self.instance.plugin_handle();
+        let state = handle.get_extension::<PluginState>().expect("state extension");
+        let mut bytes = Vec::new();
+        state.save(&handle, &mut bytes).expect("state saves");
+        bytes
+    }
+
+    /// Loads a state; `Err` when the plugin refuses it.
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let handle = self.instance.plugin_handle();
+        let state = handle.get_extension::<PluginState>().expect("state extension");
+        let mut reader = bytes;
+        state.load(&handle, &mut reader).map_err(|e| format!("{e:?}"))
+    }
+
+    /// Note events since index `from`.
+    pub fn events_since(&self, from: usize) -> &[NoteEvent] {
+        &self.events[from..]
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.deactivate();
+    }
+}
+
+/// Checks that every note-on has exactly one later note-off on the same
+/// channel and key, and that nothing is left sounding. Returns the number of
+/// notes, or a description of the first problem.
+pub fn check_balanced(events: &[NoteEvent]) -> Result<usize, String> {
+    let mut sounding: Vec<(u16, u16, u64)> = Vec::new();
+    let mut notes = 0;
+    for event in events {
+        let index = sounding.iter().position(|&(c, k, _)| c == event.channel && k == event.key);
+        match (event.on, index) {
+            (true, None) => {
+                sounding.push((event.channel, event.key, event.sample));
+                notes += 1;
+            }
+            (true, Some(_)) => return Err(format!("key {} on channel {} struck again while sounding at sample {}", event.key, event.channel + 1, event.sample)),
+            (false, Some(index)) => {
+                sounding.remove(index);
+            }
+            (false, None) => return Err(format!("note-off for silent key {} at sample {}", event.key, event.sample)),
+        }
+    }
+    if let Some((channel, key, sample)) = sounding.first() {
+        return Err(format!("{} stuck notes, the first key {key} on channel {} from sample {sample}", sounding.len(), channel + 1));
+    }
+    Ok(notes)
+}

@@ -1,0 +1,133 @@
+//! Steady play: every note lands on the 16th the transport implies, at every
+//! sample rate, tempo and block size, and matches what the CLI renders.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use latent_trio_host::{Bundle, Instance, NoteEvent, Song, check_balanced, clap_bundle, workspace};
+
+fn instance(bundle: &Bundle) -> Instance {
+    let mut instance = bundle.instantiate().expect("instantiates");
+    instance.activate(48_000.0, 4096);
+    assert!(instance.warm_up(60.0), "the models load and play within a minute");
+    instance
+}
+
+/// (step, channel, key) of every note-on, steps counted from the song start.
+fn onsets(events: &[NoteEvent]) -> BTreeSet<(i64, u16, u16)> {
+    events
+        .iter()
+        .filter(|e| e.on)
+        .map(|e| (e.step.unwrap_or_else(|| panic!("off the grid: {e:?}")), e.channel, e.key))
+        .collect()
+}
+
+/// The notes `latent-trio render` writes for the default knobs and `seed`.
+fn cli_onsets(seed: u32, bars: u32) -> BTreeSet<(i64, u16, u16)> {
+    let dir = std::env::temp_dir().join(format!("latent-trio-cli-{}-{seed}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("render.mid");
+    let models = workspace().join("target/bundled/Latent Trio.resources/models");
+    let status = Command::new(workspace().join("target/debug/latent-trio"))
+        .args(["--models", models.to_str().unwrap(), "render", "--bars", &bars.to_string(), "--seed", &seed.to_string(), "--out"])
+        .arg(&out)
+        .status()
+        .expect("the CLI runs");
+    assert!(status.success());
+    let bytes = std::fs::read(&out).unwrap();
+    let smf = midly::Smf::parse(&bytes).unwrap();
+    let mut notes = BTreeSet::new();
+    for track in &smf.tracks {
+        let mut tick = 0u32;
+        for event in track {
+            tick += event.delta.as_int();
+            if let midly::TrackEventKind::Midi { channel, message: midly::MidiMessage::NoteOn { key, vel } } = event.kind {
+                if vel > 0 {
+                    notes.insert((i64::from(tick / 120), u16::from(channel.as_int()), u16::from(key.as_int())));
+                }
+            }
+        }
+    }
+    notes
+}
+
+#[test]
+fn the_factory_offers_latent_trio_with_grouped_parameters() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    assert_eq!(bundle.plugins(), vec![(latent_trio_host::PLUGIN_ID.to_string(), "Latent Trio".to_string())]);
+    let instance = bundle.instantiate().unwrap();
+    for name in ["Seed", "New Seed", "Change", "Bypass", "Drums Latent 1", "Bass Latent 8", "Melody Register", "Drums Channel"] {
+        instance.param(name);
+    }
+    assert_eq!(instance.param("Bass Density").module, "Bass");
+    assert_eq!(instance.params.iter().filter(|p| p.name.contains("Latent")).count(), 24);
+}
+
+#[test]
+fn steady_play_lands_every_note_on_its_16th_at_every_rate_tempo_and_block_size() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let mut instance = instance(&bundle);
+    let reference = cli_onsets(1, 4);
+    assert!(reference.len() > 20, "the default seed plays a real pattern");
+    let mut runs = 0;
+    for rate in [44_100.0, 48_000.0, 96_000.0] {
+        for tempo in [60.0, 120.0, 187.5] {
+            for block in [64u32, 511, 512, 4096] {
+                instance.activate(rate, 4096);
+                instance.song = Song { tempo, ..Song::default() };
+                let from = instance.events.len();
+                instance.play_bars(4.0, block);
+                instance.song.playing = false;
+                instance.block(64);
+                let events = instance.events_since(from);
+                assert!(events.iter().all(|e| e.on_grid || !e.on), "{rate} Hz, {tempo} BPM, block {block}: a note-on off the grid");
+                check_balanced(events).unwrap_or_else(|e| panic!("{rate} Hz, {tempo} BPM, block {block}: {e}"));
+                assert_eq!(onsets(events), reference, "{rate} Hz, {tempo} BPM, block {block}: not the notes the CLI renders");
+                runs += 1;
+            }
+        }
+    }
+    println!("{runs} runs of 4 bars matched the CLI note for note");
+}
+
+#[test]
+fn single_sample_and_uneven_blocks_play_the_same_notes() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let mut instance = instance(&bundle);
+    let mut played = Vec::new();
+    for blocks in [&[1u32][..], &[7, 300, 1, 4096, 33]] {
+        instance.activate(48_000.0, 4096);
+        instance.song = Song::default();
+        let from = instance.events.len();
+        let total = 2 * 96_000u64;
+        let mut done = 0u64;
+        let mut index = 0;
+        while done < total {
+            let frames = u64::from(blocks[index % blocks.len()]).min(total - done) as u32;
+            instance.block(frames);
+            done += u64::from(frames);
+            index += 1;
+        }
+        played.push(onsets(instance.events_since(from)));
+    }
+    assert_eq!(played[0], played[1]);
+    assert!(!played[0].is_empty());
+}
+
+#[test]
+fn an_offline_bounce_plays_exactly_what_real_time_plays() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let relative = |instance: &Instance, from: usize, wall: u64| -> Vec<(u64, bool, u16, u16)> {
+        instance.events_since(from).iter().map(|e| (e.sample - wall, e.on, e.channel, e.key)).collect()
+    };
+    let mut realtime = instance(&bundle);
+    let (from, wall) = (realtime.events.len(), realtime.wall);
+    realtime.play_bars(8.0, 512);
+    let mut offline = bundle.instantiate().unwrap();
+    offline.set_offline(true).unwrap();
+    offline.activate(48_000.0, 4096);
+    offline.play_bars(8.0, 512);
+    let bounced = relative(&offline, 0, 0);
+    assert!(!bounced.is_empty());
+    assert_eq!(bounced, relative(&realtime, from, wall));
+}
