@@ -107,8 +107,10 @@ def groove_song(path: Path, song_id: str, split: str, counts: Counts) -> TokenSo
     return TokenSong(song_id, split, tokens, velocities, offsets)
 
 
-def load_groove(data: Path, counts: Counts, split: str | None = None) -> list[TokenSong]:
-    """Every 4/4 Groove file (of `split` only, if given), quantized."""
+def load_groove_split(data: Path, split: str | None, counts: Counts) -> list[TokenSong]:
+    """Every 4/4 Groove file of the official `split` (all splits if None),
+    quantized. Rows of other splits are not even opened, so building the
+    held-out set in tests and evaluation stays cheap."""
     songs = []
     with open(data / "groove" / "info.csv", newline="") as handle:
         for row in csv.DictReader(handle):
@@ -122,6 +124,11 @@ def load_groove(data: Path, counts: Counts, split: str | None = None) -> list[To
                 counts.files["drums: kept"] += 1
                 songs.append(song)
     return songs
+
+
+def load_groove(data: Path, counts: Counts) -> list[TokenSong]:
+    """Every usable Groove file, in info.csv order (what the converter saves)."""
+    return load_groove_split(data, None, counts)
 
 
 # ---------------------------------------------------------------- melody and bass
@@ -249,21 +256,26 @@ def pop909_songs(folder: Path, counts: Counts) -> dict[str, TokenSong] | None:
     }
 
 
-def load_pop909(data: Path, counts: Counts, split: str | None = None) -> dict[str, list[TokenSong]]:
-    """Melody and bass of every usable POP909 song (of `split` only, if given)."""
-    parts: dict[str, list[TokenSong]] = {"melody": [], "bass": []}
+def load_pop909_split(data: Path, split: str | None, counts: Counts) -> list[dict[str, TokenSong]]:
+    """{"melody", "bass"} of every usable POP909 song of `split` (all songs if
+    None), in song order. Songs of other splits are not converted."""
+    songs = []
     for folder in sorted((data / "pop909").iterdir()):
         if not folder.is_dir() or not folder.name.isdigit():
             continue
         if split is not None and pop909_split(int(folder.name)) != split:
             continue
-        songs = pop909_songs(folder, counts)
-        if songs is None:
-            continue
-        counts.files["melodic: kept"] += 1
-        for part, song in songs.items():
-            parts[part].append(song)
-    return parts
+        song = pop909_songs(folder, counts)
+        if song is not None:
+            counts.files["melodic: kept"] += 1
+            songs.append(song)
+    return songs
+
+
+def load_pop909(data: Path, counts: Counts) -> dict[str, list[TokenSong]]:
+    """Melody and bass of every usable POP909 song, grouped by part."""
+    songs = load_pop909_split(data, None, counts)
+    return {part: [song[part] for song in songs] for part in ("melody", "bass")}
 
 
 # ---------------------------------------------------------------- windows

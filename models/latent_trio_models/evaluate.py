@@ -27,9 +27,9 @@ def heldout_windows(part: str, data_dir: Path, limit: int = HELDOUT_WINDOWS) -> 
     """The first `limit` 2-bar test windows of `part`, in song order."""
     counts = data.Counts()
     if part == "drums":
-        songs = data.load_groove(data_dir, counts, split="test")
+        songs = data.load_groove_split(data_dir, "test", counts)
     else:
-        songs = data.load_pop909(data_dir, counts, split="test")[part]
+        songs = [song[part] for song in data.load_pop909_split(data_dir, "test", counts)]
     rows = []
     for song in songs:
         for start in data.windows(song, part, data.WINDOW_BARS, 1, counts):

@@ -124,12 +124,17 @@ def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
     return graphs
 
 
-def onnx_teacher_forced_logits(folder: Path, graphs: dict, tokens: np.ndarray, z: np.ndarray, start_token: int) -> np.ndarray:
-    """Logits of every step, fed the true previous tokens, through the ONNX graphs."""
+def _session(path: Path) -> onnxruntime.InferenceSession:
+    """A one-thread CPU session, as the plugin's worker runs the graphs."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
-    init = onnxruntime.InferenceSession(str(folder / graphs["decoder_init"]["file"]), options)
-    step = onnxruntime.InferenceSession(str(folder / graphs["decoder_step"]["file"]), options)
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_teacher_forced_logits(folder: Path, graphs: dict, tokens: np.ndarray, z: np.ndarray, start_token: int) -> np.ndarray:
+    """Logits of every step, fed the true previous tokens, through the ONNX graphs."""
+    init = _session(folder / graphs["decoder_init"]["file"])
+    step = _session(folder / graphs["decoder_step"]["file"])
     h, c = init.run(None, {"z": z})
     previous = np.full(len(tokens), start_token, dtype=np.int64)
     logits = []
@@ -141,14 +146,23 @@ def onnx_teacher_forced_logits(folder: Path, graphs: dict, tokens: np.ndarray, z
 
 
 def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed: int = 0) -> float:
-    """Max abs difference between ONNX step-wise and PyTorch logits."""
+    """Max abs difference between the ONNX graphs and PyTorch over everything the
+    plugin reads: encoder mu and sigma, the initial state, and the logits of all
+    steps of a step-wise decode fed the true previous tokens. `examples` differs
+    from the export batch so that the dynamic batch axis is exercised too."""
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, model.size.vocab, (examples, model.size.steps), generator=generator)
     z = torch.randn(examples, model.size.latent, generator=generator)
     with torch.no_grad():
-        expected = model.teacher_forced_logits(tokens, z).numpy()
-    found = onnx_teacher_forced_logits(folder, graphs, tokens.numpy(), z.numpy(), model.start_token)
-    return float(np.abs(found - expected).max())
+        expected = [*model.encode(tokens), *model.initial_state(z), model.teacher_forced_logits(tokens, z)]
+    encoder = _session(folder / graphs["encoder"]["file"])
+    init = _session(folder / graphs["decoder_init"]["file"])
+    found = [
+        *encoder.run(None, {"tokens": tokens.numpy()}),
+        *init.run(None, {"z": z.numpy()}),
+        onnx_teacher_forced_logits(folder, graphs, tokens.numpy(), z.numpy(), model.start_token),
+    ]
+    return max(float(np.abs(f - e.numpy()).max()) for f, e in zip(found, expected))
 
 
 def encode_means(model: MusicVAE, tokens: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -228,6 +242,32 @@ def evaluation(model: MusicVAE, part: str, data: Path, axes: dict) -> dict:
     }
 
 
+DATA_SOURCES = {
+    "drums": "Groove MIDI Dataset v1.0.0 (Magenta), 4/4 files, 9-class drum reduction",
+    "bass": "POP909: bass line derived from the PIANO track (lowest sounding pitch of every 16th step, "
+    "a new note where it changes or is struck again, folded by octaves into MIDI 28..55)",
+    "melody": "POP909: the MELODY track (lead vocal melody), highest pitch on simultaneous onsets",
+}
+SPLIT_RULES = {
+    "drums": "official info.csv split (train/validation/test per performance)",
+    "bass": "by song: number % 10 == 0 test, == 1 validation, else train",
+    "melody": "by song: number % 10 == 0 test, == 1 validation, else train",
+}
+
+
+def conversion_counts(converted: Path, part: str) -> dict:
+    """Files and windows of `part` the converter kept or skipped, and why."""
+    path = converted / "counts.json"
+    if not path.is_file():
+        return {}
+    counts = json.loads(path.read_text())
+    prefix = "drums:" if part == "drums" else "melodic:"
+    return {
+        "files": {k: v for k, v in counts["files"].items() if k.startswith(prefix)},
+        "windows": {k: v for k, v in counts["windows"].items() if k.startswith(f"{part} 2-bar")},
+    }
+
+
 def load_checkpoint(path: Path) -> tuple[MusicVAE, dict]:
     saved = torch.load(path, weights_only=False)
     size = ModelSize(**saved["state"]["size"])
@@ -265,15 +305,18 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
         "graphs": graphs,
         "latent_axes": "latent_axes.json",
         "training": {
-            "data": "Groove MIDI Dataset (drums)" if part == "drums" else "POP909 (melody track; bass derived from the piano track)",
-            "split": "official info.csv split" if part == "drums" else "by song: number % 10 == 0 test, == 1 validation, else train",
+            "data": DATA_SOURCES[part],
+            "split": SPLIT_RULES[part],
+            "windows": "2-bar windows on bar lines, hop 1 bar, at least 4 onsets; melody and bass transposed by -5..+6 semitones in training",
             "train_windows": state.get("train_windows"),
+            "conversion": conversion_counts(converted, part),
             "steps": state["step"],
             "wall_time_s": round(state["wall_time_s"]),
             "hardware": state.get("hardware"),
             "size": model.size.as_dict(),
             "hyperparameters": state.get("config"),
             "final_log": history[-1] if history else None,
+            "last_validation": next((r for r in reversed(history) if "validation_tf_accuracy" in r), None),
         },
         "evaluation": evaluation(model, part, data, axes),
         "parity_max_abs_diff": difference,

@@ -202,6 +202,18 @@ impl Plugin for LatentTrio {
         self.params.clone()
     }
 
+    fn filter_state(state: &mut PluginState) {
+        if is_newer_major_version(&state.version, Self::VERSION) {
+            nice_plug::nice_error!(
+                "This project was saved by Latent Trio {}, newer than this {}; its Latent Trio settings were not loaded. Update the plugin to restore them.",
+                state.version,
+                Self::VERSION
+            );
+            state.params.clear();
+            state.fields.clear();
+        }
+    }
+
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
         editor::create(self.params.clone(), self.status.clone())
     }
@@ -284,6 +296,18 @@ impl Plugin for LatentTrio {
     }
 }
 
+/// Whether `saved` is a later major version than `ours` ("2.0.1" vs "1.4.0").
+/// An unreadable version (very old states have none) counts as older.
+fn is_newer_major_version(saved: &str, ours: &str) -> bool {
+    let major = |version: &str| {
+        version
+            .split('.')
+            .next()
+            .and_then(|m| m.trim().parse::<u64>().ok())
+    };
+    matches!((major(saved), major(ours)), (Some(saved), Some(ours)) if saved > ours)
+}
+
 impl ClapPlugin for LatentTrio {
     const CLAP_ID: &'static str = "org.latent-trio.latent-trio";
     const CLAP_DESCRIPTION: Option<&'static str> =
@@ -301,6 +325,19 @@ impl Vst3Plugin for LatentTrio {
     const VST3_CLASS_ID: [u8; 16] = *b"LatentTrioMVAE01";
     const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] =
         &[Vst3SubCategory::Instrument, Vst3SubCategory::Generator];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_newer_major_version;
+
+    #[test]
+    fn only_a_later_major_version_is_refused() {
+        assert!(is_newer_major_version("1.0.0", "0.1.0"));
+        assert!(!is_newer_major_version("0.9.0", "0.1.0"));
+        assert!(!is_newer_major_version("", "0.1.0"));
+        assert!(!is_newer_major_version("0.1.0", "0.1.0"));
+    }
 }
 
 nice_export_clap!(LatentTrio);

@@ -165,7 +165,9 @@ fn knob(name: String, range: f32) -> FloatParam {
 }
 
 /// Parses a typed knob value ("+1.5", "-2 σ"); the host clamps it to range.
-fn parse_knob(step: f32) -> Arc<dyn Fn(&str) -> Option<f32> + Send + Sync> {
+type Parser = Arc<dyn Fn(&str) -> Option<f32> + Send + Sync>;
+
+fn parse_knob(step: f32) -> Parser {
     Arc::new(move |text| {
         let value: f32 = text
             .trim()

@@ -50,7 +50,11 @@ impl SequencerOutput for TickRecorder {
 }
 
 /// Decodes `knobs` and plays `settings.bars` bars of it; one track per part.
-pub fn render(engine: &mut Engine, knobs: &KnobSnapshot, settings: &RenderSettings) -> Result<Vec<Track>, ModelError> {
+pub fn render(
+    engine: &mut Engine,
+    knobs: &KnobSnapshot,
+    settings: &RenderSettings,
+) -> Result<Vec<Track>, ModelError> {
     let mut phrase = Box::<Phrase>::default();
     engine.decode(knobs, &mut phrase)?;
     Ok(settings
@@ -64,7 +68,12 @@ pub fn render(engine: &mut Engine, knobs: &KnobSnapshot, settings: &RenderSettin
 }
 
 /// The events the sequencer plays for one part of `phrase`, in ticks.
-pub fn play_part(phrase: &Phrase, part: Part, channel: u8, settings: &RenderSettings) -> Vec<TimedNote> {
+pub fn play_part(
+    phrase: &Phrase,
+    part: Part,
+    channel: u8,
+    settings: &RenderSettings,
+) -> Vec<TimedNote> {
     // Run the sequencer at one "sample" per tick: every 16th lands exactly
     // on a tick and nothing needs rounding.
     let ticks_per_quarter = f64::from(TICKS_PER_QUARTER);
@@ -78,7 +87,8 @@ pub fn play_part(phrase: &Phrase, part: Part, channel: u8, settings: &RenderSett
         notes: Vec::new(),
     };
     sequencer.offer(Box::new(phrase.clone()), &mut recorder);
-    let total = (f64::from(settings.bars) * settings.meter.bar_quarters() * ticks_per_quarter) as u64;
+    let total =
+        (f64::from(settings.bars) * settings.meter.bar_quarters() * ticks_per_quarter) as u64;
     let block = u64::from(TICKS_PER_QUARTER);
     let mut input = BlockInput {
         samples: TICKS_PER_QUARTER.into(),
@@ -104,4 +114,3 @@ pub fn play_part(phrase: &Phrase, part: Part, channel: u8, settings: &RenderSett
     sequencer.process(&input, &mut recorder);
     recorder.notes
 }
-

@@ -11,7 +11,14 @@ fn models() -> PathBuf {
 
 fn render(out: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_latent-trio"))
-        .args(["--models", models().to_str().unwrap(), "--provider", "cpu", "render", "--out"])
+        .args([
+            "--models",
+            models().to_str().unwrap(),
+            "--provider",
+            "cpu",
+            "render",
+            "--out",
+        ])
         .arg(out)
         .args(extra)
         .output()
@@ -47,7 +54,14 @@ fn note_ons(path: &Path) -> Vec<Vec<(u32, u8, u8)>> {
 fn the_same_arguments_write_the_same_file() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.mid"), dir.path().join("b.mid"));
-    let args = ["--bars", "4", "--seed", "11", "--knob", "bass.latent_3=1.25"];
+    let args = [
+        "--bars",
+        "4",
+        "--seed",
+        "11",
+        "--knob",
+        "bass.latent_3=1.25",
+    ];
     assert!(render(&a, &args).status.success());
     assert!(render(&b, &args).status.success());
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
@@ -58,29 +72,60 @@ fn a_render_has_tempo_meter_and_one_track_per_part_on_its_channel() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("song.mid");
     let output = render(&path, &["--bars", "8", "--tempo", "96", "--meter", "7/8"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let bytes = std::fs::read(&path).unwrap();
     let smf = Smf::parse(&bytes).unwrap();
     let meta: Vec<_> = smf.tracks[0].iter().map(|e| e.kind).collect();
     assert!(meta.contains(&TrackEventKind::Meta(MetaMessage::Tempo(625_000.into()))));
-    assert!(meta.iter().any(|k| matches!(k, TrackEventKind::Meta(MetaMessage::TimeSignature(7, 3, _, _)))));
+    assert!(meta.iter().any(|k| matches!(
+        k,
+        TrackEventKind::Meta(MetaMessage::TimeSignature(7, 3, _, _))
+    )));
     let tracks = note_ons(&path);
     assert_eq!(tracks.len(), 4, "a conductor track and drums, bass, melody");
     for (track, channel) in tracks[1..].iter().zip([9u8, 1, 0]) {
         assert!(!track.is_empty(), "every part plays");
-        assert!(track.iter().all(|&(_, c, _)| c == channel), "channel {}", channel + 1);
+        assert!(
+            track.iter().all(|&(_, c, _)| c == channel),
+            "channel {}",
+            channel + 1
+        );
         // On the 16th grid (120 ticks) and inside 8 bars of 7/8 (14 steps each).
-        assert!(track.iter().all(|&(tick, _, _)| tick % 120 == 0 && tick < 8 * 14 * 120));
+        assert!(
+            track
+                .iter()
+                .all(|&(tick, _, _)| tick % 120 == 0 && tick < 8 * 14 * 120)
+        );
     }
 }
 
 #[test]
 fn knobs_and_seeds_change_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("{i}.mid"))).collect();
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("{i}.mid")))
+        .collect();
     assert!(render(&paths[0], &["--seed", "5"]).status.success());
     assert!(render(&paths[1], &["--seed", "6"]).status.success());
-    assert!(render(&paths[2], &["--seed", "5", "--knob", "drums.density=2", "--knob", "melody.latent_1=-3"]).status.success());
+    assert!(
+        render(
+            &paths[2],
+            &[
+                "--seed",
+                "5",
+                "--knob",
+                "drums.density=2",
+                "--knob",
+                "melody.latent_1=-3"
+            ]
+        )
+        .status
+        .success()
+    );
     let files: Vec<_> = paths.iter().map(|p| note_ons(p)).collect();
     assert_ne!(files[0], files[1]);
     assert_ne!(files[0][1], files[2][1], "drums follow the density knob");
@@ -93,7 +138,10 @@ fn bad_options_are_explained() {
     let out = dir.path().join("x.mid");
     for (args, expected) in [
         (vec!["--knob", "drums.latent_9=1"], "latent_1..latent_8"),
-        (vec!["--knob", "drums.latent_1=7"], "outside the knob's range"),
+        (
+            vec!["--knob", "drums.latent_1=7"],
+            "outside the knob's range",
+        ),
         (vec!["--parts", "drums,kazoo"], "unknown part"),
         (vec!["--meter", "4/3"], "not supported"),
     ] {

@@ -7,7 +7,9 @@ use std::process::Command;
 use latent_trio::engine::model::PartModel;
 use latent_trio::engine::runtime::{self, Provider, ProviderChoice};
 use latent_trio::engine::{Engine, ModelError};
-use latent_trio::knobs::{ATTRIBUTE_KNOBS, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PartKnobs};
+use latent_trio::knobs::{
+    ATTRIBUTE_KNOBS, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PartKnobs,
+};
 use latent_trio::pattern::{Part, Phrase};
 
 fn models() -> PathBuf {
@@ -15,7 +17,8 @@ fn models() -> PathBuf {
 }
 
 fn engine() -> Engine {
-    let engine = Engine::load(&models(), ProviderChoice::Cpu).expect("ONNX Runtime loads (run `cargo xtask fetch-onnxruntime`)");
+    let engine = Engine::load(&models(), ProviderChoice::Cpu)
+        .expect("ONNX Runtime loads (run `cargo xtask fetch-onnxruntime`)");
     for part in Part::ALL {
         if let Err(error) = &engine.parts[part.index()] {
             panic!("the committed {} model must load: {error}", part.name());
@@ -33,7 +36,14 @@ fn decode(engine: &mut Engine, knobs: &KnobSnapshot) -> Box<Phrase> {
 fn notes(phrase: &Phrase) -> Vec<Vec<(u8, u8, u8)>> {
     Part::ALL
         .iter()
-        .map(|&part| phrase.part(part).notes().iter().map(|n| (n.step, n.length_steps, n.pitch)).collect())
+        .map(|&part| {
+            phrase
+                .part(part)
+                .notes()
+                .iter()
+                .map(|n| (n.step, n.length_steps, n.pitch))
+                .collect()
+        })
         .collect()
 }
 
@@ -45,7 +55,10 @@ fn the_same_seed_and_knobs_always_give_the_same_notes() {
         ..KnobSnapshot::default()
     };
     let first = notes(&decode(&mut engine, &knobs));
-    assert!(first.iter().all(|part| !part.is_empty()), "every part plays something: {first:?}");
+    assert!(
+        first.iter().all(|part| !part.is_empty()),
+        "every part plays something: {first:?}"
+    );
     // A second engine (as after reloading a project) agrees too.
     let mut reloaded = self::engine();
     assert_eq!(notes(&decode(&mut engine, &knobs)), first);
@@ -70,25 +83,41 @@ fn a_different_seed_gives_different_notes() {
 fn every_knob_moves_the_latent() {
     let engine = engine();
     for part in Part::ALL {
-        let Ok(model) = &engine.parts[part.index()] else { unreachable!() };
+        let Ok(model) = &engine.parts[part.index()] else {
+            unreachable!()
+        };
         let base = model.latent(5, &PartKnobs::default());
         let moved = |knobs: PartKnobs| {
             let z = model.latent(5, &knobs);
-            z.iter().zip(&base).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt()
+            z.iter()
+                .zip(&base)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f32>()
+                .sqrt()
         };
         for index in 0..PRINCIPAL_KNOBS {
             let mut knobs = PartKnobs::default();
             knobs.principal[index] = 1.0;
             let distance = moved(knobs);
             let std = model.axes.principal[index].std;
-            assert!((distance - std).abs() < 1e-3 * std.max(1.0), "{} latent {}: moved {distance}, std {std}", part.name(), index + 1);
+            assert!(
+                (distance - std).abs() < 1e-3 * std.max(1.0),
+                "{} latent {}: moved {distance}, std {std}",
+                part.name(),
+                index + 1
+            );
         }
         for (index, knob) in AttributeKnob::ALL.iter().enumerate().take(ATTRIBUTE_KNOBS) {
             let mut knobs = PartKnobs::default();
             knobs.attributes[index] = 1.0;
             let distance = moved(knobs);
             if knob.applies_to(part) {
-                assert!(distance > 0.01, "{} {} does not move the latent", part.name(), knob.axis_name());
+                assert!(
+                    distance > 0.01,
+                    "{} {} does not move the latent",
+                    part.name(),
+                    knob.axis_name()
+                );
             } else {
                 assert_eq!(distance, 0.0);
             }
@@ -134,8 +163,13 @@ fn load(folder: &Path, part: Part, choice: ProviderChoice) -> Result<PartModel, 
 fn a_corrupt_onnx_file_is_reported_by_name() {
     let dir = model_copy(Part::Bass);
     std::fs::write(dir.path().join("decoder_step.onnx"), b"not a model at all").unwrap();
-    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu).err().expect("refused");
-    assert!(matches!(error, ModelError::GraphUnloadable { .. }), "{error}");
+    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(error, ModelError::GraphUnloadable { .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains("decoder_step.onnx"), "{error}");
 }
 
@@ -147,29 +181,54 @@ fn a_manifest_with_wrong_shapes_is_refused_with_the_difference() {
     let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
     manifest["latent_size"] = serde_json::json!(64);
     std::fs::write(&path, manifest.to_string()).unwrap();
-    let error = load(dir.path(), Part::Melody, ProviderChoice::Cpu).err().expect("refused");
-    assert!(matches!(error, ModelError::ManifestContent { .. }), "{error}");
-    assert!(error.to_string().contains("z: float32[batch, 64]"), "{error}");
+    let error = load(dir.path(), Part::Melody, ProviderChoice::Cpu)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(error, ModelError::ManifestContent { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("z: float32[batch, 64]"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_graph_that_disagrees_with_its_manifest_is_refused() {
     // The drums' decoder swapped in for the bass's: right names, wrong vocabulary.
     let dir = model_copy(Part::Bass);
-    std::fs::copy(models().join("drums_2bar/decoder_step.onnx"), dir.path().join("decoder_step.onnx")).unwrap();
-    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu).err().expect("refused");
-    assert!(matches!(error, ModelError::GraphSignature { .. }), "{error}");
+    std::fs::copy(
+        models().join("drums_2bar/decoder_step.onnx"),
+        dir.path().join("decoder_step.onnx"),
+    )
+    .unwrap();
+    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(error, ModelError::GraphSignature { .. }),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_future_manifest_or_a_model_for_another_part_is_refused() {
     let dir = model_copy(Part::Drums);
-    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu).err().expect("refused");
+    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu)
+        .err()
+        .expect("refused");
     assert!(error.to_string().contains("\"drums\" model"), "{error}");
     let path = dir.path().join("manifest.json");
-    let text = std::fs::read_to_string(&path).unwrap().replacen("\"format_version\": 1", "\"format_version\": 2", 1);
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "\"format_version\": 1",
+        "\"format_version\": 2",
+        1,
+    );
     std::fs::write(&path, text).unwrap();
-    let error = load(dir.path(), Part::Drums, ProviderChoice::Cpu).err().expect("refused");
+    let error = load(dir.path(), Part::Drums, ProviderChoice::Cpu)
+        .err()
+        .expect("refused");
     assert!(error.to_string().contains("format version 2"), "{error}");
 }
 
@@ -187,7 +246,10 @@ fn one_broken_model_leaves_the_other_parts_playing() {
     std::fs::create_dir(dir.path().join("bass_2bar")).unwrap();
     std::fs::write(dir.path().join("bass_2bar/manifest.json"), "{ truncated").unwrap();
     let mut engine = Engine::load(dir.path(), ProviderChoice::Cpu).unwrap();
-    assert!(matches!(engine.parts[Part::Bass.index()], Err(ModelError::ManifestSyntax { .. })));
+    assert!(matches!(
+        engine.parts[Part::Bass.index()],
+        Err(ModelError::ManifestSyntax { .. })
+    ));
     let phrase = decode(&mut engine, &KnobSnapshot::default());
     assert!(!phrase.part(Part::Drums).is_empty() && !phrase.part(Part::Melody).is_empty());
     assert!(phrase.part(Part::Bass).is_empty());
@@ -195,7 +257,12 @@ fn one_broken_model_leaves_the_other_parts_playing() {
 
 #[test]
 fn cuda_requested_without_a_gpu_falls_back_to_the_cpu_and_says_so() {
-    let model = load(&models().join("drums_2bar"), Part::Drums, ProviderChoice::Cuda).expect("loads on the CPU");
+    let model = load(
+        &models().join("drums_2bar"),
+        Part::Drums,
+        ProviderChoice::Cuda,
+    )
+    .expect("loads on the CPU");
     assert_eq!(model.provider, Provider::Cpu);
     let note = model.provider_note.expect("the fallback is explained");
     assert!(note.contains("CUDA") && note.contains("CPU"), "{note}");
@@ -208,13 +275,19 @@ fn cli() -> Command {
 #[test]
 fn a_missing_onnx_runtime_is_a_plain_message_not_a_crash() {
     let output = cli()
-        .env("LATENT_TRIO_ORT_LIB", "/nonexistent/libonnxruntime.so.1.32.0")
+        .env(
+            "LATENT_TRIO_ORT_LIB",
+            "/nonexistent/libonnxruntime.so.1.32.0",
+        )
         .args(["--models", models().to_str().unwrap(), "info"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let message = String::from_utf8_lossy(&output.stderr);
-    assert!(message.contains("ONNX Runtime was not found") && message.contains("LATENT_TRIO_ORT_LIB"), "{message}");
+    assert!(
+        message.contains("ONNX Runtime was not found") && message.contains("LATENT_TRIO_ORT_LIB"),
+        "{message}"
+    );
 }
 
 #[test]

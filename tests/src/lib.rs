@@ -13,15 +13,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
-use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent};
 use clack_host::events::event_types::TransportFlags;
+use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent};
 use clack_host::events::{EventFlags, EventHeader};
 use clack_host::prelude::*;
 use clack_host::utils::{BeatTime, SecondsTime};
 
 /// Workspace root (the tests crate lives in `tests/`).
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
 }
 
 /// The CLAP bundle the test command builds.
@@ -193,12 +196,21 @@ impl Bundle {
     /// Loads a `.clap` file.
     pub fn load(path: &Path) -> Result<Bundle, String> {
         if !path.is_file() {
-            return Err(format!("{} does not exist; run `cargo xtask bundle latent_trio`", path.display()));
+            return Err(format!(
+                "{} does not exist; run `cargo xtask bundle latent_trio`",
+                path.display()
+            ));
         }
         // SAFETY: loading a plugin runs its code; this is the plugin under test.
-        let entry = unsafe { PluginEntry::load(path) }.map_err(|e| format!("cannot load {}: {e}", path.display()))?;
-        let info = HostInfo::new("Latent Trio headless host", "Latent Trio developers", "", "0.1.0")
-            .map_err(|e| e.to_string())?;
+        let entry = unsafe { PluginEntry::load(path) }
+            .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        let info = HostInfo::new(
+            "Latent Trio headless host",
+            "Latent Trio developers",
+            "",
+            "0.1.0",
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Bundle { entry, info })
     }
 
@@ -208,7 +220,10 @@ impl Bundle {
         factory
             .plugin_descriptors()
             .map(|d| {
-                let text = |s: Option<&std::ffi::CStr>| s.map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let text = |s: Option<&std::ffi::CStr>| {
+                    s.map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
                 (text(d.id()), text(d.name()))
             })
             .collect()
@@ -271,14 +286,16 @@ impl Instance {
         let mut buffer = ParamInfoBuffer::new();
         (0..params.count(&handle))
             .filter_map(|index| {
-                params.get_info(&handle, index, &mut buffer).map(|info| Param {
-                    id: info.id,
-                    name: String::from_utf8_lossy(info.name).into_owned(),
-                    module: String::from_utf8_lossy(info.module).into_owned(),
-                    min: info.min_value,
-                    max: info.max_value,
-                    default: info.default_value,
-                })
+                params
+                    .get_info(&handle, index, &mut buffer)
+                    .map(|info| Param {
+                        id: info.id,
+                        name: String::from_utf8_lossy(info.name).into_owned(),
+                        module: String::from_utf8_lossy(info.module).into_owned(),
+                        min: info.min_value,
+                        max: info.max_value,
+                        default: info.default_value,
+                    })
             })
             .collect()
     }
@@ -309,9 +326,17 @@ impl Instance {
     /// next activation.
     pub fn set_offline(&mut self, offline: bool) -> Result<(), String> {
         let handle = self.instance.plugin_handle();
-        let render = handle.get_extension::<PluginRender>().ok_or("no render extension")?;
-        let mode = if offline { RenderMode::Offline } else { RenderMode::Realtime };
-        render.set(&handle, mode).map_err(|_| "render mode refused".to_string())
+        let render = handle
+            .get_extension::<PluginRender>()
+            .ok_or("no render extension")?;
+        let mode = if offline {
+            RenderMode::Offline
+        } else {
+            RenderMode::Realtime
+        };
+        render
+            .set(&handle, mode)
+            .map_err(|_| "render mode refused".to_string())
     }
 
     /// Activates at `sample_rate` with blocks of at most `max_frames`.
@@ -322,8 +347,16 @@ impl Instance {
             min_frames_count: 1,
             max_frames_count: max_frames,
         };
-        let stopped = self.instance.activate(|_, _| (), configuration).expect("activation succeeds");
-        self.processor = Some(stopped.start_processing().map_err(|_| "start_processing failed").expect("starts"));
+        let stopped = self
+            .instance
+            .activate(|_, _| (), configuration)
+            .expect("activation succeeds");
+        self.processor = Some(
+            stopped
+                .start_processing()
+                .map_err(|_| "start_processing failed")
+                .expect("starts"),
+        );
         self.sample_rate = sample_rate;
         self.max_frames = max_frames;
     }
@@ -338,9 +371,9 @@ impl Instance {
     }
 
     fn run_main_thread_callbacks(&mut self) {
-        let requested = self
-            .instance
-            .access_shared_handler(|shared: &Shared| shared.callback_requested.swap(false, Ordering::AcqRel));
+        let requested = self.instance.access_shared_handler(|shared: &Shared| {
+            shared.callback_requested.swap(false, Ordering::AcqRel)
+        });
         if requested {
             self.instance.call_on_main_thread_callback();
         }
@@ -349,7 +382,10 @@ impl Instance {
     /// Processes one block of `frames` samples at the current transport, then
     /// advances the transport (a stopped transport stays put).
     pub fn block(&mut self, frames: u32) {
-        assert!(frames >= 1 && frames <= self.max_frames, "block of {frames} frames");
+        assert!(
+            frames >= 1 && frames <= self.max_frames,
+            "block of {frames} frames"
+        );
         let song = self.song;
         let spq = self.sample_rate * 60.0 / song.tempo;
         let transport = song.event();
@@ -362,7 +398,9 @@ impl Instance {
         let mut ports = AudioPorts::with_capacity(2, 1);
         let mut outputs = ports.with_output_buffers([AudioPortBuffer {
             latency: 0,
-            channels: AudioPortBufferType::f32_output_only([left.as_mut_slice(), right.as_mut_slice()].into_iter()),
+            channels: AudioPortBufferType::f32_output_only(
+                [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
+            ),
         }]);
         self.output.clear();
         let processor = self.processor.as_mut().expect("activated");
@@ -376,7 +414,10 @@ impl Instance {
                 Some(&transport),
             )
             .expect("process succeeds");
-        assert!(left.iter().chain(&right).all(|&s| s == 0.0), "the audio output stays silent");
+        assert!(
+            left.iter().chain(&right).all(|&s| s == 0.0),
+            "the audio output stays silent"
+        );
         let mut last_time = 0;
         for event in self.output.iter() {
             let (on, pckn, velocity, time) = if let Some(e) = event.as_event::<NoteOnEvent>() {
@@ -468,7 +509,9 @@ impl Instance {
     /// Saves the plugin's state.
     pub fn save_state(&mut self) -> Vec<u8> {
         let handle = self.instance.plugin_handle();
-        let state = handle.get_extension::<PluginState>().expect("state extension");
+        let state = handle
+            .get_extension::<PluginState>()
+            .expect("state extension");
         let mut bytes = Vec::new();
         state.save(&handle, &mut bytes).expect("state saves");
         bytes
@@ -477,9 +520,13 @@ impl Instance {
     /// Loads a state; `Err` when the plugin refuses it.
     pub fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
         let handle = self.instance.plugin_handle();
-        let state = handle.get_extension::<PluginState>().expect("state extension");
+        let state = handle
+            .get_extension::<PluginState>()
+            .expect("state extension");
         let mut reader = bytes;
-        state.load(&handle, &mut reader).map_err(|e| format!("{e:?}"))
+        state
+            .load(&handle, &mut reader)
+            .map_err(|e| format!("{e:?}"))
     }
 
     /// Note events since index `from`.
@@ -501,21 +548,39 @@ pub fn check_balanced(events: &[NoteEvent]) -> Result<usize, String> {
     let mut sounding: Vec<(u16, u16, u64)> = Vec::new();
     let mut notes = 0;
     for event in events {
-        let index = sounding.iter().position(|&(c, k, _)| c == event.channel && k == event.key);
+        let index = sounding
+            .iter()
+            .position(|&(c, k, _)| c == event.channel && k == event.key);
         match (event.on, index) {
             (true, None) => {
                 sounding.push((event.channel, event.key, event.sample));
                 notes += 1;
             }
-            (true, Some(_)) => return Err(format!("key {} on channel {} struck again while sounding at sample {}", event.key, event.channel + 1, event.sample)),
+            (true, Some(_)) => {
+                return Err(format!(
+                    "key {} on channel {} struck again while sounding at sample {}",
+                    event.key,
+                    event.channel + 1,
+                    event.sample
+                ));
+            }
             (false, Some(index)) => {
                 sounding.remove(index);
             }
-            (false, None) => return Err(format!("note-off for silent key {} at sample {}", event.key, event.sample)),
+            (false, None) => {
+                return Err(format!(
+                    "note-off for silent key {} at sample {}",
+                    event.key, event.sample
+                ));
+            }
         }
     }
     if let Some((channel, key, sample)) = sounding.first() {
-        return Err(format!("{} stuck notes, the first key {key} on channel {} from sample {sample}", sounding.len(), channel + 1));
+        return Err(format!(
+            "{} stuck notes, the first key {key} on channel {} from sample {sample}",
+            sounding.len(),
+            channel + 1
+        ));
     }
     Ok(notes)
 }

@@ -9,7 +9,10 @@ use latent_trio_host::{Bundle, Instance, NoteEvent, Song, check_balanced, clap_b
 fn instance(bundle: &Bundle) -> Instance {
     let mut instance = bundle.instantiate().expect("instantiates");
     instance.activate(48_000.0, 4096);
-    assert!(instance.warm_up(60.0), "the models load and play within a minute");
+    assert!(
+        instance.warm_up(60.0),
+        "the models load and play within a minute"
+    );
     instance
 }
 
@@ -18,7 +21,13 @@ fn onsets(events: &[NoteEvent]) -> BTreeSet<(i64, u16, u16)> {
     events
         .iter()
         .filter(|e| e.on)
-        .map(|e| (e.step.unwrap_or_else(|| panic!("off the grid: {e:?}")), e.channel, e.key))
+        .map(|e| {
+            (
+                e.step.unwrap_or_else(|| panic!("off the grid: {e:?}")),
+                e.channel,
+                e.key,
+            )
+        })
         .collect()
 }
 
@@ -29,7 +38,16 @@ fn cli_onsets(seed: u32, bars: u32) -> BTreeSet<(i64, u16, u16)> {
     let out = dir.join("render.mid");
     let models = workspace().join("target/bundled/Latent Trio.resources/models");
     let status = Command::new(workspace().join("target/debug/latent-trio"))
-        .args(["--models", models.to_str().unwrap(), "render", "--bars", &bars.to_string(), "--seed", &seed.to_string(), "--out"])
+        .args([
+            "--models",
+            models.to_str().unwrap(),
+            "render",
+            "--bars",
+            &bars.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ])
         .arg(&out)
         .status()
         .expect("the CLI runs");
@@ -41,10 +59,17 @@ fn cli_onsets(seed: u32, bars: u32) -> BTreeSet<(i64, u16, u16)> {
         let mut tick = 0u32;
         for event in track {
             tick += event.delta.as_int();
-            if let midly::TrackEventKind::Midi { channel, message: midly::MidiMessage::NoteOn { key, vel } } = event.kind {
-                if vel > 0 {
-                    notes.insert((i64::from(tick / 120), u16::from(channel.as_int()), u16::from(key.as_int())));
-                }
+            if let midly::TrackEventKind::Midi {
+                channel,
+                message: midly::MidiMessage::NoteOn { key, vel },
+            } = event.kind
+                && vel > 0
+            {
+                notes.insert((
+                    i64::from(tick / 120),
+                    u16::from(channel.as_int()),
+                    u16::from(key.as_int()),
+                ));
             }
         }
     }
@@ -54,13 +79,35 @@ fn cli_onsets(seed: u32, bars: u32) -> BTreeSet<(i64, u16, u16)> {
 #[test]
 fn the_factory_offers_latent_trio_with_grouped_parameters() {
     let bundle = Bundle::load(&clap_bundle()).unwrap();
-    assert_eq!(bundle.plugins(), vec![(latent_trio_host::PLUGIN_ID.to_string(), "Latent Trio".to_string())]);
+    assert_eq!(
+        bundle.plugins(),
+        vec![(
+            latent_trio_host::PLUGIN_ID.to_string(),
+            "Latent Trio".to_string()
+        )]
+    );
     let instance = bundle.instantiate().unwrap();
-    for name in ["Seed", "New Seed", "Change", "Bypass", "Drums Latent 1", "Bass Latent 8", "Melody Register", "Drums Channel"] {
+    for name in [
+        "Seed",
+        "New Seed",
+        "Change",
+        "Bypass",
+        "Drums Latent 1",
+        "Bass Latent 8",
+        "Melody Register",
+        "Drums Channel",
+    ] {
         instance.param(name);
     }
     assert_eq!(instance.param("Bass Density").module, "Bass");
-    assert_eq!(instance.params.iter().filter(|p| p.name.contains("Latent")).count(), 24);
+    assert_eq!(
+        instance
+            .params
+            .iter()
+            .filter(|p| p.name.contains("Latent"))
+            .count(),
+        24
+    );
 }
 
 #[test]
@@ -68,21 +115,35 @@ fn steady_play_lands_every_note_on_its_16th_at_every_rate_tempo_and_block_size()
     let bundle = Bundle::load(&clap_bundle()).unwrap();
     let mut instance = instance(&bundle);
     let reference = cli_onsets(1, 4);
-    assert!(reference.len() > 20, "the default seed plays a real pattern");
+    assert!(
+        reference.len() > 20,
+        "the default seed plays a real pattern"
+    );
     let mut runs = 0;
     for rate in [44_100.0, 48_000.0, 96_000.0] {
         for tempo in [60.0, 120.0, 187.5] {
             for block in [64u32, 511, 512, 4096] {
                 instance.activate(rate, 4096);
-                instance.song = Song { tempo, ..Song::default() };
+                instance.song = Song {
+                    tempo,
+                    ..Song::default()
+                };
                 let from = instance.events.len();
                 instance.play_bars(4.0, block);
                 instance.song.playing = false;
                 instance.block(64);
                 let events = instance.events_since(from);
-                assert!(events.iter().all(|e| e.on_grid || !e.on), "{rate} Hz, {tempo} BPM, block {block}: a note-on off the grid");
-                check_balanced(events).unwrap_or_else(|e| panic!("{rate} Hz, {tempo} BPM, block {block}: {e}"));
-                assert_eq!(onsets(events), reference, "{rate} Hz, {tempo} BPM, block {block}: not the notes the CLI renders");
+                assert!(
+                    events.iter().all(|e| e.on_grid || !e.on),
+                    "{rate} Hz, {tempo} BPM, block {block}: a note-on off the grid"
+                );
+                check_balanced(events)
+                    .unwrap_or_else(|e| panic!("{rate} Hz, {tempo} BPM, block {block}: {e}"));
+                assert_eq!(
+                    onsets(events),
+                    reference,
+                    "{rate} Hz, {tempo} BPM, block {block}: not the notes the CLI renders"
+                );
                 runs += 1;
             }
         }
@@ -118,7 +179,11 @@ fn single_sample_and_uneven_blocks_play_the_same_notes() {
 fn an_offline_bounce_plays_exactly_what_real_time_plays() {
     let bundle = Bundle::load(&clap_bundle()).unwrap();
     let relative = |instance: &Instance, from: usize, wall: u64| -> Vec<(u64, bool, u16, u16)> {
-        instance.events_since(from).iter().map(|e| (e.sample - wall, e.on, e.channel, e.key)).collect()
+        instance
+            .events_since(from)
+            .iter()
+            .map(|e| (e.sample - wall, e.on, e.channel, e.key))
+            .collect()
     };
     let mut realtime = instance(&bundle);
     let (from, wall) = (realtime.events.len(), realtime.wall);

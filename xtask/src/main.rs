@@ -72,7 +72,15 @@ fn main() -> Result<()> {
                 ["bundle", PACKAGE, "--features", "assert_process_allocs"].map(String::from),
             )?;
             add_resources()?;
-            run("cargo", &["test", "--workspace", "--features", "latent_trio/assert_process_allocs"])?;
+            run(
+                "cargo",
+                &[
+                    "test",
+                    "--workspace",
+                    "--features",
+                    "latent_trio/assert_process_allocs",
+                ],
+            )?;
             run("python3", &["-m", "pytest", "models/tests", "-q"])
         }
         _ => nice_plug_xtask::main_with_args("cargo xtask", args),
@@ -170,7 +178,12 @@ fn fetch_onnxruntime(gpu: bool) -> Result<PathBuf> {
         bail!("{} holds no libonnxruntime.so", wheel.file);
     }
     fs::write(&marker, digest)?;
-    println!("ONNX Runtime {} in {}: {}", wheel.version, lib.display(), unpacked.join(", "));
+    println!(
+        "ONNX Runtime {} in {}: {}",
+        wheel.version,
+        lib.display(),
+        unpacked.join(", ")
+    );
     Ok(lib)
 }
 
@@ -180,7 +193,10 @@ fn fetch_onnxruntime(gpu: bool) -> Result<PathBuf> {
 fn add_resources() -> Result<()> {
     let bundled = Path::new("target").join("bundled");
     let targets = [
-        bundled.join(format!("{BUNDLE_NAME}.vst3")).join("Contents").join("Resources"),
+        bundled
+            .join(format!("{BUNDLE_NAME}.vst3"))
+            .join("Contents")
+            .join("Resources"),
         bundled.join(format!("{BUNDLE_NAME}.resources")),
     ];
     for resources in &targets {
@@ -191,7 +207,10 @@ fn add_resources() -> Result<()> {
         for model in MODELS {
             let source = Path::new("models").join(model);
             if !source.join("manifest.json").is_file() {
-                println!("warning: {} has no trained model yet; the bundle plays without it", source.display());
+                println!(
+                    "warning: {} has no trained model yet; the bundle plays without it",
+                    source.display()
+                );
                 continue;
             }
             copy_folder(&source, &resources.join("models").join(model))?;

@@ -14,15 +14,19 @@ use latent_trio::engine::{self, Engine};
 use latent_trio::knobs::{
     ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PRINCIPAL_RANGE, PartKnobs,
 };
-use latent_trio::params::MAX_TEMPERATURE;
 use latent_trio::midi_file;
 use latent_trio::params::MAX_SEED;
+use latent_trio::params::MAX_TEMPERATURE;
 use latent_trio::pattern::Part;
 use latent_trio::render::{RenderSettings, render};
 use latent_trio::sequencer::clock::Meter;
 
 #[derive(Parser)]
-#[command(name = "latent-trio", version, about = "Latent Trio's engine without a host")]
+#[command(
+    name = "latent-trio",
+    version,
+    about = "Latent Trio's engine without a host"
+)]
 struct Cli {
     /// Models folder (default: LATENT_TRIO_MODELS, then the bundled or repository models).
     #[arg(long, global = true)]
@@ -115,7 +119,12 @@ fn run(cli: Cli) -> Result<(), String> {
             for part in Part::ALL {
                 match &engine.parts[part.index()] {
                     Ok(model) => {
-                        println!("{:<7} {} on {}", part.name(), model.manifest.name, model.provider.label());
+                        println!(
+                            "{:<7} {} on {}",
+                            part.name(),
+                            model.manifest.name,
+                            model.provider.label()
+                        );
                         if let Some(note) = &model.provider_note {
                             println!("        {note}");
                         }
@@ -129,7 +138,10 @@ fn run(cli: Cli) -> Result<(), String> {
             let parts = parse_parts(&args.parts)?;
             for &part in &parts {
                 if let Err(error) = &engine.parts[part.index()] {
-                    return Err(format!("the {} model could not be loaded: {error}", part.name()));
+                    return Err(format!(
+                        "the {} model could not be loaded: {error}",
+                        part.name()
+                    ));
                 }
             }
             let knobs = parse_knobs(&args)?;
@@ -145,7 +157,10 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let tracks = render(&mut engine, &knobs, &settings).map_err(|e| e.to_string())?;
             midi_file::write(&args.out, args.tempo, meter, &tracks).map_err(|e| e.to_string())?;
-            let notes: usize = tracks.iter().map(|t| t.notes.iter().filter(|n| n.velocity > 0).count()).sum();
+            let notes: usize = tracks
+                .iter()
+                .map(|t| t.notes.iter().filter(|n| n.velocity > 0).count())
+                .sum();
             println!(
                 "wrote {} ({} bars, {} notes, seed {}, decoded in {:.1} ms)",
                 args.out.display(),
@@ -162,7 +177,8 @@ fn run(cli: Cli) -> Result<(), String> {
 fn parse_parts(names: &[String]) -> Result<Vec<Part>, String> {
     let mut parts = Vec::new();
     for name in names {
-        let part = Part::from_name(name.trim()).ok_or_else(|| format!("unknown part \"{name}\" (drums, bass, melody)"))?;
+        let part = Part::from_name(name.trim())
+            .ok_or_else(|| format!("unknown part \"{name}\" (drums, bass, melody)"))?;
         if !parts.contains(&part) {
             parts.push(part);
         }
@@ -171,14 +187,22 @@ fn parse_parts(names: &[String]) -> Result<Vec<Part>, String> {
 }
 
 fn parse_meter(text: &str) -> Result<Meter, String> {
-    let (n, d) = text.split_once('/').ok_or_else(|| format!("meter \"{text}\" should look like 4/4"))?;
+    let (n, d) = text
+        .split_once('/')
+        .ok_or_else(|| format!("meter \"{text}\" should look like 4/4"))?;
     let (n, d): (i32, i32) = (
-        n.trim().parse().map_err(|_| format!("bad meter numerator in \"{text}\""))?,
-        d.trim().parse().map_err(|_| format!("bad meter denominator in \"{text}\""))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("bad meter numerator in \"{text}\""))?,
+        d.trim()
+            .parse()
+            .map_err(|_| format!("bad meter denominator in \"{text}\""))?,
     );
     let meter = Meter::from_host(Some(n), Some(d));
     if meter.numerator != n as u32 || meter.denominator != d as u32 {
-        return Err(format!("meter {text} is not supported (numerator 1-32, denominator 1, 2, 4, 8 or 16)"));
+        return Err(format!(
+            "meter {text} is not supported (numerator 1-32, denominator 1, 2, 4, 8 or 16)"
+        ));
     }
     Ok(meter)
 }
@@ -198,14 +222,23 @@ fn parse_knobs(args: &RenderArgs) -> Result<KnobSnapshot, String> {
             if (low..=range).contains(&value) {
                 Ok(value)
             } else {
-                Err(format!("{target} is {value}, outside the knob's range {low}..{range}"))
+                Err(format!(
+                    "{target} is {value}, outside the knob's range {low}..{range}"
+                ))
             }
         };
         let knobs = &mut parts[part.index()];
-        let attribute = AttributeKnob::ALL.iter().position(|a| a.axis_name() == knob);
-        if let Some(index) = knob.strip_prefix("latent_").and_then(|i| i.parse::<usize>().ok()) {
+        let attribute = AttributeKnob::ALL
+            .iter()
+            .position(|a| a.axis_name() == knob);
+        if let Some(index) = knob
+            .strip_prefix("latent_")
+            .and_then(|i| i.parse::<usize>().ok())
+        {
             if !(1..=PRINCIPAL_KNOBS).contains(&index) {
-                return Err(format!("latent knobs are latent_1..latent_{PRINCIPAL_KNOBS}"));
+                return Err(format!(
+                    "latent knobs are latent_1..latent_{PRINCIPAL_KNOBS}"
+                ));
             }
             knobs.principal[index - 1] = within(PRINCIPAL_RANGE, -PRINCIPAL_RANGE)?;
         } else if let Some(index) = attribute {
@@ -217,7 +250,13 @@ fn parse_knobs(args: &RenderArgs) -> Result<KnobSnapshot, String> {
         }
     }
     if !(0.0..=MAX_TEMPERATURE).contains(&args.temperature) {
-        return Err(format!("temperature {} is outside 0..{MAX_TEMPERATURE}", args.temperature));
+        return Err(format!(
+            "temperature {} is outside 0..{MAX_TEMPERATURE}",
+            args.temperature
+        ));
     }
-    Ok(KnobSnapshot { seed: args.seed, parts })
+    Ok(KnobSnapshot {
+        seed: args.seed,
+        parts,
+    })
 }

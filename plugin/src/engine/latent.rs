@@ -1,9 +1,9 @@
 //! The latent vector a part is decoded from, and the axes the knobs move it
 //! along (`latent_axes.json` beside the manifest).
 //!
-//! z = prior draw for the seed
-//!   + sum over principal knobs of (knob * std * direction)
-//!   + sum over attribute knobs of (knob * attribute vector).
+//! `z = prior draw for the seed + sum over principal knobs of (knob * std *
+//! direction) + sum over attribute knobs of (knob * attribute vector)`.
+//!
 //! Principal knobs are in standard deviations of the encoded training set, so
 //! "+2" on any knob is an equally bold move; an attribute knob at +1 adds the
 //! whole top-quartile-minus-bottom-quartile difference (MusicVAE section 5.3).

@@ -163,11 +163,11 @@ impl Engine {
         for part in Part::ALL {
             let out = phrase.part_mut(part);
             out.clear();
-            if let Ok(model) = &mut self.parts[part.index()] {
-                if let Err(error) = model.decode(knobs.seed, knobs.part(part), out) {
-                    out.clear();
-                    first_error.get_or_insert(error);
-                }
+            if let Ok(model) = &mut self.parts[part.index()]
+                && let Err(error) = model.decode(knobs.seed, knobs.part(part), out)
+            {
+                out.clear();
+                first_error.get_or_insert(error);
             }
         }
         self.last_decode = started.elapsed();

@@ -173,7 +173,7 @@ fn check_signature(session: &Session, spec: &GraphSpec, path: &Path) -> ModelRes
                             TensorElementType::Int64 => "int64".to_string(),
                             other => format!("{other:?}").to_lowercase(),
                         },
-                        shape.iter().map(|&d| d).collect::<Vec<i64>>(),
+                        shape.iter().copied().collect::<Vec<i64>>(),
                     ),
                     other => (format!("{other:?}"), Vec::new()),
                 };

@@ -41,7 +41,11 @@ fn library_in(folder: &Path) -> Option<PathBuf> {
         .ok()?
         .flatten()
         .map(|entry| entry.path())
-        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(is_ort_library))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_ort_library)
+        })
         .collect();
     // Prefer the fully versioned file over a bare `libonnxruntime.so` link.
     found.sort_by_key(|path| std::cmp::Reverse(path.as_os_str().len()));

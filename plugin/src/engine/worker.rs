@@ -83,7 +83,13 @@ impl EngineStatus {
                             notes.extend(model.provider_note.clone());
                             None
                         }
-                        Err(error) => Some(error.to_string()),
+                        Err(error) => {
+                            nice_plug::nice_error!(
+                                "Latent Trio's {} stays silent: {error}",
+                                part.name()
+                            );
+                            Some(error.to_string())
+                        }
                     };
                 }
                 notes.dedup();
@@ -100,6 +106,7 @@ impl EngineStatus {
                 self.state.store(1, Ordering::Release);
             }
             Err(error) => {
+                nice_plug::nice_error!("Latent Trio stays silent: {error}");
                 *self.message.lock() = error.to_string();
                 self.provider.store(0, Ordering::Release);
                 self.state.store(2, Ordering::Release);

@@ -282,13 +282,13 @@ impl Sequencer {
         out: &mut impl SequencerOutput,
     ) {
         let mut swapped = false;
-        if bar.rem_euclid(i64::from(input.change_every_bars.max(1))) == 0 {
-            if let Some(next) = self.next.take() {
-                if let Some(old) = self.current.replace(next) {
-                    out.retire(old);
-                }
-                swapped = true;
+        if bar.rem_euclid(i64::from(input.change_every_bars.max(1))) == 0
+            && let Some(next) = self.next.take()
+        {
+            if let Some(old) = self.current.replace(next) {
+                out.retire(old);
             }
+            swapped = true;
         }
         // Notes may run on over the bar line only into the same phrase's
         // second bar; anything else starts clean.

@@ -1,0 +1,83 @@
+//! Knob moves: the old phrase finishes its bar and the new one starts exactly
+//! on the next bar line the Change setting allows. Offline rendering makes
+//! the worker's timing irrelevant, so the bar line is exact.
+
+use latent_trio_host::{Bundle, Instance, check_balanced, clap_bundle};
+
+const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
+
+fn offline(bundle: &Bundle) -> Instance {
+    let mut instance = bundle.instantiate().unwrap();
+    instance.set_offline(true).unwrap();
+    instance.activate(48_000.0, 1024);
+    instance
+}
+
+/// Note-ons (sample, channel, key) of an offline run of `bars` bars, with
+/// `knobs` set at `at` samples (or from the start).
+fn run(
+    bundle: &Bundle,
+    change: Option<f64>,
+    knobs: &[(&str, f64)],
+    at: u64,
+    bars: u64,
+) -> Vec<(u64, u16, u16)> {
+    let mut instance = offline(bundle);
+    if let Some(change) = change {
+        instance.set("Change", change);
+    }
+    instance.play(at, 512);
+    for (name, value) in knobs {
+        instance.set(name, *value);
+    }
+    instance.play(bars * BAR - at, 512);
+    instance.song.playing = false;
+    instance.block(64);
+    check_balanced(&instance.events).unwrap();
+    instance
+        .events
+        .iter()
+        .filter(|e| e.on)
+        .map(|e| (e.sample, e.channel, e.key))
+        .collect()
+}
+
+const KNOBS: [(&str, f64); 3] = [
+    ("Drums Latent 1", 2.5),
+    ("Bass Latent 1", -2.5),
+    ("Melody Density", 1.5),
+];
+
+fn changes_on(change: Option<f64>, at: u64, expected_bar: u64) {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let before = run(&bundle, change, &[], 0, 8);
+    let after = run(&bundle, change, &KNOBS, 0, 8);
+    let automated = run(&bundle, change, &KNOBS, at, 8);
+    let line = expected_bar * BAR;
+    let expected: Vec<_> = before
+        .iter()
+        .filter(|e| e.0 < line)
+        .chain(after.iter().filter(|e| e.0 >= line))
+        .copied()
+        .collect();
+    assert_ne!(before, after, "the knobs change the music");
+    assert_eq!(
+        automated, expected,
+        "the change lands on bar {expected_bar}"
+    );
+}
+
+#[test]
+fn a_knob_moved_mid_bar_takes_over_on_the_next_bar_line() {
+    changes_on(None, BAR + BAR / 2 + 77, 2);
+}
+
+#[test]
+fn with_change_every_2_bars_the_new_phrase_waits_for_an_even_bar() {
+    changes_on(Some(1.0), 2 * BAR + BAR / 4, 4);
+}
+
+#[test]
+fn with_change_every_4_bars_the_new_phrase_waits_for_bar_4() {
+    changes_on(Some(2.0), BAR / 3, 4);
+}
