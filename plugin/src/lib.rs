@@ -284,7 +284,9 @@ impl Plugin for LatentTrio {
             // pass with an instant worker would.
             if self.offline {
                 while self.sequencer.newest_phrase_id() < Some(self.last_request_id) {
-                    match bridge.receive_within(OFFLINE_WAIT) {
+                    // Blocking may allocate inside the channel; offline
+                    // rendering has no real-time deadline, so that is allowed.
+                    match nice_plug::util::permit_alloc(|| bridge.receive_within(OFFLINE_WAIT)) {
                         Some(phrase) => self.sequencer.offer(phrase, &mut output),
                         None => break,
                     }

@@ -253,6 +253,7 @@ impl Bundle {
             pending_params: Vec::new(),
             output: EventBuffer::with_capacity(4096),
             events: Vec::new(),
+            last_process: std::time::Duration::ZERO,
         };
         instance.params = instance.scan_params();
         Ok(instance)
@@ -275,6 +276,8 @@ pub struct Instance {
     output: EventBuffer,
     /// Every note event so far.
     pub events: Vec<NoteEvent>,
+    /// Wall-clock time of the plugin's last `process()` call.
+    pub last_process: std::time::Duration,
 }
 
 impl Instance {
@@ -404,6 +407,7 @@ impl Instance {
         }]);
         self.output.clear();
         let processor = self.processor.as_mut().expect("activated");
+        let started = std::time::Instant::now();
         processor
             .process(
                 &InputAudioBuffers::empty(),
@@ -414,6 +418,7 @@ impl Instance {
                 Some(&transport),
             )
             .expect("process succeeds");
+        self.last_process = started.elapsed();
         assert!(
             left.iter().chain(&right).all(|&s| s == 0.0),
             "the audio output stays silent"

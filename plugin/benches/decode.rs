@@ -1,0 +1,92 @@
+//! Decode latency on the CPU provider with one intra-op thread: model load,
+//! one 2-bar phrase per part, and a knob move -> phrase ready through the real
+//! worker thread and bridge.
+//!
+//! Run: `cargo bench -p latent_trio --bench decode`
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latent_trio::bridge::{DecodeRequest, bridge};
+use latent_trio::engine::Engine;
+use latent_trio::engine::runtime::ProviderChoice;
+use latent_trio::engine::worker::{self, EngineStatus, WorkerSettings};
+use latent_trio::knobs::{KnobSnapshot, PartKnobs};
+use latent_trio::pattern::{Part, PartPhrase};
+
+const RUNS: usize = 200;
+
+fn summary(mut times: Vec<Duration>) -> String {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    format!(
+        "median {:.3} ms, p10 {:.3}, p90 {:.3}, max {:.3} ({} runs)",
+        ms(at(0.5)),
+        ms(at(0.1)),
+        ms(at(0.9)),
+        ms(*times.last().unwrap()),
+        times.len()
+    )
+}
+
+fn main() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let started = Instant::now();
+    let mut engine =
+        Engine::load(&models, ProviderChoice::Cpu).expect("ONNX Runtime and models load");
+    println!(
+        "load ONNX Runtime + 3 models (9 sessions): {:.0} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+
+    for part in Part::ALL {
+        let Ok(model) = &mut engine.parts[part.index()] else {
+            panic!("{} model missing", part.name());
+        };
+        let mut out = PartPhrase::default();
+        let knobs = PartKnobs::default();
+        let times: Vec<Duration> = (0..RUNS)
+            .map(|run| {
+                let started = Instant::now();
+                model.decode(run as u32, &knobs, &mut out).unwrap();
+                started.elapsed()
+            })
+            .collect();
+        println!("{:<7} one 2-bar phrase: {}", part.name(), summary(times));
+    }
+
+    let (audio, worker_side) = bridge();
+    let status = Arc::new(EngineStatus::default());
+    let handle = worker::spawn(
+        worker_side,
+        WorkerSettings {
+            models: Some(models),
+            provider_choice: Box::new(|| ProviderChoice::Cpu),
+            status,
+        },
+    )
+    .unwrap();
+    let mut times = Vec::new();
+    for id in 0..=(RUNS as u64 / 4) {
+        let mut knobs = KnobSnapshot::default();
+        knobs.parts[0].principal[0] = (id % 7) as f32 * 0.5 - 1.5;
+        let started = Instant::now();
+        assert!(audio.request(DecodeRequest { id, knobs }));
+        let phrase = audio
+            .receive_within(Duration::from_secs(60))
+            .expect("a phrase");
+        // The first request also loads the models: leave it out.
+        if id > 0 {
+            times.push(started.elapsed());
+        }
+        assert!(audio.give_back(phrase).is_ok());
+    }
+    println!(
+        "knob move -> all three parts ready (worker thread + bridge): {}",
+        summary(times)
+    );
+    drop(audio);
+    handle.join().unwrap();
+}
