@@ -203,6 +203,9 @@ impl Plugin for LatentTrio {
     }
 
     fn filter_state(state: &mut PluginState) {
+        // "New Seed" is a trigger: restoring it as "on" would roll the seed
+        // again on load. Its rolls are saved on their own ("seed-rolls").
+        state.params.remove("new_seed");
         if is_newer_major_version(&state.version, Self::VERSION) {
             nice_plug::nice_error!(
                 "This project was saved by Latent Trio {}, newer than this {}; its Latent Trio settings were not loaded. Update the plugin to restore them.",
