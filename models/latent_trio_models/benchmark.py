@@ -1,0 +1,120 @@
+"""Decode latency of the committed models outside the plugin, for comparison
+with the Rust engine (`cargo bench -p latent_trio --bench decode`): PyTorch
+eager and onnxruntime from Python, one thread each, one 2-bar phrase decoded
+step by step exactly as the plugin does (batch 1, sampling at temperature 0.5).
+Also the floor: multiply-adds of one decode over a measured single-core
+matrix-multiply throughput.
+
+Run: python -m latent_trio_models.benchmark   (from the repository root)
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+from torch.nn import functional as F
+
+from .export import load_checkpoint
+
+RUNS = 50
+PARTS = ("drums", "bass", "melody")
+
+
+def timed(function, runs: int = RUNS) -> list[float]:
+    function()  # warm-up
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def describe(times: list[float]) -> str:
+    ordered = sorted(times)
+    return f"median {statistics.median(ordered) * 1e3:.2f} ms (p10 {ordered[len(ordered) // 10] * 1e3:.2f}, p90 {ordered[len(ordered) * 9 // 10] * 1e3:.2f})"
+
+
+def torch_decoder(folder: Path):
+    """The PyTorch model rebuilt from the checkpoint the ONNX files came from."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    checkpoint = Path("models/work/checkpoints") / f"{manifest['name']}.pt"
+    model, _ = load_checkpoint(checkpoint)
+    generator = torch.Generator().manual_seed(0)
+
+    @torch.no_grad()
+    def decode() -> None:
+        z = torch.randn(1, model.size.latent, generator=generator)
+        state = model.initial_state(z)
+        token = torch.full((1, 1), model.start_token, dtype=torch.long)
+        for _ in range(model.size.steps):
+            logits, state = model.decode_inputs(token, z, state)
+            token = torch.multinomial(F.softmax(logits[:, -1] / 0.5, dim=-1), 1, generator=generator)
+
+    return model, decode
+
+
+def onnx_decoder(folder: Path):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    init = onnxruntime.InferenceSession(str(folder / "decoder_init.onnx"), options, providers=["CPUExecutionProvider"])
+    step = onnxruntime.InferenceSession(str(folder / "decoder_step.onnx"), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    steps = manifest["steps_per_bar"] * manifest["bars"]
+
+    def decode() -> None:
+        z = rng.standard_normal((1, manifest["latent_size"])).astype(np.float32)
+        h, c = init.run(None, {"z": z})
+        token = np.array([manifest["start_token"]], dtype=np.int64)
+        for _ in range(steps):
+            logits, h, c = step.run(None, {"token": token, "z": z, "h": h, "c": c})
+            p = np.exp((logits[0] - logits[0].max()) / 0.5)
+            token = np.array([rng.choice(len(p), p=p / p.sum())], dtype=np.int64)
+
+    return decode
+
+
+def multiply_adds(size) -> int:
+    """Multiply-adds of one 2-bar decode: the initial state, then per step two
+    LSTM layers (4 gates each) and the output projection."""
+    first = 4 * size.decoder_hidden * (size.embedding + size.latent + size.decoder_hidden)
+    rest = (size.decoder_layers - 1) * 4 * size.decoder_hidden * (2 * size.decoder_hidden)
+    logits = size.decoder_hidden * size.vocab
+    init = size.latent * 2 * size.decoder_layers * size.decoder_hidden
+    return init + size.steps * (first + rest + logits)
+
+
+def single_core_macs_per_second() -> float:
+    """Best of several 512x512 float32 matrix products on one thread."""
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    best = min(timed(lambda: torch.mm(a, b), runs=20))
+    return 512**3 / best
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    peak = single_core_macs_per_second()
+    print(f"single-core float32 matmul: {peak / 1e9:.1f} GMAC/s (torch.mm 512x512, 1 thread)")
+    print("| model | MACs per decode | floor | PyTorch eager | onnxruntime (Python) |")
+    print("| --- | ---: | ---: | --- | --- |")
+    for part in PARTS:
+        folder = Path("models") / f"{part}_2bar"
+        model, torch_decode = torch_decoder(folder)
+        macs = multiply_adds(model.size)
+        eager = timed(torch_decode)
+        ort = timed(onnx_decoder(folder))
+        print(
+            f"| {part}_2bar | {macs / 1e6:.1f} M | {macs / peak * 1e3:.3f} ms | {describe(eager)} | {describe(ort)} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
