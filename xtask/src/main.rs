@@ -1,7 +1,8 @@
 //! `cargo xtask`: everything beyond `cargo build`.
 //!
-//! - `fetch-onnxruntime [--gpu]`: the ONNX Runtime library from its PyPI wheel
-//!   (pinned version and checksum, cached in `ort/`).
+//! - `fetch-onnxruntime [cuda]`: the ONNX Runtime library from its PyPI wheel
+//!   (pinned version and checksum, cached in `ort/`); `onnxruntime-gpu` for
+//!   the CUDA build.
 //! - `bundle latent_trio [--release]`: nice-plug's bundler, then the ONNX
 //!   Runtime library and the models copied into each bundle.
 //! - `build`: fetch, bundle in release mode and render `target/demo.mid`.
@@ -34,7 +35,7 @@ const GPU_WHEEL: Wheel = Wheel {
     package: "onnxruntime-gpu",
     version: "1.31.1",
     file: "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
-    sha256: "",
+    sha256: "e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6",
 };
 
 /// Where the library lands; the plugin's development builds look here too.
@@ -47,13 +48,13 @@ const MODELS: [&str; 3] = ["drums_2bar", "bass_2bar", "melody_2bar"];
 fn main() -> Result<()> {
     nice_plug_xtask::chdir_workspace_root()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let gpu = args.iter().any(|a| a == "--gpu");
+    // The CUDA build (`--features cuda`) carries the GPU build of ONNX Runtime.
+    let gpu = args.iter().any(|a| a.contains("cuda"));
     match args.first().map(String::as_str) {
         Some("fetch-onnxruntime") => fetch_onnxruntime(gpu).map(|_| ()),
         Some("bundle") => {
             fetch_onnxruntime(gpu)?;
-            let forwarded = args.iter().filter(|a| *a != "--gpu").cloned();
-            nice_plug_xtask::main_with_args("cargo xtask", forwarded)?;
+            nice_plug_xtask::main_with_args("cargo xtask", args.clone())?;
             add_resources()
         }
         Some("build") => {
@@ -147,7 +148,7 @@ fn fetch_onnxruntime(gpu: bool) -> Result<PathBuf> {
         )?;
     }
     let digest = sha256_of(&wheel_path)?;
-    if !wheel.sha256.is_empty() && digest != wheel.sha256 {
+    if digest != wheel.sha256 {
         fs::remove_file(&wheel_path)?;
         bail!(
             "{} has checksum {digest}, expected {}; deleted it, run again",

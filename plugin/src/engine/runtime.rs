@@ -206,6 +206,9 @@ impl Runtime {
         for &provider in choice.accelerators() {
             match self.open_on(graph, provider) {
                 Ok(session) => return Ok((session, provider, None)),
+                Err(error) if provider == Provider::Cuda && cfg!(feature = "cuda") => refused.push(format!(
+                    "CUDA: {error} (this CUDA build needs NVIDIA's CUDA 12 and cuDNN 9 libraries)"
+                )),
                 Err(error) => refused.push(format!("{}: {error}", provider.label())),
             }
         }
