@@ -177,6 +177,20 @@ impl LatentTrio {
     }
 }
 
+impl Drop for LatentTrio {
+    /// Ends the worker before the plugin goes: a host may unload the library
+    /// right after destroying the instance, and a worker still running (say,
+    /// half-way through loading a model) would then run unmapped code.
+    fn drop(&mut self) {
+        // Dropping the audio side disconnects every channel; the worker sees
+        // that at its next receive or send and returns.
+        self.bridge = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
 impl Plugin for LatentTrio {
     const NAME: &'static str = "Latent Trio";
     const VENDOR: &'static str = "Latent Trio developers";
