@@ -26,8 +26,14 @@ fn finish(mut instance: Instance, what: &str) -> Vec<NoteEvent> {
 fn stopping_mid_note_and_restarting_leaves_nothing_hanging() {
     let bundle = Bundle::load(&clap_bundle()).unwrap();
     let mut instance = playing(&bundle);
-    instance.play(96_000 + 7_000, 512);
+    // Play until a note is held, then stop right there.
+    instance.play(96_000, 512);
+    while check_balanced(&instance.events).is_ok() {
+        instance.block(512);
+    }
     instance.song.playing = false;
+    instance.block(512);
+    check_balanced(&instance.events).expect("stopping ends every note at once");
     let stop = instance.events.len();
     instance.play(48_000, 512);
     assert!(
@@ -180,7 +186,13 @@ fn ten_thousand_random_transport_moves_and_automations_never_hang_a_note() {
                 let frames = 1 + chaos.below(2048) as u32;
                 instance.block(frames.min(4096));
             }
-            2 => instance.song.playing = !instance.song.playing,
+            2 => {
+                instance.song.playing = !instance.song.playing;
+                if !instance.song.playing {
+                    instance.block(64);
+                    check_balanced(&instance.events).expect("a stop ends every note at once");
+                }
+            }
             3 => instance.song.locate(chaos.unit() * 64.0),
             4 => {
                 instance.song.looping = if chaos.below(2) == 0 {
