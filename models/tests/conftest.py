@@ -19,8 +19,3 @@ def data_dir() -> Path:
     if not (path / "groove" / "info.csv").is_file() or not (path / "pop909").is_dir():
         pytest.fail(f"the training data is not at {path}; set LATENT_TRIO_DATA")
     return path
-
-
-@pytest.fixture(scope="session")
-def repository() -> Path:
-    return REPOSITORY

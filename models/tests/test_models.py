@@ -11,17 +11,20 @@ import onnxruntime
 import pytest
 import torch
 
-from latent_trio_models import evaluate, export
+from conftest import REPOSITORY
+from latent_trio_models import attributes, evaluate, export
 from latent_trio_models.model import ModelSize, MusicVAE
 
 PARTS = ("drums", "bass", "melody")
+# Every model the plugin ships, plus any other committed model folder.
+FOLDERS = sorted({f"{part}_2bar" for part in PARTS} | {p.name for p in (REPOSITORY / "models").glob("*_2bar")})
 DTYPES = {"tensor(int64)": "int64", "tensor(float)": "float32"}
 
 
 def session(path: Path) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(path), options)
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def signature(outlets) -> list[dict]:
@@ -31,9 +34,9 @@ def signature(outlets) -> list[dict]:
     ]
 
 
-@pytest.fixture(scope="module", params=PARTS)
-def model_folder(request, repository: Path) -> Path:
-    folder = repository / "models" / f"{request.param}_2bar"
+@pytest.fixture(scope="module", params=FOLDERS)
+def model_folder(request) -> Path:
+    folder = REPOSITORY / "models" / request.param
     assert (folder / "manifest.json").is_file(), f"{folder} has no committed model"
     return folder
 
@@ -41,6 +44,10 @@ def model_folder(request, repository: Path) -> Path:
 def test_every_graph_matches_its_manifest_and_fits_the_size_budget(model_folder: Path):
     manifest = json.loads((model_folder / "manifest.json").read_text())
     assert manifest["format_version"] == 1 and manifest["name"] == model_folder.name
+    part = manifest["part"]
+    size = manifest["vocabulary"]["size"]
+    assert manifest["start_token"] == size, "the start token is the row after the vocabulary"
+    assert size == (512 if part == "drums" else 90)
     for name in ("encoder", "decoder_init", "decoder_step"):
         spec = manifest["graphs"][name]
         path = model_folder / spec["file"]
@@ -48,10 +55,24 @@ def test_every_graph_matches_its_manifest_and_fits_the_size_budget(model_folder:
         graph = session(path)
         assert signature(graph.get_inputs()) == spec["inputs"], name
         assert signature(graph.get_outputs()) == spec["outputs"], name
+    assert manifest["graphs"]["decoder_step"]["outputs"][0]["shape"] == ["batch", size]
+    assert manifest["parity_max_abs_diff"] < 1e-4
+
+
+def test_the_latent_axes_are_unit_directions_and_one_vector_per_attribute(model_folder: Path):
+    manifest = json.loads((model_folder / "manifest.json").read_text())
+    latent = manifest["latent_size"]
     axes = json.loads((model_folder / manifest["latent_axes"]).read_text())
-    assert len(axes["principal"]) >= 8
-    for axis in axes["principal"]:
-        assert abs(np.linalg.norm(axis["direction"]) - 1) < 1e-3 and axis["std"] > 0
+    assert len(axes["principal"]) == 8
+    directions = np.array([axis["direction"] for axis in axes["principal"]])
+    assert directions.shape == (8, latent)
+    assert np.allclose(directions @ directions.T, np.eye(8), atol=1e-3), "principal directions are orthonormal"
+    stds = [axis["std"] for axis in axes["principal"]]
+    assert all(s > 0 for s in stds) and stds == sorted(stds, reverse=True), "pc1 varies most"
+    assert [a["name"] for a in axes["attributes"]] == attributes.attribute_names(manifest["part"])
+    for attribute in axes["attributes"]:
+        assert len(attribute["vector"]) == latent and np.linalg.norm(attribute["vector"]) > 0
+        assert attribute["description"]
 
 
 def test_the_manifest_teacher_forced_accuracy_is_reproduced_from_held_out_data(model_folder: Path, data_dir: Path):
@@ -59,14 +80,22 @@ def test_the_manifest_teacher_forced_accuracy_is_reproduced_from_held_out_data(m
     graphs = manifest["graphs"]
     heldout = evaluate.heldout_windows(manifest["part"], data_dir)
     assert len(heldout) == manifest["evaluation"]["heldout_windows"]
-    (mu, _) = session(model_folder / graphs["encoder"]["file"]).run(None, {"tokens": heldout})
-    logits = export.onnx_teacher_forced_logits(model_folder, graphs, heldout, mu, manifest["start_token"])
-    accuracy = float((logits.argmax(-1) == heldout).mean())
+    # numpy + onnxruntime only, as the plugin runs it.
+    mu, _ = session(model_folder / graphs["encoder"]["file"]).run(None, {"tokens": heldout})
+    h, c = session(model_folder / graphs["decoder_init"]["file"]).run(None, {"z": mu})
+    step = session(model_folder / graphs["decoder_step"]["file"])
+    previous = np.full(len(heldout), manifest["start_token"], dtype=np.int64)
+    correct = 0
+    for index in range(heldout.shape[1]):
+        logits, h, c = step.run(None, {"token": previous, "z": mu, "h": h, "c": c})
+        correct += int((logits.argmax(-1) == heldout[:, index]).sum())
+        previous = heldout[:, index]
+    accuracy = correct / heldout.size
     expected = manifest["evaluation"]["teacher_forced_accuracy"]
     assert abs(accuracy - expected) < 0.01, f"measured {accuracy:.4f}, manifest says {expected}"
 
 
-def test_the_exported_step_decoder_gives_the_pytorch_logits(tmp_path: Path):
+def test_the_exported_graphs_give_the_pytorch_encoding_and_logits(tmp_path: Path):
     torch.manual_seed(7)
     model = MusicVAE(ModelSize(vocab=90, latent=16, embedding=8, encoder_hidden=24, decoder_hidden=32))
     graphs = export.export_graphs(model, tmp_path)
