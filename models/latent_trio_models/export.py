@@ -219,7 +219,10 @@ def vocabulary(part: str) -> dict:
         return {
             "kind": "drum_classes",
             "size": vocab.DRUM_VOCAB,
-            "classes": [{"name": name, "pitch": pitch} for name, pitch, _ in vocab.DRUM_CLASSES],
+            "classes": [
+                {"name": name, "pitch": pitch, "input_pitches": list(inputs)}
+                for name, pitch, inputs in vocab.DRUM_CLASSES
+            ],
         }
     return {
         "kind": "melodic",

@@ -189,7 +189,7 @@ fn a_manifest_with_wrong_shapes_is_refused_with_the_difference() {
         "{error}"
     );
     assert!(
-        error.to_string().contains("z: float32[batch, 64]"),
+        error.to_string().contains("float32[batch, 64]"),
         "{error}"
     );
 }

@@ -74,6 +74,17 @@ pub struct DrumClass {
     pub name: String,
     /// e.g. 36.
     pub pitch: u8,
+    /// Pitches of an imported clip that count as this class (older
+    /// manifests without the list match `pitch` only).
+    #[serde(default)]
+    pub input_pitches: Vec<u8>,
+}
+
+impl DrumClass {
+    /// Whether an imported note of `pitch` is a hit of this class.
+    pub fn hears(&self, pitch: u8) -> bool {
+        pitch == self.pitch || self.input_pitches.contains(&pitch)
+    }
 }
 
 impl Vocabulary {

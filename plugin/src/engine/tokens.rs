@@ -92,6 +92,7 @@ mod tests {
                 .map(|&pitch| DrumClass {
                     name: pitch.to_string(),
                     pitch,
+                    input_pitches: Vec::new(),
                 })
                 .collect(),
         }
