@@ -188,10 +188,7 @@ fn a_manifest_with_wrong_shapes_is_refused_with_the_difference() {
         matches!(error, ModelError::ManifestContent { .. }),
         "{error}"
     );
-    assert!(
-        error.to_string().contains("float32[batch, 64]"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("float32[batch, 64]"), "{error}");
 }
 
 #[test]

@@ -59,7 +59,10 @@ fn a_saved_state_plays_the_same_16_bars_in_a_new_instance() {
     assert!(
         played.iter().any(|e| e.2 == 4),
         "the bass plays on the saved channel 5: {:?}",
-        played.iter().map(|e| e.2).collect::<std::collections::BTreeSet<_>>()
+        played
+            .iter()
+            .map(|e| e.2)
+            .collect::<std::collections::BTreeSet<_>>()
     );
 }
 
