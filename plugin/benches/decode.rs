@@ -50,7 +50,10 @@ fn main() {
         let times: Vec<Duration> = (0..RUNS)
             .map(|run| {
                 let started = Instant::now();
-                model.decode(run as u32, &knobs, &mut out).unwrap();
+                let z = model.latent(run as u32, &knobs, None);
+                model
+                    .decode(&z, run as u32, knobs.temperature, &mut out)
+                    .unwrap();
                 started.elapsed()
             })
             .collect();
@@ -65,6 +68,8 @@ fn main() {
             models: Some(models),
             provider_choice: Box::new(|| ProviderChoice::Cpu),
             status,
+            stored: Arc::default(),
+            commands: crossbeam_channel::never(),
         },
     )
     .unwrap();

@@ -1,4 +1,5 @@
-//! The only place where the audio thread and the worker thread meet.
+//! The only place where the audio thread and the worker thread meet (and
+//! where the GUI watches the audio thread: [`NowPlaying`]).
 //!
 //! The audio thread sends [`DecodeRequest`]s (plain `Copy` values) and receives
 //! finished phrases. Phrases are boxed once, up front, by [`bridge`]; they
@@ -7,6 +8,9 @@
 //! The audio side only ever calls `try_send` / `try_recv` (and, in offline
 //! rendering only, a bounded `recv_timeout`).
 
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+use atomic_float::AtomicF32;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use crate::knobs::KnobSnapshot;
@@ -94,6 +98,81 @@ impl AudioSide {
         self.spent.try_send(phrase).map_err(|error| match error {
             TrySendError::Full(phrase) | TrySendError::Disconnected(phrase) => phrase,
         })
+    }
+}
+
+/// What the audio thread is playing, for the GUI. Written by the audio
+/// thread every block (relaxed atomic stores), read by the GUI.
+pub struct NowPlaying {
+    /// Request id of the phrase playing (0: none).
+    playing: AtomicU64,
+    /// Request id of the phrase waiting for its bar line (0: none).
+    waiting: AtomicU64,
+    /// Step of the playing phrase heard last; -1 while stopped.
+    step: AtomicI32,
+    /// Host tempo in BPM.
+    tempo: AtomicF32,
+    /// Time signature, numerator and denominator.
+    meter: [AtomicU32; 2],
+}
+
+impl Default for NowPlaying {
+    fn default() -> Self {
+        NowPlaying {
+            playing: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
+            step: AtomicI32::new(-1),
+            tempo: AtomicF32::new(120.0),
+            meter: [AtomicU32::new(4), AtomicU32::new(4)],
+        }
+    }
+}
+
+impl NowPlaying {
+    /// Publishes the state after a block (audio thread; lock-free).
+    pub fn publish(
+        &self,
+        playing: Option<u64>,
+        waiting: Option<u64>,
+        step: Option<usize>,
+        tempo: f64,
+        meter: (u32, u32),
+    ) {
+        self.playing.store(playing.unwrap_or(0), Ordering::Relaxed);
+        self.waiting.store(waiting.unwrap_or(0), Ordering::Relaxed);
+        self.step
+            .store(step.map_or(-1, |step| step as i32), Ordering::Relaxed);
+        self.tempo.store(tempo as f32, Ordering::Relaxed);
+        self.meter[0].store(meter.0, Ordering::Relaxed);
+        self.meter[1].store(meter.1, Ordering::Relaxed);
+    }
+
+    /// Request id of the phrase playing.
+    pub fn playing(&self) -> Option<u64> {
+        Some(self.playing.load(Ordering::Relaxed)).filter(|&id| id != 0)
+    }
+
+    /// Request id of the phrase that takes over at the next change.
+    pub fn waiting(&self) -> Option<u64> {
+        Some(self.waiting.load(Ordering::Relaxed)).filter(|&id| id != 0)
+    }
+
+    /// Step of the playing phrase heard last, `None` while stopped.
+    pub fn step(&self) -> Option<usize> {
+        usize::try_from(self.step.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Host tempo in BPM.
+    pub fn tempo(&self) -> f64 {
+        f64::from(self.tempo.load(Ordering::Relaxed))
+    }
+
+    /// Time signature as (numerator, denominator).
+    pub fn meter(&self) -> (u32, u32) {
+        (
+            self.meter[0].load(Ordering::Relaxed),
+            self.meter[1].load(Ordering::Relaxed),
+        )
     }
 }
 

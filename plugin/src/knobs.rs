@@ -83,6 +83,13 @@ pub struct KnobSnapshot {
     pub seed: u32,
     /// Per-part settings, indexed by [`Part::index`].
     pub parts: [PartKnobs; 3],
+    /// Revision of the stored latents (imported clips, scenes) to decode
+    /// with; the latents themselves stay with the worker.
+    pub stored_revision: u32,
+    /// Play the A-B morph instead of seed and knobs (where both scenes exist).
+    pub scenes_on: bool,
+    /// Position between scene A (0) and B (1).
+    pub morph: f32,
 }
 
 impl KnobSnapshot {
@@ -95,6 +102,9 @@ impl KnobSnapshot {
     /// the decode, so toggling a part never asks the worker for anything.
     pub fn decodes_like(&self, other: &KnobSnapshot) -> bool {
         self.seed == other.seed
+            && self.stored_revision == other.stored_revision
+            && self.scenes_on == other.scenes_on
+            && (!self.scenes_on || self.morph == other.morph)
             && self.parts.iter().zip(&other.parts).all(|(a, b)| {
                 a.temperature == b.temperature
                     && a.principal == b.principal

@@ -8,11 +8,13 @@ pub mod bridge;
 pub mod editor;
 pub mod engine;
 pub mod knobs;
+pub mod midi_clip;
 pub mod midi_file;
 pub mod params;
 pub mod pattern;
 pub mod render;
 pub mod sequencer;
+pub mod stored;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -20,11 +22,12 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
-use bridge::{AudioSide, DecodeRequest};
-use engine::worker::{self, EngineStatus, WorkerSettings};
+use bridge::{AudioSide, DecodeRequest, NowPlaying};
+use engine::worker::{self, EngineStatus, WorkerCommand, WorkerSettings};
 use knobs::KnobSnapshot;
 use params::LatentTrioParams;
 use pattern::{Part, Phrase};
@@ -49,12 +52,21 @@ pub struct LatentTrio {
     worker: Option<JoinHandle<()>>,
     /// Worker's status for the GUI and tests (worker writes, others read).
     status: Arc<EngineStatus>,
+    /// What the audio thread plays, for the GUI (audio writes, GUI reads).
+    now_playing: Arc<NowPlaying>,
+    /// GUI -> worker requests (imports, scene stores); the GUI holds a clone.
+    commands: Sender<WorkerCommand>,
+    /// The worker's end of `commands`, cloned into it when it starts.
+    command_inbox: Receiver<WorkerCommand>,
     /// Audio thread: the snapshot most recently sent to the worker.
     requested: Option<KnobSnapshot>,
     /// Audio thread: id of the most recent request.
     last_request_id: u64,
     /// Audio thread: "New seed" was on in the previous block (edge detection).
     new_seed_held: bool,
+    /// Audio thread: the morph position being played, which follows the
+    /// Morph knob one step per bar when "Morph Over" is set.
+    played_morph: f32,
     /// Set at activation: sample rate in Hz.
     sample_rate: f32,
     /// Set at activation: offline rendering may wait for the worker.
@@ -63,15 +75,20 @@ pub struct LatentTrio {
 
 impl Default for LatentTrio {
     fn default() -> Self {
+        let (commands, command_inbox) = unbounded();
         LatentTrio {
             params: Arc::new(LatentTrioParams::default()),
             sequencer: Sequencer::default(),
             bridge: None,
             worker: None,
             status: Arc::new(EngineStatus::default()),
+            now_playing: Arc::new(NowPlaying::default()),
+            commands,
+            command_inbox,
             requested: None,
             last_request_id: 0,
             new_seed_held: false,
+            played_morph: 0.0,
             sample_rate: 48_000.0,
             offline: false,
         }
@@ -82,6 +99,8 @@ impl Default for LatentTrio {
 struct HostOutput<'a, C> {
     context: &'a mut C,
     bridge: Option<&'a AudioSide>,
+    /// Bar lines crossed in this block.
+    bars_started: u32,
 }
 
 impl<C: ProcessContext<LatentTrio>> SequencerOutput for HostOutput<'_, C> {
@@ -117,6 +136,10 @@ impl<C: ProcessContext<LatentTrio>> SequencerOutput for HostOutput<'_, C> {
             std::mem::forget(phrase);
         }
     }
+
+    fn bar_started(&mut self, _bar: i64, _timing: u32) {
+        self.bars_started += 1;
+    }
 }
 
 impl LatentTrio {
@@ -135,6 +158,8 @@ impl LatentTrio {
             models: engine::models_folder(),
             provider_choice: Box::new(move || params.provider.value().into()),
             status: self.status.clone(),
+            stored: self.params.stored.clone(),
+            commands: self.command_inbox.clone(),
         };
         match worker::spawn(worker_side, settings) {
             Ok(handle) => {
@@ -152,7 +177,7 @@ impl LatentTrio {
         let Some(bridge) = &self.bridge else {
             return;
         };
-        let snapshot = self.params.snapshot();
+        let snapshot = self.params.snapshot(self.played_morph);
         if self.requested.is_some_and(|r| r.decodes_like(&snapshot)) {
             return;
         }
@@ -163,6 +188,27 @@ impl LatentTrio {
         if bridge.request(request) {
             self.last_request_id = request.id;
             self.requested = Some(snapshot);
+        }
+    }
+
+    /// Moves the played morph position toward the Morph knob: at once, or
+    /// by 1/N of the way from A to B per bar line crossed when "Morph Over"
+    /// is N bars.
+    fn follow_morph(&mut self, bars_started: u32) {
+        let target = self.params.morph.value();
+        let bars = self.params.morph_bars.value();
+        if bars <= 0 {
+            self.played_morph = target;
+            return;
+        }
+        let step = 1.0 / bars as f32;
+        for _ in 0..bars_started {
+            let gap = target - self.played_morph;
+            self.played_morph = if gap.abs() <= step {
+                target
+            } else {
+                self.played_morph + step.copysign(gap)
+            };
         }
     }
 
@@ -232,7 +278,12 @@ impl Plugin for LatentTrio {
     }
 
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
-        editor::create(self.params.clone(), self.status.clone())
+        editor::create(editor::EditorShared {
+            params: self.params.clone(),
+            status: self.status.clone(),
+            now_playing: self.now_playing.clone(),
+            commands: self.commands.clone(),
+        })
     }
 
     fn activate(
@@ -243,6 +294,8 @@ impl Plugin for LatentTrio {
     ) -> bool {
         self.sample_rate = buffer_config.sample_rate;
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
+        // A loaded project plays its saved morph at once, without a glide.
+        self.played_morph = self.params.morph.value();
         self.start_worker();
         // Start decoding now so the first bar is ready when the host plays.
         self.request_if_changed();
@@ -271,6 +324,7 @@ impl Plugin for LatentTrio {
             self.params.seed_rolls.fetch_add(1, Ordering::Relaxed);
         }
         self.new_seed_held = new_seed;
+        self.follow_morph(0);
         self.request_if_changed();
 
         let transport = context.transport();
@@ -291,6 +345,7 @@ impl Plugin for LatentTrio {
         let mut output = HostOutput {
             context,
             bridge: self.bridge.as_ref(),
+            bars_started: 0,
         };
         if let Some(bridge) = &self.bridge {
             while let Some(phrase) = bridge.try_receive() {
@@ -311,6 +366,20 @@ impl Plugin for LatentTrio {
             }
         }
         self.sequencer.process(&input, &mut output);
+        // A morph glide moves on at bar lines; the phrase for its next step
+        // is asked for now and takes over at the next change.
+        let bars_started = output.bars_started;
+        if bars_started > 0 {
+            self.follow_morph(bars_started);
+            self.request_if_changed();
+        }
+        self.now_playing.publish(
+            self.sequencer.playing_phrase_id(),
+            self.sequencer.waiting_phrase_id(),
+            self.sequencer.playhead(),
+            input.tempo.unwrap_or(120.0),
+            (input.meter.numerator, input.meter.denominator),
+        );
         ProcessStatus::Normal
     }
 }

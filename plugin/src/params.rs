@@ -1,7 +1,8 @@
 //! Every host-visible parameter. The ids are part of saved projects and
 //! automation lanes: never rename one.
 //!
-//! Ids: `seed`, `new_seed`, `change_every`, `provider`, `bypass`, and per part
+//! Ids: `seed`, `new_seed`, `change_every`, `provider`, `bypass`, `scenes`,
+//! `morph`, `morph_bars`, and per part
 //! (`drums_`, `bass_`, `melody_` prefixes) `on`, `channel`, `temperature`,
 //! `latent_1`..`latent_8`, `density`, `syncopation`, `register`.
 
@@ -13,11 +14,14 @@ use nice_plug::prelude::*;
 use crate::engine::runtime::ProviderChoice;
 use crate::knobs::{ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_RANGE, PartKnobs};
 use crate::pattern::Part;
+use crate::stored::SharedStoredLatents;
 
 /// Highest seed a musician can dial in.
 pub const MAX_SEED: i32 = 9999;
 /// Highest sampling temperature.
 pub const MAX_TEMPERATURE: f32 = 1.5;
+/// Longest morph glide, in bars.
+pub const MAX_MORPH_BARS: i32 = 32;
 
 /// How often new material may take over.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +105,19 @@ pub struct LatentTrioParams {
     /// Silences the plugin and ends every note.
     #[id = "bypass"]
     pub bypass: BoolParam,
+    /// Imported clips and the A/B scenes, saved with the project.
+    #[persist = "stored-latents"]
+    pub stored: Arc<SharedStoredLatents>,
+    /// Play the morph between scene A and B instead of the seed and knobs.
+    #[id = "scenes"]
+    pub scenes_on: BoolParam,
+    /// Where between scene A (0 %) and B (100 %) the parts play.
+    #[id = "morph"]
+    pub morph: FloatParam,
+    /// Bars a morph takes to reach the Morph knob, one step per bar; 0 jumps
+    /// on the next bar line.
+    #[id = "morph_bars"]
+    pub morph_bars: IntParam,
     /// Drums.
     #[nested(id_prefix = "drums", group = "Drums")]
     pub drums: PartParams,
@@ -249,6 +266,22 @@ impl Default for LatentTrioParams {
             change_every: EnumParam::new("Change", ChangeEvery::Bar),
             provider: EnumParam::new("Run Models On", ExecutionProvider::Auto).non_automatable(),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
+            stored: Arc::default(),
+            scenes_on: BoolParam::new("Play Scenes", false),
+            morph: FloatParam::new("Morph A-B", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_step_size(0.01)
+                .with_unit(" %")
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            morph_bars: IntParam::new(
+                "Morph Over",
+                0,
+                IntRange::Linear {
+                    min: 0,
+                    max: MAX_MORPH_BARS,
+                },
+            )
+            .with_unit(" bars"),
             drums: PartParams::new(Part::Drums),
             bass: PartParams::new(Part::Bass),
             melody: PartParams::new(Part::Melody),
@@ -273,12 +306,17 @@ impl LatentTrioParams {
         (self.seed.value() as u32) ^ rolls.wrapping_mul(0x9E37_79B9)
     }
 
-    /// Everything a decode depends on, as plain values. Cheap enough for
-    /// every audio block: a few dozen atomic loads.
-    pub fn snapshot(&self) -> KnobSnapshot {
+    /// Everything a decode depends on, as plain values, with the morph
+    /// position the audio thread is playing (which trails the Morph knob
+    /// while a glide is under way). Cheap enough for every audio block: a few
+    /// dozen atomic loads.
+    pub fn snapshot(&self, morph: f32) -> KnobSnapshot {
         KnobSnapshot {
             seed: self.decode_seed(),
             parts: Part::ALL.map(|part| self.part(part).knobs()),
+            stored_revision: self.stored.revision(),
+            scenes_on: self.scenes_on.value(),
+            morph,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::midi_file::{TICKS_PER_QUARTER, TimedNote, Track};
 use crate::pattern::{Part, Phrase};
 use crate::sequencer::clock::Meter;
 use crate::sequencer::{BlockInput, PartRouting, Sequencer, SequencerOutput};
+use crate::stored::StoredLatents;
 
 /// What to render.
 #[derive(Debug, Clone)]
@@ -22,6 +23,9 @@ pub struct RenderSettings {
     pub meter: Meter,
     /// Parts to render, each with its 0-based MIDI channel.
     pub parts: Vec<(Part, u8)>,
+    /// Phrases one after another, each `bars` long, decoded with the seeds
+    /// `seed`, `seed + 1`, ...: variations of the same latent.
+    pub variations: u32,
 }
 
 struct TickRecorder {
@@ -49,22 +53,56 @@ impl SequencerOutput for TickRecorder {
     fn retire(&mut self, _phrase: Box<Phrase>) {}
 }
 
-/// Decodes `knobs` and plays `settings.bars` bars of it; one track per part.
+/// Decodes `knobs` (with the stored clips and scenes) and plays
+/// `settings.bars` bars of each variation; one track per part.
 pub fn render(
     engine: &mut Engine,
     knobs: &KnobSnapshot,
+    stored: &StoredLatents,
     settings: &RenderSettings,
 ) -> Result<Vec<Track>, ModelError> {
+    let mut tracks: Vec<Track> = settings
+        .parts
+        .iter()
+        .map(|&(part, _)| Track {
+            name: part.title().into(),
+            notes: Vec::new(),
+        })
+        .collect();
+    let ticks_per_variation = (f64::from(settings.bars)
+        * settings.meter.bar_quarters()
+        * f64::from(TICKS_PER_QUARTER)) as u64;
     let mut phrase = Box::<Phrase>::default();
-    engine.decode(knobs, &mut phrase)?;
-    Ok(settings
+    for variation in 0..settings.variations.max(1) {
+        let knobs = KnobSnapshot {
+            seed: knobs.seed.wrapping_add(variation),
+            ..*knobs
+        };
+        engine.decode(&knobs, stored, &mut phrase)?;
+        let start = u64::from(variation) * ticks_per_variation;
+        for (track, played) in tracks.iter_mut().zip(phrase_tracks(&phrase, settings)) {
+            track
+                .notes
+                .extend(played.notes.into_iter().map(|note| TimedNote {
+                    tick: note.tick + start,
+                    ..note
+                }));
+        }
+    }
+    Ok(tracks)
+}
+
+/// `settings.bars` bars of `phrase` as the plugin plays them; one track per
+/// part (what the editor exports).
+pub fn phrase_tracks(phrase: &Phrase, settings: &RenderSettings) -> Vec<Track> {
+    settings
         .parts
         .iter()
         .map(|&(part, channel)| Track {
             name: part.title().into(),
-            notes: play_part(&phrase, part, channel, settings),
+            notes: play_part(phrase, part, channel, settings),
         })
-        .collect())
+        .collect()
 }
 
 /// The events the sequencer plays for one part of `phrase`, in ticks.

@@ -152,3 +152,67 @@ fn bad_options_are_explained() {
     }
     assert!(!out.exists());
 }
+
+/// Per 16th step of the first two bars of `track`: the sorted keys starting there.
+fn steps(path: &Path, track: usize) -> Vec<Vec<u8>> {
+    let mut steps = vec![Vec::new(); 32];
+    for (tick, _, key) in &note_ons(path)[track] {
+        if let Some(step) = steps.get_mut((*tick / 120) as usize) {
+            step.push(*key);
+            step.sort();
+        }
+    }
+    steps
+}
+
+#[test]
+fn a_clip_rendered_at_knobs_zero_comes_back_as_a_close_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    for (part, seed, track) in [("drums", "5", 1), ("bass", "7", 1), ("melody", "9", 1)] {
+        let clip = dir.path().join(format!("{part}-clip.mid"));
+        let copy = dir.path().join(format!("{part}-copy.mid"));
+        let made = render(&clip, &["--bars", "2", "--seed", seed, "--parts", part]);
+        assert!(made.status.success());
+        let output = render(
+            &copy,
+            &[
+                "--bars",
+                "2",
+                "--parts",
+                part,
+                "--input",
+                clip.to_str().unwrap(),
+                "--part",
+                part,
+                "--temperature",
+                "0",
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (original, copied) = (steps(&clip, track), steps(&copy, track));
+        let same = original.iter().zip(&copied).filter(|(a, b)| a == b).count();
+        let accuracy = same as f64 / original.len() as f64;
+        println!("{part}: {same}/32 steps reproduced ({accuracy:.3})");
+        assert!(accuracy >= 0.75, "{part}: only {same} of 32 steps match");
+    }
+}
+
+#[test]
+fn an_unsuitable_input_clip_is_refused_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.mid");
+    std::fs::write(&garbage, b"not midi at all").unwrap();
+    let out = dir.path().join("out.mid");
+    let output = render(
+        &out,
+        &["--input", garbage.to_str().unwrap(), "--part", "drums"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a MIDI file"), "{stderr}");
+    assert!(!out.exists(), "nothing is written");
+}

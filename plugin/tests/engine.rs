@@ -11,6 +11,7 @@ use latent_trio::knobs::{
     ATTRIBUTE_KNOBS, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PartKnobs,
 };
 use latent_trio::pattern::{Part, Phrase};
+use latent_trio::stored::{ClipLatent, Scene, StoredLatents};
 
 fn models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
@@ -29,8 +30,28 @@ fn engine() -> Engine {
 
 fn decode(engine: &mut Engine, knobs: &KnobSnapshot) -> Box<Phrase> {
     let mut phrase = Box::<Phrase>::default();
-    engine.decode(knobs, &mut phrase).expect("decodes");
+    engine
+        .decode(knobs, &StoredLatents::default(), &mut phrase)
+        .expect("decodes");
     phrase
+}
+
+fn decode_with(engine: &mut Engine, knobs: &KnobSnapshot, stored: &StoredLatents) -> Box<Phrase> {
+    let mut phrase = Box::<Phrase>::default();
+    engine.decode(knobs, stored, &mut phrase).expect("decodes");
+    phrase
+}
+
+/// Knobs at rest, most likely notes: the phrase depends on the latent only.
+fn greedy(seed: u32) -> KnobSnapshot {
+    let mut knobs = KnobSnapshot {
+        seed,
+        ..KnobSnapshot::default()
+    };
+    for part in &mut knobs.parts {
+        part.temperature = 0.0;
+    }
+    knobs
 }
 
 fn notes(phrase: &Phrase) -> Vec<Vec<(u8, u8, u8)>> {
@@ -86,9 +107,9 @@ fn every_knob_moves_the_latent() {
         let Ok(model) = &engine.parts[part.index()] else {
             unreachable!()
         };
-        let base = model.latent(5, &PartKnobs::default());
+        let base = model.latent(5, &PartKnobs::default(), None);
         let moved = |knobs: PartKnobs| {
-            let z = model.latent(5, &knobs);
+            let z = model.latent(5, &knobs, None);
             z.iter()
                 .zip(&base)
                 .map(|(a, b)| (a - b).powi(2))
@@ -300,4 +321,62 @@ fn a_file_that_is_not_onnx_runtime_is_reported_as_unusable() {
     assert_eq!(output.status.code(), Some(1));
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("could not be used"), "{message}");
+}
+
+#[test]
+fn a_morph_plays_scene_a_at_0_and_scene_b_at_1_and_something_between() {
+    let mut engine = engine();
+    let a_notes = notes(&decode(&mut engine, &greedy(11)));
+    let a = Scene {
+        latents: engine.last_latents.clone(),
+    };
+    let b_notes = notes(&decode(&mut engine, &greedy(12)));
+    let b = Scene {
+        latents: engine.last_latents.clone(),
+    };
+    assert_ne!(a_notes, b_notes, "two seeds give two scenes");
+    let stored = StoredLatents {
+        scenes: [Some(a), Some(b)],
+        ..StoredLatents::default()
+    };
+    let at = |engine: &mut Engine, morph: f32| {
+        let knobs = KnobSnapshot {
+            scenes_on: true,
+            morph,
+            // Another seed: a scene keeps its latent whatever the seed.
+            ..greedy(99)
+        };
+        notes(&decode_with(engine, &knobs, &stored))
+    };
+    assert_eq!(at(&mut engine, 0.0), a_notes);
+    assert_eq!(at(&mut engine, 1.0), b_notes);
+    let middle = at(&mut engine, 0.5);
+    assert!(
+        middle != a_notes && middle != b_notes,
+        "half-way is new material"
+    );
+}
+
+#[test]
+fn an_imported_clip_latent_is_where_the_knobs_start_from() {
+    let mut engine = engine();
+    let seed_notes = notes(&decode(&mut engine, &greedy(3)));
+    let clip_latent = engine.last_latents.clone();
+    let mut stored = StoredLatents::default();
+    for part in Part::ALL {
+        stored.clips[part.index()] = Some(ClipLatent {
+            name: "clip.mid".into(),
+            summary: String::new(),
+            latent: clip_latent[part.index()].clone(),
+        });
+    }
+    // With the clip as base, the seed no longer moves the latent.
+    assert_eq!(
+        notes(&decode_with(&mut engine, &greedy(40), &stored)),
+        seed_notes
+    );
+    let mut pushed = greedy(40);
+    pushed.parts[Part::Drums.index()].principal[0] = 3.0;
+    let moved = notes(&decode_with(&mut engine, &pushed, &stored));
+    assert_ne!(moved[0], seed_notes[0], "a knob moves away from the clip");
 }

@@ -10,6 +10,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use clack_extensions::gui::{GuiApiType, GuiConfiguration, PluginGui, Window};
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
@@ -512,6 +513,44 @@ impl Instance {
     }
 
     /// Saves the plugin's state.
+    /// Opens the plugin's editor embedded in the X11 window `parent` at
+    /// `scale` (1.0 = 100 %); returns the editor's size in pixels.
+    ///
+    /// # Safety
+    ///
+    /// `parent` must stay a valid X11 window until the instance is dropped.
+    pub unsafe fn open_editor(&mut self, parent: u64, scale: f64) -> Result<(u32, u32), String> {
+        let handle = self.instance.plugin_handle();
+        let gui = handle
+            .get_extension::<PluginGui>()
+            .ok_or("the plugin has no editor")?;
+        let configuration = GuiConfiguration {
+            api_type: GuiApiType::X11,
+            is_floating: false,
+        };
+        if !gui.is_api_supported(&handle, configuration) {
+            return Err("the editor does not support embedding in X11".into());
+        }
+        gui.create(&handle, configuration)
+            .map_err(|e| format!("create: {e:?}"))?;
+        // A host may not support scaling; the editor then stays at 100 %.
+        let _ = gui.set_scale(&handle, scale);
+        let size = gui.get_size(&handle).ok_or("the editor has no size")?;
+        // SAFETY: the caller keeps `parent` alive.
+        unsafe { gui.set_parent(&handle, Window::from_x11_handle(parent as _)) }
+            .map_err(|e| format!("set_parent: {e:?}"))?;
+        gui.show(&handle).map_err(|e| format!("show: {e:?}"))?;
+        Ok((size.width, size.height))
+    }
+
+    /// Closes the editor opened by [`Instance::open_editor`].
+    pub fn close_editor(&mut self) {
+        let handle = self.instance.plugin_handle();
+        if let Some(gui) = handle.get_extension::<PluginGui>() {
+            gui.destroy(&handle);
+        }
+    }
+
     pub fn save_state(&mut self) -> Vec<u8> {
         let handle = self.instance.plugin_handle();
         let state = handle

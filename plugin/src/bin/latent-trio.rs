@@ -1,7 +1,8 @@
 //! `latent-trio`: the plugin's engine without a host.
 //!
 //! `latent-trio render --bars 8 --seed 7 --out groove.mid` writes the notes
-//! the plugin plays for that seed and those knobs. `latent-trio info` says
+//! the plugin plays for that seed and those knobs; `--input clip.mid --part
+//! drums` starts the drums from a clip of your own. `latent-trio info` says
 //! which models and ONNX Runtime it finds and where they run.
 
 use std::path::PathBuf;
@@ -14,12 +15,14 @@ use latent_trio::engine::{self, Engine};
 use latent_trio::knobs::{
     ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PRINCIPAL_RANGE, PartKnobs,
 };
+use latent_trio::midi_clip;
 use latent_trio::midi_file;
 use latent_trio::params::MAX_SEED;
 use latent_trio::params::MAX_TEMPERATURE;
 use latent_trio::pattern::Part;
 use latent_trio::render::{RenderSettings, render};
 use latent_trio::sequencer::clock::Meter;
+use latent_trio::stored::{ClipLatent, StoredLatents};
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +73,16 @@ struct RenderArgs {
     /// density, syncopation, register or temperature (e.g. drums.latent_2=1.5).
     #[arg(long = "knob", value_name = "PART.KNOB=VALUE")]
     knobs: Vec<String>,
+    /// A .mid clip to start from: its latent replaces the seed's for --part
+    /// (the knobs then move from there).
+    #[arg(long, requires = "part")]
+    input: Option<PathBuf>,
+    /// The part the --input clip is for: drums, bass or melody.
+    #[arg(long, requires = "input")]
+    part: Option<String>,
+    /// Phrases one after another, each --bars long, with seeds seed, seed+1, ...
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    variations: u32,
     /// The .mid file to write.
     #[arg(long)]
     out: PathBuf,
@@ -149,13 +162,16 @@ fn run(cli: Cli) -> Result<(), String> {
             if !(args.tempo.is_finite() && (10.0..=999.0).contains(&args.tempo)) {
                 return Err(format!("tempo {} is outside 10..999 BPM", args.tempo));
             }
+            let stored = import_clip(&mut engine, &args)?;
             let settings = RenderSettings {
                 bars: args.bars,
                 tempo: args.tempo,
                 meter,
                 parts: parts.iter().map(|&p| (p, p.default_channel())).collect(),
+                variations: args.variations,
             };
-            let tracks = render(&mut engine, &knobs, &settings).map_err(|e| e.to_string())?;
+            let tracks =
+                render(&mut engine, &knobs, &stored, &settings).map_err(|e| e.to_string())?;
             midi_file::write(&args.out, args.tempo, meter, &tracks).map_err(|e| e.to_string())?;
             let notes: usize = tracks
                 .iter()
@@ -172,6 +188,32 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Encodes the --input clip, if any, as its part's starting latent.
+fn import_clip(engine: &mut Engine, args: &RenderArgs) -> Result<StoredLatents, String> {
+    let mut stored = StoredLatents::default();
+    let (Some(path), Some(part)) = (&args.input, &args.part) else {
+        return Ok(stored);
+    };
+    let part = parse_parts(std::slice::from_ref(part))?[0];
+    let model = engine
+        .model(part)
+        .map_err(|error| format!("the {} model could not be loaded: {error}", part.name()))?;
+    let clip = midi_clip::read_clip(path, part, model.vocabulary()).map_err(|e| e.to_string())?;
+    let latent = model.encode(&clip.tokens).map_err(|e| e.to_string())?;
+    eprintln!(
+        "{}: {} from {}",
+        part.name(),
+        clip.summary(),
+        path.display()
+    );
+    stored.clips[part.index()] = Some(ClipLatent {
+        name: path.display().to_string(),
+        summary: clip.summary(),
+        latent,
+    });
+    Ok(stored)
 }
 
 fn parse_parts(names: &[String]) -> Result<Vec<Part>, String> {
@@ -258,5 +300,6 @@ fn parse_knobs(args: &RenderArgs) -> Result<KnobSnapshot, String> {
     Ok(KnobSnapshot {
         seed: args.seed,
         parts,
+        ..KnobSnapshot::default()
     })
 }

@@ -1,45 +1,86 @@
-//! GUI THREAD ONLY: the egui editor. It never runs inference: it sets
-//! parameters through the host and reads the worker's status.
+//! GUI THREAD ONLY: the egui editor. It never runs inference: knob moves go
+//! through the host (so they record as automation), model work (clip
+//! imports, scene stores) goes to the worker as commands, and what it draws
+//! comes from the worker's status and the audio thread's [`NowPlaying`].
 
+mod export;
+mod pattern_view;
+
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crossbeam_channel::Sender;
+use egui::{Color32, RichText};
 use nice_plug::context::gui::GuiContext;
+use nice_plug::editor::ResizeHint;
 use nice_plug::editor::dpi::LogicalSize;
 use nice_plug::prelude::*;
+use nice_plug_egui::resizable_window::ResizableWindow;
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{
     EguiEditor, EguiEditorState, EguiNiceSettings, Frame, NiceEguiApp, RepaintNotifier,
 };
 
-use crate::engine::worker::{EngineState, EngineStatus};
+use crate::bridge::NowPlaying;
+use crate::engine::worker::{EngineState, EngineStatus, WorkerCommand};
 use crate::params::{LatentTrioParams, MAX_SEED, PartParams};
-use crate::pattern::Part;
+use crate::pattern::{Part, Phrase};
+use export::ExportChoice;
+use pattern_view::ViewStyle;
+
+/// Size the editor opens at, in logical points.
+const DEFAULT_SIZE: (f32, f32) = (980.0, 780.0);
+/// Smallest size it can be resized to.
+const MIN_SIZE: (f32, f32) = (760.0, 560.0);
+/// Width of the knob sliders.
+const SLIDER_WIDTH: f32 = 120.0;
+/// Colour of errors.
+const ERROR: Color32 = Color32::from_rgb(255, 120, 110);
+
+/// What the editor shares with the rest of the plugin.
+pub struct EditorShared {
+    /// Parameters (set through the host) and the stored latents.
+    pub params: Arc<LatentTrioParams>,
+    /// The worker's status and its decoded phrases.
+    pub status: Arc<EngineStatus>,
+    /// What the audio thread plays.
+    pub now_playing: Arc<NowPlaying>,
+    /// Requests to the worker.
+    pub commands: Sender<WorkerCommand>,
+}
 
 /// The editor's state between frames.
 pub struct EditorApp {
-    params: Arc<LatentTrioParams>,
-    status: Arc<EngineStatus>,
+    shared: EditorShared,
     /// Set when the window opens; used to change parameters through the host.
     context: Option<GuiContext>,
+    /// Per part: the .mid path typed for import.
+    clip_paths: [String; 3],
+    /// Where exported .mid files go, and how much of what to export.
+    export: ExportChoice,
+    /// What became of the last export, in words.
+    export_notice: Option<Result<String, String>>,
 }
 
 /// Creates the editor.
-pub fn create(
-    params: Arc<LatentTrioParams>,
-    status: Arc<EngineStatus>,
-) -> Option<EguiEditor<EditorApp>> {
+pub fn create(shared: EditorShared) -> Option<EguiEditor<EditorApp>> {
     nice_plug_egui::create_egui_editor(
-        EguiEditorState::from_size(LogicalSize::new(820.0, 620.0), 1.0),
+        EguiEditorState::from_size(LogicalSize::new(DEFAULT_SIZE.0, DEFAULT_SIZE.1), 1.0),
         RepaintNotifier::new(),
         EguiNiceSettings {
             title: "Latent Trio".into(),
+            resize_hint: ResizeHint::RESIZABLE
+                .with_min_logical_size(LogicalSize::new(MIN_SIZE.0, MIN_SIZE.1)),
             ..EguiNiceSettings::default()
         },
         EditorApp {
-            params,
-            status,
+            shared,
             context: None,
+            clip_paths: Default::default(),
+            export: ExportChoice::default(),
+            export_notice: None,
         },
     )
 }
@@ -56,35 +97,31 @@ impl NiceEguiApp for EditorApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut Frame) {
-        let Some(context) = &self.context else {
+        let Some(context) = self.context.clone() else {
             return;
         };
         let setter = context.param_setter();
-        // The worker's status changes without any input event.
-        ui.ctx().request_repaint_after(Duration::from_millis(250));
-        ui.heading("Latent Trio");
-        ui.label(status_line(&self.status));
-        ui.separator();
-        ui.horizontal(|ui| {
-            ui.label("Seed");
-            ui.add(ParamSlider::for_param(&self.params.seed, &setter));
-            if ui.button("New seed").clicked() {
-                let next = (self.params.seed.value() + 1 + fastrand_seed()) % (MAX_SEED + 1);
-                setter.begin_set_parameter(&self.params.seed);
-                setter.set_parameter(&self.params.seed, next);
-                setter.end_set_parameter(&self.params.seed);
-            }
-            ui.label("Change");
-            ui.add(ParamSlider::for_param(&self.params.change_every, &setter));
-            ui.label("Run on");
-            ui.add(ParamSlider::for_param(&self.params.provider, &setter));
-        });
-        ui.separator();
-        ui.columns(3, |columns| {
-            for (column, part) in columns.iter_mut().zip(Part::ALL) {
-                part_panel(column, part, self.params.part(part), &setter, &self.status);
-            }
-        });
+        // The playhead and the worker's status move without any input event.
+        ui.ctx().request_repaint_after(Duration::from_millis(50));
+        ResizableWindow::new("latent-trio")
+            .min_size(egui::Vec2::new(MIN_SIZE.0, MIN_SIZE.1))
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    self.header(ui, &setter);
+                    ui.separator();
+                    self.scenes(ui, &setter);
+                    ui.separator();
+                    self.export_row(ui);
+                    ui.separator();
+                    let playing = self.phrase(self.shared.now_playing.playing());
+                    let waiting = self.phrase(self.shared.now_playing.waiting());
+                    ui.columns(3, |columns| {
+                        for (column, part) in columns.iter_mut().zip(Part::ALL) {
+                            self.part_strip(column, part, &setter, &playing, &waiting);
+                        }
+                    });
+                });
+            });
     }
 
     fn editor_closed(&mut self) {
@@ -92,8 +129,231 @@ impl NiceEguiApp for EditorApp {
     }
 }
 
+impl EditorApp {
+    fn phrase(&self, id: Option<u64>) -> Option<Phrase> {
+        id.and_then(|id| self.shared.status.phrase(id))
+    }
+
+    /// Title, status line, and the global controls.
+    fn header(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
+        let params = &self.shared.params;
+        ui.horizontal(|ui| {
+            ui.heading("Latent Trio");
+            ui.label(status_line(&self.shared.status));
+        });
+        let message = self.shared.status.message();
+        if self.shared.status.state() == EngineState::NoRuntime {
+            ui.colored_label(ERROR, format!("Silent: {message}"));
+        } else if !message.is_empty() {
+            ui.colored_label(ERROR, message);
+        }
+        let notice = self.shared.status.notice();
+        if !notice.is_empty() {
+            ui.label(notice);
+        }
+        ui.horizontal(|ui| {
+            ui.label("Seed");
+            ui.add(ParamSlider::for_param(&params.seed, setter).with_width(SLIDER_WIDTH));
+            if ui
+                .button("New seed")
+                .on_hover_text("Jump to another seed")
+                .clicked()
+            {
+                let next = (params.seed.value() + 1 + jump()) % (MAX_SEED + 1);
+                setter.begin_set_parameter(&params.seed);
+                setter.set_parameter(&params.seed, next);
+                setter.end_set_parameter(&params.seed);
+            }
+            ui.label("Change");
+            ui.add(ParamSlider::for_param(&params.change_every, setter));
+            ui.label("Run on");
+            ui.add(ParamSlider::for_param(&params.provider, setter));
+        });
+    }
+
+    /// Scene A and B, and the morph between them.
+    fn scenes(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
+        let params = &self.shared.params;
+        let stored = params.stored.get();
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Scenes").strong());
+            for (slot, name) in ["A", "B"].into_iter().enumerate() {
+                let label = if stored.scenes[slot].is_some() {
+                    format!("Store {name} ✔")
+                } else {
+                    format!("Store {name}")
+                };
+                if ui
+                    .button(label)
+                    .on_hover_text(format!("Keep what every part plays now as scene {name}"))
+                    .clicked()
+                {
+                    let _ = self.shared.commands.send(WorkerCommand::StoreScene(slot));
+                }
+            }
+            ui.add(ParamSlider::for_param(&params.scenes_on, setter).with_width(60.0));
+            ui.label("Morph");
+            ui.add(ParamSlider::for_param(&params.morph, setter).with_width(SLIDER_WIDTH));
+            ui.label("over");
+            ui.add(ParamSlider::for_param(&params.morph_bars, setter).with_width(80.0));
+            if ui.button("Clear").clicked() {
+                params
+                    .stored
+                    .update(|stored| stored.scenes = Default::default());
+            }
+        });
+        if params.scenes_on.value() && !stored.has_both_scenes() {
+            ui.colored_label(
+                ERROR,
+                "Store scene A and B to morph; until then the knobs play.",
+            );
+        }
+    }
+
+    /// Writing the phrase to a .mid file.
+    fn export_row(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("MIDI out").strong());
+            self.export.controls(ui);
+            if ui.button("Export .mid").clicked() {
+                let now = &self.shared.now_playing;
+                // What plays next: the waiting phrase if there is one.
+                let phrase = self
+                    .phrase(now.waiting())
+                    .or_else(|| self.phrase(now.playing()))
+                    .or_else(|| self.shared.status.newest_phrase());
+                self.export_notice = Some(match phrase {
+                    Some(phrase) => self.export.write(&phrase, &self.shared.params, now),
+                    None => Err("nothing decoded yet: wait for the models to load".into()),
+                });
+            }
+        });
+        match &self.export_notice {
+            Some(Ok(message)) => {
+                ui.label(message);
+            }
+            Some(Err(message)) => {
+                ui.colored_label(ERROR, message);
+            }
+            None => {}
+        }
+    }
+
+    fn part_strip(
+        &mut self,
+        ui: &mut egui::Ui,
+        part: Part,
+        setter: &ParamSetter,
+        playing: &Option<Phrase>,
+        waiting: &Option<Phrase>,
+    ) {
+        let shared_params = self.shared.params.clone();
+        let params = shared_params.part(part);
+        ui.horizontal(|ui| {
+            ui.heading(part.title());
+            ui.add(ParamSlider::for_param(&params.enabled, setter).with_width(50.0));
+            ui.label("Ch");
+            ui.add(ParamSlider::for_param(&params.channel, setter).with_width(50.0));
+        });
+        if let Some(problem) = self.shared.status.part_problem(part) {
+            ui.colored_label(ERROR, problem);
+        }
+        let height = if part == Part::Drums { 80.0 } else { 90.0 };
+        let empty = crate::pattern::PartPhrase::default();
+        let now = playing.as_ref().map_or(&empty, |p| p.part(part));
+        ui.label("Now");
+        pattern_view::show(
+            ui,
+            part,
+            now,
+            self.shared.now_playing.step(),
+            ViewStyle {
+                height,
+                note: Color32::from_rgb(110, 190, 255),
+            },
+        );
+        match waiting {
+            Some(next) => {
+                ui.label("Next bar line");
+                pattern_view::show(
+                    ui,
+                    part,
+                    next.part(part),
+                    None,
+                    ViewStyle {
+                        height: height * 0.6,
+                        note: Color32::from_rgb(150, 150, 170),
+                    },
+                );
+            }
+            None => {
+                ui.weak("Next: the same phrase again");
+            }
+        }
+        self.clip_row(ui, part);
+        knob_rows(ui, part, params, setter);
+    }
+
+    /// Importing a .mid clip as the part's starting point.
+    fn clip_row(&mut self, ui: &mut egui::Ui, part: Part) {
+        let stored = self.shared.params.stored.get();
+        ui.horizontal(|ui| {
+            let path = &mut self.clip_paths[part.index()];
+            ui.add(
+                egui::TextEdit::singleline(path)
+                    .hint_text("clip.mid path")
+                    .desired_width(140.0),
+            );
+            let typed = path.trim();
+            if ui
+                .add_enabled(!typed.is_empty(), egui::Button::new("Import"))
+                .on_hover_text("Start this part from your own clip (2 bars of 4/4)")
+                .clicked()
+            {
+                let _ = self.shared.commands.send(WorkerCommand::ImportClip {
+                    part,
+                    path: PathBuf::from(typed),
+                });
+            }
+        });
+        if let Some(clip) = stored.clip(part) {
+            ui.horizontal(|ui| {
+                ui.label(format!("From {} ({})", clip.name, clip.summary));
+                if ui.small_button("Forget").clicked() {
+                    self.shared
+                        .params
+                        .stored
+                        .update(|stored| stored.clips[part.index()] = None);
+                }
+            });
+        }
+    }
+}
+
+fn knob_rows(ui: &mut egui::Ui, part: Part, params: &PartParams, setter: &ParamSetter) {
+    egui::Grid::new(("knobs", part.index()))
+        .num_columns(2)
+        .spacing([6.0, 2.0])
+        .show(ui, |ui| {
+            let mut row = |label: &str, param: &FloatParam| {
+                ui.label(label);
+                ui.add(ParamSlider::for_param(param, setter).with_width(SLIDER_WIDTH));
+                ui.end_row();
+            };
+            row("Temperature", &params.temperature);
+            for (index, knob) in params.latent.iter().enumerate() {
+                row(&format!("Latent {}", index + 1), &knob.value);
+            }
+            row("Density", &params.density);
+            row("Syncopation", &params.syncopation);
+            if part != Part::Drums {
+                row("Register", &params.register);
+            }
+        });
+}
+
 /// A jump that is different every click without a random-number crate.
-fn fastrand_seed() -> i32 {
+fn jump() -> i32 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -101,66 +361,22 @@ fn fastrand_seed() -> i32 {
     (nanos % 997) as i32
 }
 
+/// "ONNX Runtime 1.32.0 on CPU · 3 models · last decode 12 ms".
 fn status_line(status: &EngineStatus) -> String {
-    let message = status.message();
     match status.state() {
-        EngineState::Starting => "Loading models…".into(),
-        EngineState::NoRuntime => format!("Silent: {message}"),
+        EngineState::Starting => "Loading models… (they load when the host first plays)".into(),
+        EngineState::NoRuntime => "Silent (see below)".into(),
         EngineState::Ready => {
-            let provider = status.provider().map_or("no model loaded", |p| p.label());
-            let decode = status
-                .last_decode_ms
-                .load(std::sync::atomic::Ordering::Relaxed);
-            let mut line = format!("Running on {provider} · last decode {decode:.0} ms");
-            if !message.is_empty() {
-                line.push_str(" · ");
-                line.push_str(&message);
-            }
-            line
+            let provider = status.provider().map_or("nothing", |p| p.label());
+            let loaded = Part::ALL
+                .iter()
+                .filter(|&&part| status.part_problem(part).is_none())
+                .count();
+            let decode = status.last_decode_ms.load(Ordering::Relaxed);
+            format!(
+                "ONNX Runtime {} on {provider} · {loaded} of 3 models loaded · last decode {decode:.1} ms",
+                status.runtime_version()
+            )
         }
-    }
-}
-
-fn part_panel(
-    ui: &mut egui::Ui,
-    part: Part,
-    params: &PartParams,
-    setter: &ParamSetter,
-    status: &EngineStatus,
-) {
-    ui.heading(part.title());
-    if let Some(problem) = status.part_problem(part) {
-        ui.colored_label(egui::Color32::LIGHT_RED, problem);
-    }
-    let row = |ui: &mut egui::Ui, label: &str, add: &dyn Fn(&mut egui::Ui)| {
-        ui.horizontal(|ui| {
-            ui.label(label);
-            add(ui);
-        });
-    };
-    row(ui, "On", &|ui| {
-        ui.add(ParamSlider::for_param(&params.enabled, setter).with_width(80.0));
-    });
-    row(ui, "Channel", &|ui| {
-        ui.add(ParamSlider::for_param(&params.channel, setter).with_width(80.0));
-    });
-    row(ui, "Temperature", &|ui| {
-        ui.add(ParamSlider::for_param(&params.temperature, setter).with_width(120.0));
-    });
-    for (index, knob) in params.latent.iter().enumerate() {
-        row(ui, &format!("Latent {}", index + 1), &|ui| {
-            ui.add(ParamSlider::for_param(&knob.value, setter).with_width(120.0));
-        });
-    }
-    row(ui, "Density", &|ui| {
-        ui.add(ParamSlider::for_param(&params.density, setter).with_width(120.0));
-    });
-    row(ui, "Syncopation", &|ui| {
-        ui.add(ParamSlider::for_param(&params.syncopation, setter).with_width(120.0));
-    });
-    if part != Part::Drums {
-        row(ui, "Register", &|ui| {
-            ui.add(ParamSlider::for_param(&params.register, setter).with_width(120.0));
-        });
     }
 }

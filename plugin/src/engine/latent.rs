@@ -1,8 +1,9 @@
 //! The latent vector a part is decoded from, and the axes the knobs move it
 //! along (`latent_axes.json` beside the manifest).
 //!
-//! `z = prior draw for the seed + sum over principal knobs of (knob * std *
-//! direction) + sum over attribute knobs of (knob * attribute vector)`.
+//! `z = base + sum over principal knobs of (knob * std * direction) + sum
+//! over attribute knobs of (knob * attribute vector)`, where the base is the
+//! latent of an imported clip, or else the prior draw for the seed.
 //!
 //! Principal knobs are in standard deviations of the encoded training set, so
 //! "+2" on any knob is an equally bold move; an attribute knob at +1 adds the
@@ -147,11 +148,25 @@ impl LatentAxes {
         })
     }
 
-    /// Writes the latent of `part` for `seed` and `knobs` into `z`.
-    pub fn compose(&self, seed: u32, part: Part, knobs: &PartKnobs, z: &mut [f32]) {
-        let mut random = SeededRandom::new(seed, part.index(), LATENT_STREAM);
-        for value in z.iter_mut() {
-            *value = random.normal();
+    /// Writes the latent of `part` for `seed` and `knobs` into `z`, moving
+    /// from `base` when given (an imported clip; same length as `z`) and from
+    /// the seed's prior draw otherwise.
+    pub fn compose(
+        &self,
+        seed: u32,
+        part: Part,
+        knobs: &PartKnobs,
+        base: Option<&[f32]>,
+        z: &mut [f32],
+    ) {
+        match base {
+            Some(base) => z.copy_from_slice(base),
+            None => {
+                let mut random = SeededRandom::new(seed, part.index(), LATENT_STREAM);
+                for value in z.iter_mut() {
+                    *value = random.normal();
+                }
+            }
         }
         for (axis, &knob) in self.principal.iter().zip(&knobs.principal) {
             add_scaled(z, &axis.direction, knob * axis.std);

@@ -19,6 +19,7 @@ use thiserror::Error;
 
 use crate::knobs::KnobSnapshot;
 use crate::pattern::{Part, Phrase};
+use crate::stored::StoredLatents;
 use model::PartModel;
 use runtime::{MODELS_ENV, Provider, ProviderChoice};
 
@@ -135,6 +136,9 @@ pub struct Engine {
     pub parts: [Result<PartModel, ModelError>; 3],
     /// Time the last [`Engine::decode`] took.
     pub last_decode: Duration,
+    /// Per part, the latent the last decode used (empty where the part's
+    /// model did not load): what "store scene" keeps.
+    pub last_latents: [Vec<f32>; 3],
 }
 
 impl Engine {
@@ -152,26 +156,53 @@ impl Engine {
         Ok(Engine {
             parts,
             last_decode: Duration::ZERO,
+            last_latents: Default::default(),
         })
     }
 
     /// Decodes every part that loaded into `phrase` (a part that failed gets
     /// no notes). Returns the first decode error, if any, after trying all.
-    pub fn decode(&mut self, knobs: &KnobSnapshot, phrase: &mut Phrase) -> ModelResult<()> {
+    ///
+    /// A part plays the A-B morph when `knobs.scenes_on` and both scenes hold
+    /// a latent for it; otherwise its knobs move it from its imported clip,
+    /// or from the seed's latent.
+    pub fn decode(
+        &mut self,
+        knobs: &KnobSnapshot,
+        stored: &StoredLatents,
+        phrase: &mut Phrase,
+    ) -> ModelResult<()> {
         let started = Instant::now();
         let mut first_error = None;
         for part in Part::ALL {
             let out = phrase.part_mut(part);
             out.clear();
-            if let Ok(model) = &mut self.parts[part.index()]
-                && let Err(error) = model.decode(knobs.seed, knobs.part(part), out)
-            {
+            let Ok(model) = &mut self.parts[part.index()] else {
+                self.last_latents[part.index()].clear();
+                continue;
+            };
+            let part_knobs = knobs.part(part);
+            let morph = knobs
+                .scenes_on
+                .then(|| stored.morph(part, knobs.morph, model.latent_size()))
+                .flatten();
+            let z = morph.unwrap_or_else(|| {
+                let clip = stored.clip(part).map(|clip| clip.latent.as_slice());
+                model.latent(knobs.seed, part_knobs, clip)
+            });
+            if let Err(error) = model.decode(&z, knobs.seed, part_knobs.temperature, out) {
                 out.clear();
                 first_error.get_or_insert(error);
             }
+            self.last_latents[part.index()] = z;
         }
         self.last_decode = started.elapsed();
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// The loaded model of `part`, or why it did not load.
+    pub fn model(&mut self, part: Part) -> Result<&mut PartModel, &ModelError> {
+        self.parts[part.index()].as_mut().map_err(|error| &*error)
     }
 
     /// The provider the loaded models run on (the first loaded part's).

@@ -8,7 +8,7 @@ use ort::session::Session;
 use ort::value::{Tensor, TensorElementType, ValueType};
 
 use super::latent::LatentAxes;
-use super::manifest::{Dimension, GraphSpec, Manifest, TensorSpec, describe};
+use super::manifest::{Dimension, GraphSpec, Manifest, TensorSpec, Vocabulary, describe};
 use super::random::SeededRandom;
 use super::runtime::{Provider, ProviderChoice, Runtime};
 use super::tokens::tokens_to_notes;
@@ -87,11 +87,23 @@ impl PartModel {
         })
     }
 
-    /// The latent for `seed` and `knobs`.
-    pub fn latent(&self, seed: u32, knobs: &PartKnobs) -> Vec<f32> {
+    /// The latent for `seed` and `knobs`, moving from `base` (an imported
+    /// clip's latent) when given; a base of another size is ignored.
+    pub fn latent(&self, seed: u32, knobs: &PartKnobs, base: Option<&[f32]>) -> Vec<f32> {
         let mut z = vec![0.0; self.manifest.latent_size];
-        self.axes.compose(seed, self.part, knobs, &mut z);
+        let base = base.filter(|base| base.len() == z.len());
+        self.axes.compose(seed, self.part, knobs, base, &mut z);
         z
+    }
+
+    /// Size of this model's latent vector.
+    pub fn latent_size(&self) -> usize {
+        self.manifest.latent_size
+    }
+
+    /// The token vocabulary (MIDI import needs it).
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.manifest.vocabulary
     }
 
     /// Decodes `z` step by step at `temperature`, sampling with the seed's
@@ -137,15 +149,16 @@ impl PartModel {
         Ok(tokens)
     }
 
-    /// Decodes the phrase for `seed` and `knobs` into `out`.
+    /// Decodes the phrase of latent `z` into `out`, sampling at
+    /// `temperature` with the seed's stream.
     pub fn decode(
         &mut self,
+        z: &[f32],
         seed: u32,
-        knobs: &PartKnobs,
+        temperature: f32,
         out: &mut PartPhrase,
     ) -> ModelResult<()> {
-        let z = self.latent(seed, knobs);
-        let tokens = self.decode_tokens(&z, seed, knobs.temperature)?;
+        let tokens = self.decode_tokens(z, seed, temperature)?;
         tokens_to_notes(&self.manifest.vocabulary, &tokens, out);
         Ok(())
     }

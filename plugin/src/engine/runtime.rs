@@ -194,6 +194,21 @@ pub fn runtime() -> Result<&'static Runtime, RuntimeError> {
 }
 
 impl Runtime {
+    /// The library's version, e.g. `1.32.0`, from its build information.
+    pub fn version(&self) -> String {
+        let info = ort::info();
+        info.split([',', ' '])
+            .find_map(|field| field.strip_prefix("git-branch=rel-"))
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                // Builds from other branches: the file name carries it.
+                self.library
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+    }
+
     /// Opens one ONNX graph on the first provider of `choice` that works,
     /// with the CPU as the last resort. Returns the session, the provider it
     /// runs on, and why a requested accelerator was not used (if it was not).

@@ -1,18 +1,40 @@
 //! The worker thread: answers every decode request from the audio thread with
 //! a phrase, and publishes what it is doing for the GUI.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use atomic_float::AtomicF32;
+use crossbeam_channel::{Receiver, never, select};
 use parking_lot::Mutex;
 
 use super::runtime::{Provider, ProviderChoice};
 use super::{Engine, RuntimeError};
-use crate::bridge::WorkerSide;
-use crate::pattern::Part;
+use crate::bridge::{DecodeRequest, WorkerSide};
+use crate::midi_clip;
+use crate::pattern::{Part, Phrase};
+use crate::stored::{ClipLatent, Scene, SharedStoredLatents};
+
+/// Decoded phrases kept for the GUI: the one playing, the one waiting for
+/// its bar line, and a few that may still be in flight.
+const PHRASES_SHOWN: usize = 8;
+
+/// What the GUI asks of the worker (things that need the models).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerCommand {
+    /// Encode a .mid clip and use its latent as `part`'s base.
+    ImportClip {
+        /// The part the clip is for.
+        part: Part,
+        /// The .mid file.
+        path: PathBuf,
+    },
+    /// Store the latents of the newest phrase as scene 0 (A) or 1 (B).
+    StoreScene(usize),
+}
 
 /// What the engine is doing, for the GUI and the host's status line. Written
 /// by the worker; read by the GUI and tests (never by the audio thread, which
@@ -29,6 +51,12 @@ pub struct EngineStatus {
     part_problems: Mutex<[Option<String>; 3]>,
     /// Why nothing plays at all, or a note about the provider.
     message: Mutex<String>,
+    /// ONNX Runtime's version, once loaded.
+    runtime_version: Mutex<String>,
+    /// What became of the musician's last import or scene store, in words.
+    notice: Mutex<String>,
+    /// The newest decoded phrases, newest last, for the GUI to draw.
+    phrases: Mutex<VecDeque<Box<Phrase>>>,
 }
 
 /// Where the engine is in its life.
@@ -72,6 +100,44 @@ impl EngineStatus {
         self.part_problems.lock()[part.index()].clone()
     }
 
+    /// ONNX Runtime's version (empty until loaded).
+    pub fn runtime_version(&self) -> String {
+        self.runtime_version.lock().clone()
+    }
+
+    /// The outcome of the last import or scene store (empty before any).
+    pub fn notice(&self) -> String {
+        self.notice.lock().clone()
+    }
+
+    /// A copy of the decoded phrase answering request `id`, if still kept.
+    pub fn phrase(&self, id: u64) -> Option<Phrase> {
+        self.phrases
+            .lock()
+            .iter()
+            .find(|phrase| phrase.request_id == id)
+            .map(|phrase| Phrase::clone(phrase))
+    }
+
+    /// A copy of the newest decoded phrase.
+    pub fn newest_phrase(&self) -> Option<Phrase> {
+        self.phrases
+            .lock()
+            .back()
+            .map(|phrase| Phrase::clone(phrase))
+    }
+
+    fn keep_phrase(&self, phrase: &Phrase) {
+        let mut phrases = self.phrases.lock();
+        let mut copy = if phrases.len() >= PHRASES_SHOWN {
+            phrases.pop_front().unwrap_or_default()
+        } else {
+            Box::default()
+        };
+        Phrase::clone_from(&mut copy, phrase);
+        phrases.push_back(copy);
+    }
+
     fn publish_engine(&self, engine: &Result<Engine, RuntimeError>) {
         match engine {
             Ok(engine) => {
@@ -94,6 +160,9 @@ impl EngineStatus {
                 }
                 notes.dedup();
                 *self.message.lock() = notes.join("; ");
+                if let Ok(runtime) = super::runtime::runtime() {
+                    *self.runtime_version.lock() = runtime.version();
+                }
                 self.provider.store(
                     match engine.provider() {
                         None => 0,
@@ -123,6 +192,10 @@ pub struct WorkerSettings {
     pub provider_choice: Box<dyn Fn() -> ProviderChoice + Send>,
     /// Shared status.
     pub status: Arc<EngineStatus>,
+    /// Imported clips and scenes (saved with the project).
+    pub stored: Arc<SharedStoredLatents>,
+    /// The GUI's requests.
+    pub commands: Receiver<WorkerCommand>,
 }
 
 /// Starts the worker. It loads the models on the first request (never while a
@@ -130,49 +203,95 @@ pub struct WorkerSettings {
 pub fn spawn(side: WorkerSide, settings: WorkerSettings) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("latent-trio-worker".into())
-        .spawn(move || run(side, settings))
+        .spawn(move || Worker::new(settings).run(side))
 }
 
-fn run(side: WorkerSide, settings: WorkerSettings) {
-    let mut engine: Option<(ProviderChoice, Result<Engine, RuntimeError>)> = None;
-    while let Ok(mut request) = side.requests.recv() {
-        // Knob sweeps queue many requests; only the newest matters.
-        while let Ok(newer) = side.requests.try_recv() {
-            request = newer;
+struct Worker {
+    settings: WorkerSettings,
+    /// The provider choice the engine was loaded for, and the engine.
+    engine: Option<(ProviderChoice, Result<Engine, RuntimeError>)>,
+}
+
+impl Worker {
+    fn new(settings: WorkerSettings) -> Self {
+        Worker {
+            settings,
+            engine: None,
         }
-        let choice = (settings.provider_choice)();
-        if engine.as_ref().is_none_or(|(loaded, _)| *loaded != choice) {
-            let loaded = match &settings.models {
+    }
+
+    fn run(mut self, side: WorkerSide) {
+        let mut commands = self.settings.commands.clone();
+        loop {
+            select! {
+                recv(side.requests) -> request => {
+                    let Ok(mut request) = request else { return };
+                    // Knob sweeps queue many requests; only the newest matters.
+                    while let Ok(newer) = side.requests.try_recv() {
+                        request = newer;
+                    }
+                    let Ok(mut phrase) = side.spent.recv() else { return };
+                    self.answer(&request, &mut phrase);
+                    if side.phrases.send(phrase).is_err() {
+                        return;
+                    }
+                }
+                recv(commands) -> command => match command {
+                    Ok(command) => self.obey(command),
+                    // The plugin is going; its requests channel ends the loop.
+                    Err(_) => commands = never(),
+                },
+            }
+        }
+    }
+
+    /// The engine for the musician's current provider choice, loaded (again)
+    /// if the choice changed.
+    fn engine(&mut self) -> Result<&mut Engine, String> {
+        let status = &self.settings.status;
+        let choice = (self.settings.provider_choice)();
+        if self
+            .engine
+            .as_ref()
+            .is_none_or(|(loaded, _)| *loaded != choice)
+        {
+            let loaded = match &self.settings.models {
                 Some(models) => Engine::load(models, choice),
                 None => Err(RuntimeError::LibraryNotFound {
                     searched: Vec::new(),
                 }),
             };
-            if settings.models.is_none() {
-                *settings.status.message.lock() =
+            if self.settings.models.is_none() {
+                *status.message.lock() =
                     "no models folder found next to the plugin; set LATENT_TRIO_MODELS".into();
-                settings.status.state.store(2, Ordering::Release);
+                status.state.store(2, Ordering::Release);
             } else {
-                settings.status.publish_engine(&loaded);
+                status.publish_engine(&loaded);
             }
-            engine = Some((choice, loaded));
+            self.engine = Some((choice, loaded));
         }
-        let Ok(mut phrase) = side.spent.recv() else {
-            return;
-        };
+        match self.engine.as_mut().map(|(_, engine)| engine) {
+            Some(Ok(engine)) => Ok(engine),
+            _ => Err(status.message()),
+        }
+    }
+
+    /// Decodes `request` into `phrase`; a silent phrase if nothing can play.
+    fn answer(&mut self, request: &DecodeRequest, phrase: &mut Phrase) {
         phrase.request_id = request.id;
-        match engine.as_mut().map(|(_, e)| e) {
-            Some(Ok(engine)) => {
-                if let Err(error) = engine.decode(&request.knobs, &mut phrase) {
-                    *settings.status.message.lock() = error.to_string();
+        let stored = self.settings.stored.get();
+        let status = self.settings.status.clone();
+        match self.engine() {
+            Ok(engine) => {
+                if let Err(error) = engine.decode(&request.knobs, &stored, phrase) {
+                    *status.message.lock() = error.to_string();
                 }
-                settings
-                    .status
+                status
                     .last_decode_ms
                     .store(engine.last_decode.as_secs_f32() * 1000.0, Ordering::Relaxed);
-                settings.status.decodes.fetch_add(1, Ordering::Relaxed);
+                status.decodes.fetch_add(1, Ordering::Relaxed);
             }
-            _ => {
+            Err(_) => {
                 // Silent, but answered: an offline bounce waiting for this
                 // phrase must not wait in vain.
                 for part in Part::ALL {
@@ -180,8 +299,56 @@ fn run(side: WorkerSide, settings: WorkerSettings) {
                 }
             }
         }
-        if side.phrases.send(phrase).is_err() {
-            return;
+        status.keep_phrase(phrase);
+    }
+
+    fn obey(&mut self, command: WorkerCommand) {
+        let notice = match command {
+            WorkerCommand::ImportClip { part, path } => self.import_clip(part, &path),
+            WorkerCommand::StoreScene(slot) => self.store_scene(slot),
+        };
+        let notice = notice.unwrap_or_else(|error| error);
+        nice_plug::nice_log!("Latent Trio: {notice}");
+        *self.settings.status.notice.lock() = notice;
+    }
+
+    fn import_clip(&mut self, part: Part, path: &std::path::Path) -> Result<String, String> {
+        let stored = self.settings.stored.clone();
+        let model = self
+            .engine()?
+            .model(part)
+            .map_err(|error| format!("{} cannot import: {error}", part.title()))?;
+        let clip = midi_clip::read_clip(path, part, model.vocabulary())
+            .map_err(|error| format!("{} clip not imported: {error}", part.title()))?;
+        let latent = model
+            .encode(&clip.tokens)
+            .map_err(|error| format!("{} clip not imported: {error}", part.title()))?;
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let notice = format!("{} now plays from {name}: {}", part.title(), clip.summary());
+        stored.update(|stored| {
+            stored.clips[part.index()] = Some(ClipLatent {
+                name,
+                summary: clip.summary(),
+                latent,
+            });
+        });
+        Ok(notice)
+    }
+
+    fn store_scene(&mut self, slot: usize) -> Result<String, String> {
+        let latents = self.engine()?.last_latents.clone();
+        if latents.iter().all(Vec::is_empty) {
+            return Err("nothing to store yet: no phrase has been decoded".into());
         }
+        let name = if slot == 0 { "A" } else { "B" };
+        self.settings.stored.update(|stored| {
+            if let Some(scene) = stored.scenes.get_mut(slot) {
+                *scene = Some(Scene { latents });
+            }
+        });
+        Ok(format!("Scene {name} stored"))
     }
 }

@@ -71,6 +71,9 @@ pub trait SequencerOutput {
     fn note_off(&mut self, timing: u32, channel: u8, pitch: u8);
     /// A phrase the sequencer no longer needs, to go back to the worker.
     fn retire(&mut self, phrase: Box<Phrase>);
+    /// Bar `bar` of the song starts `timing` samples into the block (after
+    /// any phrase change on that bar line).
+    fn bar_started(&mut self, _bar: i64, _timing: u32) {}
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -164,6 +167,8 @@ pub struct Sequencer {
     routing: [PartRouting; 3],
     /// Set by `reset()`: end every note at the start of the next block.
     release_pending: bool,
+    /// Step of the current phrase played last; `None` while stopped.
+    playhead: Option<usize>,
 }
 
 impl Default for Sequencer {
@@ -180,6 +185,7 @@ impl Default for Sequencer {
                 channel: 0,
             }; 3],
             release_pending: false,
+            playhead: None,
         }
     }
 }
@@ -204,6 +210,22 @@ impl Sequencer {
             .map(|phrase| phrase.request_id)
     }
 
+    /// Request id of the phrase playing now.
+    pub fn playing_phrase_id(&self) -> Option<u64> {
+        self.current.as_ref().map(|phrase| phrase.request_id)
+    }
+
+    /// Request id of the phrase waiting for its bar line.
+    pub fn waiting_phrase_id(&self) -> Option<u64> {
+        self.next.as_ref().map(|phrase| phrase.request_id)
+    }
+
+    /// Step of the playing phrase (`0..PHRASE_STEPS`) heard last, `None`
+    /// while the transport is stopped.
+    pub fn playhead(&self) -> Option<usize> {
+        self.playhead
+    }
+
     /// Whether any note is sounding.
     pub fn is_sounding(&self) -> bool {
         self.sounding.len > 0
@@ -225,6 +247,7 @@ impl Sequencer {
         if !input.playing || input.bypassed || input.samples == 0 {
             self.sounding.end_all(0, out);
             self.next_step = None;
+            self.playhead = None;
             return;
         }
         let tempo = input
@@ -265,8 +288,13 @@ impl Sequencer {
             let (bar, step_in_bar) = bar_position(step, bar_start_step, bar_number, meter);
             if step_in_bar == 0 {
                 self.bar_line(bar, offset, input, out);
+                out.bar_started(bar, offset);
             }
             if (step_in_bar as usize) < STEPS_PER_BAR {
+                self.playhead = Some(
+                    bar.rem_euclid(PHRASE_BARS as i64) as usize * STEPS_PER_BAR
+                        + step_in_bar as usize,
+                );
                 self.play_step(step, bar, step_in_bar as usize, offset, out);
             }
             step += 1;

@@ -1,0 +1,111 @@
+//! "MIDI out": writes what the plugin plays next to a .mid file, on the GUI
+//! thread (a few kilobytes; nothing waits on it).
+
+use std::path::PathBuf;
+
+use crate::bridge::NowPlaying;
+use crate::midi_file;
+use crate::params::LatentTrioParams;
+use crate::pattern::{Part, Phrase};
+use crate::render::{RenderSettings, phrase_tracks};
+use crate::sequencer::clock::Meter;
+
+/// Bar counts offered for export.
+const BAR_CHOICES: [u32; 4] = [2, 4, 8, 16];
+
+/// What to export and where.
+pub struct ExportChoice {
+    /// Folder the files go to.
+    folder: String,
+    /// Bars to write.
+    bars: u32,
+    /// One part, or all (`None`).
+    part: Option<Part>,
+}
+
+impl Default for ExportChoice {
+    fn default() -> Self {
+        let home = std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        ExportChoice {
+            folder: home.join("Latent Trio").display().to_string(),
+            bars: 4,
+            part: None,
+        }
+    }
+}
+
+impl ExportChoice {
+    /// The folder, bar count and part pickers.
+    pub fn controls(&mut self, ui: &mut egui::Ui) {
+        egui::ComboBox::from_id_salt("export-part")
+            .selected_text(self.part.map_or("All parts", Part::title))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut self.part, None, "All parts");
+                for part in Part::ALL {
+                    ui.selectable_value(&mut self.part, Some(part), part.title());
+                }
+            });
+        egui::ComboBox::from_id_salt("export-bars")
+            .selected_text(format!("{} bars", self.bars))
+            .show_ui(ui, |ui| {
+                for bars in BAR_CHOICES {
+                    ui.selectable_value(&mut self.bars, bars, format!("{bars} bars"));
+                }
+            });
+        ui.label("to");
+        ui.add(egui::TextEdit::singleline(&mut self.folder).desired_width(220.0));
+    }
+
+    /// Writes `phrase` as the plugin would play it at the host's tempo and
+    /// meter, on the parts' channels. Returns what was written, in words.
+    pub fn write(
+        &self,
+        phrase: &Phrase,
+        params: &LatentTrioParams,
+        now: &NowPlaying,
+    ) -> Result<String, String> {
+        let (numerator, denominator) = now.meter();
+        let meter = Meter::from_host(
+            i32::try_from(numerator).ok(),
+            i32::try_from(denominator).ok(),
+        );
+        let parts: Vec<(Part, u8)> = Part::ALL
+            .into_iter()
+            .filter(|&part| self.part.is_none_or(|only| only == part))
+            .map(|part| {
+                let channel = (params.part(part).channel.value() - 1).clamp(0, 15) as u8;
+                (part, channel)
+            })
+            .collect();
+        let settings = RenderSettings {
+            bars: self.bars,
+            tempo: now.tempo(),
+            meter,
+            parts,
+            variations: 1,
+        };
+        let folder = PathBuf::from(self.folder.trim());
+        std::fs::create_dir_all(&folder)
+            .map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
+        let name = format!(
+            "latent-trio-seed{}-{}-{}.mid",
+            params.seed.value(),
+            self.part.map_or("all", Part::name),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs())
+        );
+        let path = folder.join(name);
+        midi_file::write(
+            &path,
+            settings.tempo,
+            meter,
+            &phrase_tracks(phrase, &settings),
+        )
+        .map_err(|error| error.to_string())?;
+        Ok(format!("Wrote {}", path.display()))
+    }
+}
