@@ -201,11 +201,17 @@ impl Runtime {
             .find_map(|field| field.strip_prefix("git-branch=rel-"))
             .map(str::to_string)
             .unwrap_or_else(|| {
-                // Builds from other branches: the file name carries it.
-                self.library
+                // Release wheels leave the branch out; the file name
+                // (`libonnxruntime.so.1.32.0`) carries the version.
+                let name = self
+                    .library
                     .file_name()
                     .map(|name| name.to_string_lossy().into_owned())
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                match name.find(|c: char| c.is_ascii_digit()) {
+                    Some(start) => name[start..].trim_end_matches(".dylib").to_string(),
+                    None => name,
+                }
             })
     }
 
