@@ -62,8 +62,6 @@ pub struct LatentTrio {
     requested: Option<KnobSnapshot>,
     /// Audio thread: id of the most recent request.
     last_request_id: u64,
-    /// Audio thread: "New seed" was on in the previous block (edge detection).
-    new_seed_held: bool,
     /// Audio thread: the morph position being played, which follows the
     /// Morph knob one step per bar when "Morph Over" is set.
     played_morph: f32,
@@ -87,7 +85,6 @@ impl Default for LatentTrio {
             command_inbox,
             requested: None,
             last_request_id: 0,
-            new_seed_held: false,
             played_morph: 0.0,
             sample_rate: 48_000.0,
             offline: false,
@@ -263,9 +260,6 @@ impl Plugin for LatentTrio {
     }
 
     fn filter_state(state: &mut PluginState) {
-        // "New Seed" is a trigger: restoring it as "on" would roll the seed
-        // again on load. Its rolls are saved on their own ("seed-rolls").
-        state.params.remove("new_seed");
         if is_newer_major_version(&state.version, Self::VERSION) {
             nice_plug::nice_error!(
                 "This project was saved by Latent Trio {}, newer than this {}; its Latent Trio settings were not loaded. Update the plugin to restore them.",
@@ -320,10 +314,10 @@ impl Plugin for LatentTrio {
             channel.fill(0.0);
         }
         let new_seed = self.params.new_seed.value();
-        if new_seed && !self.new_seed_held {
+        let was_held = self.params.new_seed_held.swap(new_seed, Ordering::Relaxed);
+        if new_seed && !was_held {
             self.params.seed_rolls.fetch_add(1, Ordering::Relaxed);
         }
-        self.new_seed_held = new_seed;
         self.follow_morph(0);
         self.request_if_changed();
 

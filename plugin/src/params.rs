@@ -7,7 +7,7 @@
 //! `latent_1`..`latent_8`, `density`, `syncopation`, `register`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use nice_plug::prelude::*;
 
@@ -90,6 +90,11 @@ pub struct LatentTrioParams {
     /// with the project so that a rolled seed plays back identically.
     #[persist = "seed-rolls"]
     pub seed_rolls: Arc<AtomicU32>,
+    /// Whether "New seed" was on in the last block the audio thread played
+    /// (a press is its rising edge). Saved next to the parameter, so a
+    /// project saved with the trigger held does not roll again on load.
+    #[persist = "new-seed-held"]
+    pub new_seed_held: Arc<AtomicBool>,
     /// The seed: the base latent and the sampling noise of every part.
     #[id = "seed"]
     pub seed: IntParam,
@@ -254,6 +259,7 @@ impl Default for LatentTrioParams {
     fn default() -> Self {
         LatentTrioParams {
             seed_rolls: Arc::new(AtomicU32::new(0)),
+            new_seed_held: Arc::new(AtomicBool::new(false)),
             seed: IntParam::new(
                 "Seed",
                 1,
