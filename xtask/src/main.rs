@@ -67,6 +67,8 @@ fn main() -> Result<()> {
             render_demo()
         }
         Some("test") => {
+            // Formatting first: it is instant and says exactly what to fix.
+            run("cargo", &["fmt", "--all", "--", "--check"])?;
             fetch_onnxruntime(false)?;
             nice_plug_xtask::main_with_args(
                 "cargo xtask",
