@@ -87,7 +87,7 @@ impl ExportChoice {
             parts,
             variations: 1,
         };
-        let folder = PathBuf::from(self.folder.trim());
+        let folder = super::expand_home(self.folder.trim());
         std::fs::create_dir_all(&folder)
             .map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
         let name = format!(

@@ -312,7 +312,7 @@ impl EditorApp {
             {
                 let _ = self.shared.commands.send(WorkerCommand::ImportClip {
                     part,
-                    path: PathBuf::from(typed),
+                    path: expand_home(typed),
                 });
             }
         });
@@ -350,6 +350,14 @@ fn knob_rows(ui: &mut egui::Ui, part: Part, params: &PartParams, setter: &ParamS
                 row("Register", &params.register);
             }
         });
+}
+
+/// A typed path, with a leading `~/` meaning the home folder as in a shell.
+fn expand_home(typed: &str) -> PathBuf {
+    match (typed.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(typed),
+    }
 }
 
 /// A jump that is different every click without a random-number crate.
