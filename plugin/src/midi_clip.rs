@@ -113,7 +113,15 @@ pub fn clip_from_bytes(
     part: Part,
     vocabulary: &Vocabulary,
 ) -> Result<Clip, ClipError> {
-    let smf = Smf::parse(bytes).map_err(|error| ClipError::NotMidi(error.to_string()))?;
+    // SMPTE timing (the top bit of the header's division) is refused before
+    // midly reads it: midly 0.5 overflows on a frame rate of -128.
+    if bytes.len() >= 14 && bytes.starts_with(b"MThd") && bytes[12] & 0x80 != 0 {
+        return Err(ClipError::FrameTiming);
+    }
+    // Hostile bytes must never take the worker (or the host) down with them.
+    let smf = std::panic::catch_unwind(|| Smf::parse(bytes))
+        .map_err(|_| ClipError::NotMidi("the file's structure could not be read".into()))?
+        .map_err(|error| ClipError::NotMidi(error.to_string()))?;
     let ticks_per_quarter = match smf.header.timing {
         Timing::Metrical(ticks) => u64::from(ticks.as_int()),
         Timing::Timecode(..) => return Err(ClipError::FrameTiming),

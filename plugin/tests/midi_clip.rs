@@ -340,3 +340,13 @@ fn hostile_bytes_never_crash_the_import() {
     );
     assert!(refused > 0);
 }
+
+#[test]
+fn a_header_with_an_impossible_frame_rate_is_refused_not_a_crash() {
+    // SMPTE timing with -128 frames per second: midly overflows negating it.
+    for timing in [[0x80u8, 0x00], [0x80, 0x28], [0xE7, 0x28]] {
+        let mut file = notes_on(0);
+        file[12..14].copy_from_slice(&timing);
+        assert!(clip_from_bytes(&file, Part::Melody, &vocabulary(Part::Melody)).is_err());
+    }
+}
