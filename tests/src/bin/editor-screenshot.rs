@@ -73,5 +73,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     file.flush()?;
     println!("wrote {out}");
     instance.close_editor();
+    // The plugin goes before the window it was embedded in.
+    drop(instance);
+    drop(connection);
     Ok(())
 }
