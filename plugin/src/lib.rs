@@ -134,7 +134,7 @@ impl<C: ProcessContext<LatentTrio>> SequencerOutput for HostOutput<'_, C> {
         }
     }
 
-    fn bar_started(&mut self, _bar: i64, _timing: u32) {
+    fn bar_started(&mut self) {
         self.bars_started += 1;
     }
 }
@@ -214,7 +214,7 @@ impl LatentTrio {
             let params = self.params.part(part);
             PartRouting {
                 enabled: params.enabled.value(),
-                channel: (params.channel.value() - 1).clamp(0, 15) as u8,
+                channel: params.midi_channel(),
             }
         })
     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
 use thiserror::Error;
 
-use crate::engine::manifest::Vocabulary;
+use crate::engine::manifest::{FIRST_NOTE_ON_TOKEN, Vocabulary};
 use crate::pattern::{PHRASE_STEPS, Part, STEPS_PER_BAR};
 
 /// The General MIDI drum channel, 0-based.
@@ -327,7 +327,8 @@ fn melodic_tokens(
         while pitch > max_pitch && pitch >= 12 {
             pitch -= 12;
         }
-        tokens[note.start as usize] = i64::from(pitch.clamp(min_pitch, max_pitch) - min_pitch) + 2;
+        tokens[note.start as usize] =
+            i64::from(pitch.clamp(min_pitch, max_pitch) - min_pitch) + FIRST_NOTE_ON_TOKEN;
         let next_start = line.get(index + 1).map_or(PHRASE_STEPS as u64, |n| n.start);
         if note.end < next_start && (note.end as usize) < PHRASE_STEPS {
             tokens[note.end as usize] = note_off;

@@ -240,6 +240,11 @@ impl PartParams {
         }
     }
 
+    /// The part's MIDI channel, 0-based as on the wire.
+    pub fn midi_channel(&self) -> u8 {
+        (self.channel.value() - 1).clamp(0, 15) as u8
+    }
+
     /// The decode-relevant settings as plain values.
     pub fn knobs(&self) -> PartKnobs {
         PartKnobs {

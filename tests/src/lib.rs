@@ -252,6 +252,16 @@ impl Bundle {
     }
 
     /// Creates an instance of Latent Trio.
+    /// An instance in offline (render) mode, active at 48 kHz with blocks of
+    /// up to `max_frames`: a bounce, where the plugin waits for its worker,
+    /// so every run plays exactly the same notes.
+    pub fn instantiate_offline(&self, max_frames: u32) -> Result<Instance, String> {
+        let mut instance = self.instantiate()?;
+        instance.set_offline(true)?;
+        instance.activate(48_000.0, max_frames);
+        Ok(instance)
+    }
+
     pub fn instantiate(&self) -> Result<Instance, String> {
         let id = CString::new(PLUGIN_ID).expect("no NUL");
         let instance = PluginInstance::<Handlers>::new(

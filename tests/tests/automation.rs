@@ -2,16 +2,9 @@
 //! on the next bar line the Change setting allows. Offline rendering makes
 //! the worker's timing irrelevant, so the bar line is exact.
 
-use latent_trio_host::{Bundle, Instance, check_balanced, clap_bundle};
+use latent_trio_host::{Bundle, check_balanced, clap_bundle};
 
 const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
-
-fn offline(bundle: &Bundle) -> Instance {
-    let mut instance = bundle.instantiate().unwrap();
-    instance.set_offline(true).unwrap();
-    instance.activate(48_000.0, 1024);
-    instance
-}
 
 /// Note-ons (sample, channel, key) of an offline run of `bars` bars, with
 /// `knobs` set at `at` samples (or from the start).
@@ -22,7 +15,7 @@ fn run(
     at: u64,
     bars: u64,
 ) -> Vec<(u64, u16, u16)> {
-    let mut instance = offline(bundle);
+    let mut instance = bundle.instantiate_offline(1024).unwrap();
     if let Some(change) = change {
         instance.set("Change", change);
     }

@@ -94,9 +94,7 @@ fn without_onnx_runtime_the_plugin_loads_plays_silence_and_says_why() {
 fn a_corrupt_model_silences_only_its_own_part() {
     if is_child() {
         let bundle = Bundle::load(Path::new(&std::env::var("CLAP_UNDER_TEST").unwrap())).unwrap();
-        let mut instance = bundle.instantiate().unwrap();
-        instance.set_offline(true).unwrap();
-        instance.activate(48_000.0, 512);
+        let mut instance = bundle.instantiate_offline(512).unwrap();
         instance.play(4 * 96_000, 512);
         instance.song.playing = false;
         instance.block(64);

@@ -26,9 +26,7 @@ fn latent(seed: u64) -> Vec<f32> {
 
 /// An offline instance whose project holds scene A and B, playing scenes.
 fn with_scenes(bundle: &Bundle, morph_bars: f64, morph: f64) -> Instance {
-    let mut instance = bundle.instantiate().unwrap();
-    instance.set_offline(true).unwrap();
-    instance.activate(48_000.0, 1024);
+    let mut instance = bundle.instantiate_offline(1024).unwrap();
     // nice-plug's CLAP state: an 8-byte little-endian length, then JSON.
     let saved = instance.save_state();
     let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).unwrap();
@@ -122,20 +120,9 @@ fn scenes_are_saved_with_the_project() {
     let state = original.save_state();
     let expected = bars(&mut original, 4, &[]);
     drop(original);
-    let mut restored = bundle.instantiate().unwrap();
-    restored.set_offline(true).unwrap();
-    restored.activate(48_000.0, 1024);
+    let mut restored = bundle.instantiate_offline(1024).unwrap();
     restored.load_state(&state).expect("the state loads");
     assert_eq!(bars(&mut restored, 4, &[]), expected);
-    let plain = bars(
-        &mut {
-            let mut fresh = bundle.instantiate().unwrap();
-            fresh.set_offline(true).unwrap();
-            fresh.activate(48_000.0, 1024);
-            fresh
-        },
-        4,
-        &[],
-    );
+    let plain = bars(&mut bundle.instantiate_offline(1024).unwrap(), 4, &[]);
     assert_ne!(expected, plain, "the scenes, not the seed, were playing");
 }

@@ -3,13 +3,6 @@
 
 use latent_trio_host::{Bundle, Instance, clap_bundle};
 
-fn offline(bundle: &Bundle) -> Instance {
-    let mut instance = bundle.instantiate().unwrap();
-    instance.set_offline(true).unwrap();
-    instance.activate(48_000.0, 1024);
-    instance
-}
-
 /// Note events of 16 bars from the song start, with samples counted from there.
 fn sixteen_bars(instance: &mut Instance) -> Vec<(u64, bool, u16, u16)> {
     let (from, wall) = (instance.events.len(), instance.wall);
@@ -26,7 +19,7 @@ fn sixteen_bars(instance: &mut Instance) -> Vec<(u64, bool, u16, u16)> {
 
 /// An instance with unusual settings, stopped, with its settings applied.
 fn customised(bundle: &Bundle) -> Instance {
-    let mut instance = offline(bundle);
+    let mut instance = bundle.instantiate_offline(1024).unwrap();
     for (name, value) in [
         ("Seed", 77.0),
         ("Drums Latent 3", 1.7),
@@ -50,7 +43,7 @@ fn a_saved_state_plays_the_same_16_bars_in_a_new_instance() {
     let state = original.save_state();
     let expected = sixteen_bars(&mut original);
     drop(original);
-    let mut restored = offline(&bundle);
+    let mut restored = bundle.instantiate_offline(1024).unwrap();
     restored.load_state(&state).expect("the state loads");
     assert_eq!(restored.param_value("Seed").round(), 77.0);
     let played = sixteen_bars(&mut restored);
@@ -95,7 +88,7 @@ fn state_from_a_newer_major_version_is_not_applied() {
     let bundle = Bundle::load(&clap_bundle()).unwrap();
     let mut instance = customised(&bundle);
     let before = sixteen_bars(&mut instance);
-    let mut other = offline(&bundle);
+    let mut other = bundle.instantiate_offline(1024).unwrap();
     let text = String::from_utf8(other.save_state()).expect("JSON state");
     let future = text.replacen(
         &format!("\"version\":\"{}\"", env!("CARGO_PKG_VERSION")),

@@ -188,9 +188,7 @@ fn an_offline_bounce_plays_exactly_what_real_time_plays() {
     let mut realtime = instance(&bundle);
     let (from, wall) = (realtime.events.len(), realtime.wall);
     realtime.play_bars(8.0, 512);
-    let mut offline = bundle.instantiate().unwrap();
-    offline.set_offline(true).unwrap();
-    offline.activate(48_000.0, 4096);
+    let mut offline = bundle.instantiate_offline(4096).unwrap();
     offline.play_bars(8.0, 512);
     let bounced = relative(&offline, 0, 0);
     assert!(!bounced.is_empty());

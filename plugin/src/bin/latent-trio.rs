@@ -15,14 +15,13 @@ use latent_trio::engine::{self, Engine};
 use latent_trio::knobs::{
     ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PRINCIPAL_RANGE, PartKnobs,
 };
-use latent_trio::midi_clip;
 use latent_trio::midi_file;
 use latent_trio::params::MAX_SEED;
 use latent_trio::params::MAX_TEMPERATURE;
 use latent_trio::pattern::Part;
 use latent_trio::render::{RenderSettings, render};
 use latent_trio::sequencer::clock::Meter;
-use latent_trio::stored::{ClipLatent, StoredLatents};
+use latent_trio::stored::StoredLatents;
 
 #[derive(Parser)]
 #[command(
@@ -197,22 +196,11 @@ fn import_clip(engine: &mut Engine, args: &RenderArgs) -> Result<StoredLatents, 
         return Ok(stored);
     };
     let part = parse_parts(std::slice::from_ref(part))?[0];
-    let model = engine
-        .model(part)
-        .map_err(|error| format!("the {} model could not be loaded: {error}", part.name()))?;
-    let clip = midi_clip::read_clip(path, part, model.vocabulary()).map_err(|e| e.to_string())?;
-    let latent = model.encode(&clip.tokens).map_err(|e| e.to_string())?;
-    eprintln!(
-        "{}: {} from {}",
-        part.name(),
-        clip.summary(),
-        path.display()
-    );
-    stored.clips[part.index()] = Some(ClipLatent {
-        name: path.display().to_string(),
-        summary: clip.summary(),
-        latent,
-    });
+    let clip = engine
+        .import_clip(part, path)
+        .map_err(|error| error.to_string())?;
+    eprintln!("{}: {} from {}", part.name(), clip.summary, path.display());
+    stored.clips[part.index()] = Some(clip);
     Ok(stored)
 }
 

@@ -75,10 +75,7 @@ impl ExportChoice {
         let parts: Vec<(Part, u8)> = Part::ALL
             .into_iter()
             .filter(|&part| self.part.is_none_or(|only| only == part))
-            .map(|part| {
-                let channel = (params.part(part).channel.value() - 1).clamp(0, 15) as u8;
-                (part, channel)
-            })
+            .map(|part| (part, params.part(part).midi_channel()))
             .collect();
         let settings = RenderSettings {
             bars: self.bars,

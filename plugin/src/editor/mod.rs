@@ -27,6 +27,7 @@ use crate::bridge::NowPlaying;
 use crate::engine::worker::{EngineState, EngineStatus, WorkerCommand};
 use crate::params::{LatentTrioParams, MAX_SEED, PartParams};
 use crate::pattern::{Part, Phrase};
+use crate::stored::StoredLatents;
 use export::ExportChoice;
 use pattern_view::ViewStyle;
 
@@ -106,10 +107,12 @@ impl NiceEguiApp for EditorApp {
         ResizableWindow::new("latent-trio")
             .min_size(egui::Vec2::new(MIN_SIZE.0, MIN_SIZE.1))
             .show(ui, |ui| {
+                // One copy of the stored latents per frame, for every row.
+                let stored = self.shared.params.stored.get();
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     self.header(ui, &setter);
                     ui.separator();
-                    self.scenes(ui, &setter);
+                    self.scenes(ui, &setter, &stored);
                     ui.separator();
                     self.export_row(ui);
                     ui.separator();
@@ -117,7 +120,7 @@ impl NiceEguiApp for EditorApp {
                     let waiting = self.phrase(self.shared.now_playing.waiting());
                     ui.columns(3, |columns| {
                         for (column, part) in columns.iter_mut().zip(Part::ALL) {
-                            self.part_strip(column, part, &setter, &playing, &waiting);
+                            self.part_strip(column, part, &setter, &stored, &playing, &waiting);
                         }
                     });
                 });
@@ -172,9 +175,8 @@ impl EditorApp {
     }
 
     /// Scene A and B, and the morph between them.
-    fn scenes(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
+    fn scenes(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, stored: &StoredLatents) {
         let params = &self.shared.params;
-        let stored = params.stored.get();
         ui.horizontal(|ui| {
             ui.label(RichText::new("Scenes").strong());
             for (slot, name) in ["A", "B"].into_iter().enumerate() {
@@ -244,6 +246,7 @@ impl EditorApp {
         ui: &mut egui::Ui,
         part: Part,
         setter: &ParamSetter,
+        stored: &StoredLatents,
         playing: &Option<Phrase>,
         waiting: &Option<Phrase>,
     ) {
@@ -290,13 +293,12 @@ impl EditorApp {
                 ui.weak("Next: the same phrase again");
             }
         }
-        self.clip_row(ui, part);
+        self.clip_row(ui, part, stored);
         knob_rows(ui, part, params, setter);
     }
 
     /// Importing a .mid clip as the part's starting point.
-    fn clip_row(&mut self, ui: &mut egui::Ui, part: Part) {
-        let stored = self.shared.params.stored.get();
+    fn clip_row(&mut self, ui: &mut egui::Ui, part: Part, stored: &StoredLatents) {
         ui.horizontal(|ui| {
             let path = &mut self.clip_paths[part.index()];
             ui.add(

@@ -9,6 +9,10 @@ use serde::Deserialize;
 use super::ModelError;
 use crate::pattern::{DRUM_CLASSES, PHRASE_BARS, Part, STEPS_PER_BAR};
 
+/// The first note-on token of a melodic vocabulary: it starts `min_pitch`
+/// (tokens 0 and 1 are note-off and no-event).
+pub const FIRST_NOTE_ON_TOKEN: i64 = 2;
+
 /// The manifest format this build reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -226,7 +230,11 @@ impl Manifest {
                 Part::Bass | Part::Melody,
             ) => {
                 let pitches = usize::from(max_pitch.saturating_sub(*min_pitch)) + 1;
-                if *note_off != 0 || *no_event != 1 || *max_pitch > 127 || *size != 2 + pitches {
+                if *note_off != 0
+                    || *no_event != 1
+                    || *max_pitch > 127
+                    || *size != FIRST_NOTE_ON_TOKEN as usize + pitches
+                {
                     return Err(wrong(format!(
                         "a melodic vocabulary is note-off 0, no-event 1, then one token per pitch; found size {size} for pitches {min_pitch}..={max_pitch}"
                     )));

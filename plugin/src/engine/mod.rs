@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::knobs::KnobSnapshot;
+use crate::midi_clip::{self, ClipError};
 use crate::pattern::{Part, Phrase};
-use crate::stored::StoredLatents;
+use crate::stored::{ClipLatent, StoredLatents};
 use model::PartModel;
 use runtime::{MODELS_ENV, Provider, ProviderChoice};
 
@@ -107,6 +108,25 @@ pub enum ModelError {
     /// ONNX Runtime failed while decoding.
     #[error("decoding failed: {0}")]
     Inference(#[from] ort::Error),
+}
+
+/// A .mid clip could not become a part's starting latent.
+#[derive(Debug, Error)]
+pub enum ClipImportError {
+    /// The part's model is not loaded, so nothing can encode the clip.
+    #[error("the {part} model could not be loaded: {reason}")]
+    NoModel {
+        /// The part.
+        part: &'static str,
+        /// Why the model did not load.
+        reason: String,
+    },
+    /// The file is not a usable clip.
+    #[error(transparent)]
+    Clip(#[from] ClipError),
+    /// The encoder failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
 }
 
 /// Result of model operations.
@@ -200,9 +220,25 @@ impl Engine {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// The loaded model of `part`, or why it did not load.
-    pub fn model(&mut self, part: Part) -> Result<&mut PartModel, &ModelError> {
-        self.parts[part.index()].as_mut().map_err(|error| &*error)
+    /// Reads the .mid clip at `path` for `part` and encodes it: the latent
+    /// the part then starts from (MIDI in).
+    pub fn import_clip(&mut self, part: Part, path: &Path) -> Result<ClipLatent, ClipImportError> {
+        let model =
+            self.parts[part.index()]
+                .as_mut()
+                .map_err(|error| ClipImportError::NoModel {
+                    part: part.name(),
+                    reason: error.to_string(),
+                })?;
+        let clip = midi_clip::read_clip(path, part, model.vocabulary())?;
+        Ok(ClipLatent {
+            name: path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            summary: clip.summary(),
+            latent: model.encode(&clip.tokens)?,
+        })
     }
 
     /// The provider the loaded models run on (the first loaded part's).

@@ -1,6 +1,6 @@
 //! Decoded tokens -> notes of a phrase, by the model's vocabulary.
 
-use super::manifest::Vocabulary;
+use super::manifest::{FIRST_NOTE_ON_TOKEN, Vocabulary};
 use crate::pattern::{Note, PHRASE_STEPS, PartPhrase};
 
 /// Velocity of a drum hit by its place in the beat: downbeats speak loudest,
@@ -48,11 +48,11 @@ pub fn tokens_to_notes(vocabulary: &Vocabulary, tokens: &[i64], out: &mut PartPh
             let mut step = 0;
             while step < steps {
                 let token = tokens[step];
-                if token < 2 {
+                if token < FIRST_NOTE_ON_TOKEN {
                     step += 1;
                     continue;
                 }
-                let pitch = i64::from(*min_pitch) + token - 2;
+                let pitch = i64::from(*min_pitch) + token - FIRST_NOTE_ON_TOKEN;
                 let end = (step + 1..steps).find(|&s| tokens[s] != 1).unwrap_or(steps);
                 if pitch <= i64::from(*max_pitch) {
                     out.push(Note {

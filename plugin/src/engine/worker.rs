@@ -14,9 +14,8 @@ use parking_lot::Mutex;
 use super::runtime::{Provider, ProviderChoice};
 use super::{Engine, RuntimeError};
 use crate::bridge::{DecodeRequest, WorkerSide};
-use crate::midi_clip;
 use crate::pattern::{Part, Phrase};
-use crate::stored::{ClipLatent, Scene, SharedStoredLatents};
+use crate::stored::{Scene, SharedStoredLatents};
 
 /// Decoded phrases kept for the GUI: the one playing, the one waiting for
 /// its bar line, and a few that may still be in flight.
@@ -313,28 +312,19 @@ impl Worker {
     }
 
     fn import_clip(&mut self, part: Part, path: &std::path::Path) -> Result<String, String> {
-        let stored = self.settings.stored.clone();
-        let model = self
+        let clip = self
             .engine()?
-            .model(part)
-            .map_err(|error| format!("{} cannot import: {error}", part.title()))?;
-        let clip = midi_clip::read_clip(path, part, model.vocabulary())
+            .import_clip(part, path)
             .map_err(|error| format!("{} clip not imported: {error}", part.title()))?;
-        let latent = model
-            .encode(&clip.tokens)
-            .map_err(|error| format!("{} clip not imported: {error}", part.title()))?;
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let notice = format!("{} now plays from {name}: {}", part.title(), clip.summary());
-        stored.update(|stored| {
-            stored.clips[part.index()] = Some(ClipLatent {
-                name,
-                summary: clip.summary(),
-                latent,
-            });
-        });
+        let notice = format!(
+            "{} now plays from {}: {}",
+            part.title(),
+            clip.name,
+            clip.summary
+        );
+        self.settings
+            .stored
+            .update(|stored| stored.clips[part.index()] = Some(clip));
         Ok(notice)
     }
 

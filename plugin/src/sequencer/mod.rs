@@ -71,9 +71,8 @@ pub trait SequencerOutput {
     fn note_off(&mut self, timing: u32, channel: u8, pitch: u8);
     /// A phrase the sequencer no longer needs, to go back to the worker.
     fn retire(&mut self, phrase: Box<Phrase>);
-    /// Bar `bar` of the song starts `timing` samples into the block (after
-    /// any phrase change on that bar line).
-    fn bar_started(&mut self, _bar: i64, _timing: u32) {}
+    /// A bar line passed in this block (after any phrase change on it).
+    fn bar_started(&mut self) {}
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -288,14 +287,13 @@ impl Sequencer {
             let (bar, step_in_bar) = bar_position(step, bar_start_step, bar_number, meter);
             if step_in_bar == 0 {
                 self.bar_line(bar, offset, input, out);
-                out.bar_started(bar, offset);
+                out.bar_started();
             }
             if (step_in_bar as usize) < STEPS_PER_BAR {
-                self.playhead = Some(
-                    bar.rem_euclid(PHRASE_BARS as i64) as usize * STEPS_PER_BAR
-                        + step_in_bar as usize,
-                );
-                self.play_step(step, bar, step_in_bar as usize, offset, out);
+                let phrase_step = bar.rem_euclid(PHRASE_BARS as i64) as usize * STEPS_PER_BAR
+                    + step_in_bar as usize;
+                self.playhead = Some(phrase_step);
+                self.play_step(step, phrase_step, offset, out);
             }
             step += 1;
         }
@@ -337,18 +335,18 @@ impl Sequencer {
         self.routing = input.routing;
     }
 
+    /// Starts the notes of `phrase_step` of the current phrase at song step
+    /// `step`.
     fn play_step(
         &mut self,
         step: i64,
-        bar: i64,
-        step_in_bar: usize,
+        phrase_step: usize,
         offset: u32,
         out: &mut impl SequencerOutput,
     ) {
         let Some(phrase) = &self.current else {
             return;
         };
-        let phrase_step = bar.rem_euclid(PHRASE_BARS as i64) as usize * STEPS_PER_BAR + step_in_bar;
         for part in Part::ALL {
             let routing = self.routing[part.index()];
             if !routing.enabled {
