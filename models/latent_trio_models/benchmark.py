@@ -20,6 +20,7 @@ import onnxruntime
 import torch
 from torch.nn import functional as F
 
+from . import export
 from .export import load_checkpoint
 
 RUNS = 50
@@ -42,10 +43,9 @@ def describe(times: list[float]) -> str:
 
 
 def torch_decoder(folder: Path):
-    """The PyTorch model rebuilt from the checkpoint the ONNX files came from."""
+    """The PyTorch model with the trained weights the ONNX files were exported from."""
     manifest = json.loads((folder / "manifest.json").read_text())
-    checkpoint = Path("models/work/checkpoints") / f"{manifest['name']}.pt"
-    model, _ = load_checkpoint(checkpoint)
+    model, _ = load_checkpoint(export.weights_path(folder.parent, manifest["name"]))
     generator = torch.Generator().manual_seed(0)
 
     @torch.no_grad()

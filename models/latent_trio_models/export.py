@@ -2,7 +2,10 @@
 with its latent axes, held-out evaluation and manifest.
 
 Run: python -m latent_trio_models.export --part drums
-     (reads models/work/checkpoints/drums_2bar.pt, writes models/drums_2bar/)
+     (reads models/work/checkpoints/drums_2bar.pt, writes models/drums_2bar/
+     and its float32 weights models/weights/drums_2bar.pt)
+Again from the committed weights, with no training run on this machine:
+     python -m latent_trio_models.export --part drums --checkpoint models/weights/drums_2bar.pt
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import onnxruntime
 import torch
 from torch import nn
 
-from . import attributes, evaluate, vocab
+from . import attributes, evaluate, step_graph, vocab
 from .data import load_windows
 from .model import ModelSize, MusicVAE
 
@@ -25,6 +28,8 @@ OPSET = 17
 PRINCIPAL_AXES = 8
 AXIS_WINDOWS = 8192
 PARITY_TOLERANCE = 1e-4
+# The most held-out token accuracy the 8-bit step graph may lose against float32.
+QUANTIZED_ACCURACY_LOSS = 0.01
 
 
 class EncoderGraph(nn.Module):
@@ -47,18 +52,6 @@ class DecoderInitGraph(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.initial_state(z)
-
-
-class DecoderStepGraph(nn.Module):
-    """previous token [batch], z, h, c -> logits [batch, vocab], h_out, c_out."""
-
-    def __init__(self, model: MusicVAE):
-        super().__init__()
-        self.model = model
-
-    def forward(self, token: torch.Tensor, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        logits, (h_out, c_out) = self.model.decode_inputs(token.unsqueeze(1), z, (h, c))
-        return logits[:, 0], h_out, c_out
 
 
 def signatures(size: ModelSize) -> dict[str, dict]:
@@ -93,7 +86,8 @@ def signatures(size: ModelSize) -> dict[str, dict]:
 
 
 def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
-    """Writes the three ONNX files into `out`; returns their signatures."""
+    """Writes the three ONNX files into `out`, all float32 (the step graph is
+    quantized only after `parity` has checked it); returns their signatures."""
     model.eval()
     size = model.size
     out.mkdir(parents=True, exist_ok=True)
@@ -101,12 +95,9 @@ def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
     batch = 2
     tokens = torch.zeros(batch, size.steps, dtype=torch.long)
     z = torch.zeros(batch, size.latent)
-    h = torch.zeros(size.decoder_layers, batch, size.decoder_hidden)
-    token = torch.zeros(batch, dtype=torch.long)
     examples = {
         "encoder": (EncoderGraph(model), (tokens,)),
         "decoder_init": (DecoderInitGraph(model), (z,)),
-        "decoder_step": (DecoderStepGraph(model), (token, z, h, h.clone())),
     }
     for name, (module, args) in examples.items():
         spec = graphs[name]
@@ -131,6 +122,7 @@ def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
                 opset_version=OPSET,
                 dynamo=False,
             )
+    step_graph.write(model, out / graphs["decoder_step"]["file"], quantized=False)
     return graphs
 
 
@@ -173,6 +165,34 @@ def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed:
         onnx_teacher_forced_logits(folder, graphs, tokens.numpy(), z.numpy(), model.start_token),
     ]
     return max(float(np.abs(f - e.numpy()).max()) for f, e in zip(found, expected))
+
+
+def shipped_graph_score(folder: Path, graphs: dict, heldout: np.ndarray, start_token: int, reference: dict) -> dict:
+    """Token accuracy of the graphs as shipped (the quantized step), measured
+    the way `evaluate.token_accuracy` measures the PyTorch model: from the
+    encoder mean, teacher-forced and greedy."""
+    mu, _ = _session(folder / graphs["encoder"]["file"]).run(None, {"tokens": heldout})
+    forced = onnx_teacher_forced_logits(folder, graphs, heldout, mu, start_token).argmax(-1)
+    init = _session(folder / graphs["decoder_init"]["file"])
+    step = _session(folder / graphs["decoder_step"]["file"])
+    h, c = init.run(None, {"z": mu})
+    token = np.full(len(heldout), start_token, dtype=np.int64)
+    greedy = []
+    for _ in range(heldout.shape[1]):
+        logits, h, c = step.run(None, {"token": token, "z": mu, "h": h, "c": c})
+        token = logits.argmax(-1)
+        greedy.append(token)
+    teacher_forced = round(float((forced == heldout).mean()), 4)
+    greedy_accuracy = round(float((np.stack(greedy, axis=1) == heldout).mean()), 4)
+    for name, value in (("teacher_forced_accuracy", teacher_forced), ("greedy_accuracy", greedy_accuracy)):
+        if value < reference[name] - QUANTIZED_ACCURACY_LOSS:
+            raise ValueError(f"8-bit weights cost too much: {name} {value} against {reference[name]} in float32")
+    return {
+        "description": "the shipped graphs (8-bit decoder step) through onnxruntime, on the same held-out windows",
+        "decoder_step_weights": f"8-bit, symmetric, blocks of {step_graph.BLOCK_SIZE} (MatMulNBits)",
+        "teacher_forced_accuracy": teacher_forced,
+        "greedy_accuracy": greedy_accuracy,
+    }
 
 
 def encode_means(model: MusicVAE, tokens: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -234,14 +254,17 @@ def vocabulary(part: str) -> dict:
     }
 
 
-def evaluation(model: MusicVAE, part: str, data: Path, axes: dict) -> dict:
+def evaluation(model: MusicVAE, part: str, data: Path, axes: dict, folder: Path, graphs: dict) -> dict:
+    """Held-out scores of the PyTorch model, and of the graphs in `folder` as shipped."""
     heldout = evaluate.heldout_windows(part, data)
     vectors = {a["name"]: np.asarray(a["vector"], dtype=np.float32) for a in axes["attributes"]}
     source = "Groove MIDI Dataset official test split" if part == "drums" else "POP909 test songs (song number % 10 == 0)"
+    accuracy = evaluate.token_accuracy(model, heldout)
     return {
         "heldout": f"first {len(heldout)} 2-bar windows (hop 1 bar, 4+ onsets) of the {source}",
         "heldout_windows": int(len(heldout)),
-        **evaluate.token_accuracy(model, heldout),
+        **accuracy,
+        "shipped_graphs": shipped_graph_score(folder, graphs, heldout, model.start_token, accuracy),
         "attribute_check": {
             "description": "mean measured attribute after decoding (greedy) mu + t * vector for t in -2..2",
             "examples": min(len(heldout), evaluate.ATTRIBUTE_EXAMPLES),
@@ -290,17 +313,29 @@ def load_checkpoint(path: Path) -> tuple[MusicVAE, dict]:
     return model, saved["state"]
 
 
+def weights_path(models: Path, name: str) -> Path:
+    """Where the float32 weights of model `name` are kept (the training
+    checkpoint without the optimizer): every graph of the model is exported
+    from them, and the PyTorch benchmark runs them."""
+    return models / "weights" / f"{name}.pt"
+
+
 def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) -> dict:
     model, state = load_checkpoint(checkpoint)
+    weights = weights_path(out.parent, out.name)
+    if not weights.exists() or not weights.samefile(checkpoint):
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "state": state}, weights)
     graphs = export_graphs(model, out)
-    for spec in graphs.values():
-        megabytes = (out / spec["file"]).stat().st_size / 1e6
-        if megabytes > 15:
-            raise ValueError(f"{spec['file']} is {megabytes:.1f} MB, over the 15 MB budget")
     # Batch 1 is what the plugin runs; 8 checks the dynamic batch axis.
     difference = max(parity(model, out, graphs, examples=1), parity(model, out, graphs, examples=8))
     if difference >= PARITY_TOLERANCE:
         raise ValueError(f"ONNX and PyTorch logits differ by {difference}")
+    step_graph.write(model, out / graphs["decoder_step"]["file"], quantized=True)
+    for spec in graphs.values():
+        megabytes = (out / spec["file"]).stat().st_size / 1e6
+        if megabytes > 15:
+            raise ValueError(f"{spec['file']} is {megabytes:.1f} MB, over the 15 MB budget")
     windows = load_windows(converted, part)
     axes = latent_axes(model, windows["train_2bar"].astype(np.int64), part)
     (out / "latent_axes.json").write_text(json.dumps(axes))
@@ -333,7 +368,7 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
             "final_log": history[-1] if history else None,
             "last_validation": next((r for r in reversed(history) if "validation_tf_accuracy" in r), None),
         },
-        "evaluation": evaluation(model, part, data, axes),
+        "evaluation": evaluation(model, part, data, axes, out, graphs),
         "parity_max_abs_diff": difference,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

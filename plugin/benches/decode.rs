@@ -2,15 +2,16 @@
 //! one 2-bar phrase per part, and a knob move -> phrase ready through the real
 //! worker thread and bridge.
 //!
-//! Run: `cargo bench -p latent_trio --bench decode`
+//! Run: `cargo bench -p latent_trio --bench decode` (the committed models;
+//! `LATENT_TRIO_MODELS=<folder>` measures others, as the plugin would load them)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latent_trio::bridge::{DecodeRequest, bridge};
 use latent_trio::engine::Engine;
-use latent_trio::engine::runtime::ProviderChoice;
+use latent_trio::engine::runtime::{MODELS_ENV, ProviderChoice};
 use latent_trio::engine::worker::{self, EngineStatus, WorkerSettings};
 use latent_trio::knobs::{KnobSnapshot, PartKnobs};
 use latent_trio::pattern::{Part, PartPhrase};
@@ -32,7 +33,10 @@ fn summary(mut times: Vec<Duration>) -> String {
 }
 
 fn main() {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let models = std::env::var_os(MODELS_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
+    println!("models: {}", models.display());
     let started = Instant::now();
     let mut engine =
         Engine::load(&models, ProviderChoice::Cpu).expect("ONNX Runtime and models load");

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ort::session::Session;
-use ort::value::{Tensor, TensorElementType, ValueType};
+use ort::session::{Session, SessionOutputs};
+use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 
 use super::latent::LatentAxes;
 use super::manifest::{Dimension, GraphSpec, Manifest, TensorSpec, Vocabulary, describe};
@@ -114,26 +114,22 @@ impl PartModel {
         seed: u32,
         temperature: f32,
     ) -> ModelResult<Vec<i64>> {
-        let latent = self.manifest.latent_size;
-        let z_tensor = || Tensor::from_array(([1usize, latent], z.to_vec()));
-        let init = self.decoder_init.run(ort::inputs!["z" => z_tensor()?])?;
-        let mut h = init["h"].try_extract_tensor::<f32>()?.1.to_vec();
-        let mut c = init["c"].try_extract_tensor::<f32>()?.1.to_vec();
+        // The latent and token tensors are made once and read by every step;
+        // each step's state outputs are handed straight back as the next
+        // step's inputs, so nothing is copied between steps.
+        let z = Tensor::from_array(([1usize, self.manifest.latent_size], z.to_vec()))?;
+        let mut init = self.decoder_init.run(ort::inputs!["z" => &z])?;
+        let (mut h, mut c) = (take_output(&mut init, "h")?, take_output(&mut init, "c")?);
         drop(init);
-        let state_shape = [
-            self.manifest.decoder.layers,
-            1,
-            self.manifest.decoder.hidden,
-        ];
+        let mut token = Tensor::from_array(([1usize], vec![self.manifest.start_token]))?;
         let mut random = SeededRandom::new(seed, self.part.index(), SAMPLING_STREAM);
-        let mut token = self.manifest.start_token;
         let mut tokens = Vec::with_capacity(PHRASE_STEPS);
         for _ in 0..PHRASE_STEPS {
-            let outputs = self.decoder_step.run(ort::inputs![
-                "token" => Tensor::from_array(([1usize], vec![token]))?,
-                "z" => z_tensor()?,
-                "h" => Tensor::from_array((state_shape, std::mem::take(&mut h)))?,
-                "c" => Tensor::from_array((state_shape, std::mem::take(&mut c)))?,
+            let mut outputs = self.decoder_step.run(ort::inputs![
+                "token" => &token,
+                "z" => &z,
+                "h" => &h,
+                "c" => &c,
             ])?;
             let logits = outputs["logits"].try_extract_tensor::<f32>()?.1;
             if logits.iter().any(|l| !l.is_finite()) {
@@ -141,10 +137,11 @@ impl PartModel {
                     folder: self.folder.clone(),
                 });
             }
-            token = random.sample_logits(logits, temperature) as i64;
-            h = outputs["h_out"].try_extract_tensor::<f32>()?.1.to_vec();
-            c = outputs["c_out"].try_extract_tensor::<f32>()?.1.to_vec();
-            tokens.push(token);
+            let next = random.sample_logits(logits, temperature) as i64;
+            h = take_output(&mut outputs, "h_out")?;
+            c = take_output(&mut outputs, "c_out")?;
+            token.extract_tensor_mut().1[0] = next;
+            tokens.push(next);
         }
         Ok(tokens)
     }
@@ -171,6 +168,14 @@ impl PartModel {
             .run(ort::inputs!["tokens" => Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?])?;
         Ok(outputs["mu"].try_extract_tensor::<f32>()?.1.to_vec())
     }
+}
+
+/// Takes output `name` out of a run's outputs (the signature check on load
+/// makes sure that it is there).
+fn take_output(outputs: &mut SessionOutputs<'_>, name: &str) -> ModelResult<DynValue> {
+    outputs
+        .remove(name)
+        .ok_or_else(|| ModelError::Inference(ort::Error::new(format!("no output {name}"))))
 }
 
 /// Checks that a session's inputs and outputs are exactly the manifest's.
