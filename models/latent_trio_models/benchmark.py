@@ -72,10 +72,10 @@ def onnx_decoder(folder: Path):
 
     def decode() -> None:
         z = rng.standard_normal((1, manifest["latent_size"])).astype(np.float32)
-        h, c = init.run(None, {"z": z})
+        h, c, conditioning = init.run(None, {"z": z})
         token = np.array([manifest["start_token"]], dtype=np.int64)
         for _ in range(steps):
-            logits, h, c = step.run(None, {"token": token, "z": z, "h": h, "c": c})
+            logits, h, c = step.run(None, {"token": token, "conditioning": conditioning, "h": h, "c": c})
             p = np.exp((logits[0] - logits[0].max()) / 0.5)
             token = np.array([rng.choice(len(p), p=p / p.sum())], dtype=np.int64)
 

@@ -44,14 +44,21 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderInitGraph(nn.Module):
-    """z [batch, latent] -> h, c [layers, batch, hidden]."""
+    """z [batch, latent] -> h, c [layers, batch, hidden] and the step graph's
+    conditioning [batch, 4 * hidden] (see step_graph)."""
 
     def __init__(self, model: MusicVAE):
         super().__init__()
         self.model = model
+        weights, bias = step_graph.conditioning_weights(model)
+        self.conditioning = nn.Linear(model.size.latent, weights.shape[1])
+        with torch.no_grad():
+            self.conditioning.weight.copy_(torch.from_numpy(weights.T))
+            self.conditioning.bias.copy_(torch.from_numpy(bias))
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.initial_state(z)
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h, c = self.model.initial_state(z)
+        return h, c, self.conditioning(z)
 
 
 def signatures(size: ModelSize) -> dict[str, dict]:
@@ -62,6 +69,7 @@ def signatures(size: ModelSize) -> dict[str, dict]:
 
     state = [size.decoder_layers, "batch", size.decoder_hidden]
     z = tensor("z", "float32", ["batch", size.latent])
+    conditioning = tensor("conditioning", "float32", ["batch", 4 * size.decoder_hidden])
     return {
         "encoder": {
             "file": "encoder.onnx",
@@ -71,11 +79,11 @@ def signatures(size: ModelSize) -> dict[str, dict]:
         "decoder_init": {
             "file": "decoder_init.onnx",
             "inputs": [z],
-            "outputs": [tensor("h", "float32", state), tensor("c", "float32", state)],
+            "outputs": [tensor("h", "float32", state), tensor("c", "float32", state), conditioning],
         },
         "decoder_step": {
             "file": "decoder_step.onnx",
-            "inputs": [tensor("token", "int64", ["batch"]), z, tensor("h", "float32", state), tensor("c", "float32", state)],
+            "inputs": [tensor("token", "int64", ["batch"]), conditioning, tensor("h", "float32", state), tensor("c", "float32", state)],
             "outputs": [
                 tensor("logits", "float32", ["batch", size.vocab]),
                 tensor("h_out", "float32", state),
@@ -137,11 +145,11 @@ def onnx_teacher_forced_logits(folder: Path, graphs: dict, tokens: np.ndarray, z
     """Logits of every step, fed the true previous tokens, through the ONNX graphs."""
     init = _session(folder / graphs["decoder_init"]["file"])
     step = _session(folder / graphs["decoder_step"]["file"])
-    h, c = init.run(None, {"z": z})
+    h, c, conditioning = init.run(None, {"z": z})
     previous = np.full(len(tokens), start_token, dtype=np.int64)
     logits = []
     for index in range(tokens.shape[1]):
-        out, h, c = step.run(None, {"token": previous, "z": z, "h": h, "c": c})
+        out, h, c = step.run(None, {"token": previous, "conditioning": conditioning, "h": h, "c": c})
         logits.append(out)
         previous = tokens[:, index].astype(np.int64)
     return np.stack(logits, axis=1)
@@ -161,7 +169,7 @@ def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed:
     init = _session(folder / graphs["decoder_init"]["file"])
     found = [
         *encoder.run(None, {"tokens": tokens.numpy()}),
-        *init.run(None, {"z": z.numpy()}),
+        *init.run(None, {"z": z.numpy()})[:2],
         onnx_teacher_forced_logits(folder, graphs, tokens.numpy(), z.numpy(), model.start_token),
     ]
     return max(float(np.abs(f - e.numpy()).max()) for f, e in zip(found, expected))
@@ -175,11 +183,11 @@ def shipped_graph_score(folder: Path, graphs: dict, heldout: np.ndarray, start_t
     forced = onnx_teacher_forced_logits(folder, graphs, heldout, mu, start_token).argmax(-1)
     init = _session(folder / graphs["decoder_init"]["file"])
     step = _session(folder / graphs["decoder_step"]["file"])
-    h, c = init.run(None, {"z": mu})
+    h, c, conditioning = init.run(None, {"z": mu})
     token = np.full(len(heldout), start_token, dtype=np.int64)
     greedy = []
     for _ in range(heldout.shape[1]):
-        logits, h, c = step.run(None, {"token": token, "z": mu, "h": h, "c": c})
+        logits, h, c = step.run(None, {"token": token, "conditioning": conditioning, "h": h, "c": c})
         token = logits.argmax(-1)
         greedy.append(token)
     teacher_forced = round(float((forced == heldout).mean()), 4)
@@ -341,7 +349,7 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
     (out / "latent_axes.json").write_text(json.dumps(axes))
     history = state.get("history", [])
     manifest = {
-        "format_version": 1,
+        "format_version": 2,
         "name": f"{part}_2bar",
         "part": part,
         "vocabulary": vocabulary(part),

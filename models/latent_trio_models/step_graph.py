@@ -1,5 +1,5 @@
 """The decoder step as the plugin runs it: one explicit LSTM cell per layer,
-with 8-bit weights.
+with 8-bit weights, conditioned on z through a per-phrase `conditioning`.
 
 Why not the exporter's LSTM graph: the plugin decodes one sequence at a time
 (batch 1), so each of the 32 steps of a phrase is a matrix-vector product
@@ -8,7 +8,10 @@ and streaming them dominates the decode. Written as plain MatMuls, the weights
 can be block-quantized to 8 bits (ONNX Runtime's `MatMulNBits`, the kernel it
 uses for batch-1 language-model decoding): a quarter of the bytes, and integer
 dot products where the CPU has them. Each cell also concatenates its input and
-its previous state so that a layer is one MatMul instead of two.
+its previous state so that a layer is one MatMul instead of two. And since z
+is the same for all 32 steps, what it adds to the first layer's gates (with
+that layer's bias) is computed once per phrase by `decoder_init`, as
+`conditioning`, instead of at every step.
 
 The float32 build of the same graph is checked against PyTorch (export.parity)
 before it is quantized; the quantized one is scored on held-out data.
@@ -34,28 +37,38 @@ BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4
 
 
+def _gates(a: np.ndarray) -> np.ndarray:
+    """Rows reordered from PyTorch's gate order (i, f, g, o) to (i, f, o, g),
+    so that the three sigmoid gates are contiguous."""
+    i, f, g, o = np.split(a, 4, axis=0)
+    return np.concatenate([i, f, o, g], axis=0)
+
+
 def _cell_weights(model: MusicVAE, layer: int) -> tuple[np.ndarray, np.ndarray]:
-    """The layer's input and recurrent weights stacked as one [input + hidden,
-    4 * hidden] matrix, gates reordered from PyTorch's (i, f, g, o) to
-    (i, f, o, g) so that the three sigmoid gates are contiguous; and its bias."""
+    """The layer's step input and recurrent weights stacked as one
+    [input + hidden, 4 * hidden] matrix, and its bias. The first layer's
+    input is the token embedding alone: z enters through `conditioning`."""
     lstm = model.decoder
-    hidden = model.size.decoder_hidden
-
-    def gates(a: np.ndarray) -> np.ndarray:
-        i, f, g, o = np.split(a, 4, axis=0)
-        return np.concatenate([i, f, o, g], axis=0)
-
-    w_ih = getattr(lstm, f"weight_ih_l{layer}").detach().numpy()
-    w_hh = getattr(lstm, f"weight_hh_l{layer}").detach().numpy()
+    w_ih = _gates(getattr(lstm, f"weight_ih_l{layer}").detach().numpy())
+    if layer == 0:
+        w_ih = w_ih[:, : model.size.embedding]
+    w_hh = _gates(getattr(lstm, f"weight_hh_l{layer}").detach().numpy())
     bias = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).detach().numpy()
-    weights = np.concatenate([gates(w_ih), gates(w_hh)], axis=1).T
-    assert weights.shape[1] == 4 * hidden
-    return np.ascontiguousarray(weights), gates(bias)
+    return np.ascontiguousarray(np.concatenate([w_ih, w_hh], axis=1).T), _gates(bias)
+
+
+def conditioning_weights(model: MusicVAE) -> tuple[np.ndarray, np.ndarray]:
+    """conditioning = z @ weights + bias: z's part of the first layer's gates
+    ([latent, 4 * hidden], gate order of this graph) plus that layer's bias."""
+    embedding = model.size.embedding
+    w_z = _gates(model.decoder.weight_ih_l0.detach().numpy())[:, embedding:]
+    _, bias = _cell_weights(model, 0)
+    return np.ascontiguousarray(w_z.T), bias
 
 
 def build(model: MusicVAE) -> onnx.ModelProto:
-    """The float32 step graph: token [batch], z [batch, latent], h and c
-    [layers, batch, hidden] -> logits [batch, vocab], h_out, c_out."""
+    """The float32 step graph: token [batch], conditioning [batch, 4 * hidden],
+    h and c [layers, batch, hidden] -> logits [batch, vocab], h_out, c_out."""
     size = model.size
     hidden = size.decoder_hidden
     nodes: list[onnx.NodeProto] = []
@@ -75,17 +88,19 @@ def build(model: MusicVAE) -> onnx.ModelProto:
     constant("embedding", model.decoder_embedding.weight.detach().numpy())
     node("Gather", ["embedding", "token"], ["embedded_2d"])
     node("Unsqueeze", ["embedded_2d", "axis_0"], ["embedded"])
-    node("Unsqueeze", ["z", "axis_0"], ["z_3d"])
+    node("Unsqueeze", ["conditioning", "axis_0"], ["conditioning_3d"])
     layers = size.decoder_layers
     node("Split", ["h"], [f"h{k}" for k in range(layers)], axis=0)
     node("Split", ["c"], [f"c{k}" for k in range(layers)], axis=0)
 
-    cell_input = ["embedded", "z_3d"]
+    cell_input = "embedded"
     for k in range(layers):
         weights, bias = _cell_weights(model, k)
-        node("Concat", [*cell_input, f"h{k}"], [f"x{k}"], axis=-1)
+        node("Concat", [cell_input, f"h{k}"], [f"x{k}"], axis=-1)
         node("MatMul", [f"x{k}", constant(f"weights_{k}", weights)], [f"product{k}"])
-        node("Add", [f"product{k}", constant(f"bias_{k}", bias)], [f"gates{k}"])
+        # The first layer's bias is in the conditioning.
+        offset = "conditioning_3d" if k == 0 else constant(f"bias_{k}", bias)
+        node("Add", [f"product{k}", offset], [f"gates{k}"])
         node("Split", [f"gates{k}", "sigmoid_and_tanh"], [f"ifo_in{k}", f"g_in{k}"], axis=-1)
         node("Sigmoid", [f"ifo_in{k}"], [f"ifo{k}"])
         node("Split", [f"ifo{k}"], [f"i{k}", f"f{k}", f"o{k}"], axis=-1)
@@ -95,7 +110,7 @@ def build(model: MusicVAE) -> onnx.ModelProto:
         node("Add", [f"kept{k}", f"written{k}"], [f"c_new{k}"])
         node("Tanh", [f"c_new{k}"], [f"c_squashed{k}"])
         node("Mul", [f"o{k}", f"c_squashed{k}"], [f"h_new{k}"])
-        cell_input = [f"h_new{k}"]
+        cell_input = f"h_new{k}"
 
     last = f"h_new{layers - 1}"
     to_logits = model.to_logits
@@ -108,7 +123,7 @@ def build(model: MusicVAE) -> onnx.ModelProto:
     state = [layers, "batch", hidden]
     inputs = [
         helper.make_tensor_value_info("token", TensorProto.INT64, ["batch"]),
-        helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", size.latent]),
+        helper.make_tensor_value_info("conditioning", TensorProto.FLOAT, ["batch", 4 * hidden]),
         helper.make_tensor_value_info("h", TensorProto.FLOAT, state),
         helper.make_tensor_value_info("c", TensorProto.FLOAT, state),
     ]

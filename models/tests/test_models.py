@@ -43,7 +43,7 @@ def model_folder(request) -> Path:
 
 def test_every_graph_matches_its_manifest_and_fits_the_size_budget(model_folder: Path):
     manifest = json.loads((model_folder / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["name"] == model_folder.name
+    assert manifest["format_version"] == 2 and manifest["name"] == model_folder.name
     part = manifest["part"]
     size = manifest["vocabulary"]["size"]
     assert manifest["start_token"] == size, "the start token is the row after the vocabulary"
@@ -82,12 +82,12 @@ def test_the_manifest_teacher_forced_accuracy_is_reproduced_from_held_out_data(m
     assert len(heldout) == manifest["evaluation"]["heldout_windows"]
     # numpy + onnxruntime only, as the plugin runs it.
     mu, _ = session(model_folder / graphs["encoder"]["file"]).run(None, {"tokens": heldout})
-    h, c = session(model_folder / graphs["decoder_init"]["file"]).run(None, {"z": mu})
+    h, c, conditioning = session(model_folder / graphs["decoder_init"]["file"]).run(None, {"z": mu})
     step = session(model_folder / graphs["decoder_step"]["file"])
     previous = np.full(len(heldout), manifest["start_token"], dtype=np.int64)
     correct = 0
     for index in range(heldout.shape[1]):
-        logits, h, c = step.run(None, {"token": previous, "z": mu, "h": h, "c": c})
+        logits, h, c = step.run(None, {"token": previous, "conditioning": conditioning, "h": h, "c": c})
         correct += int((logits.argmax(-1) == heldout[:, index]).sum())
         previous = heldout[:, index]
     accuracy = correct / heldout.size

@@ -239,15 +239,15 @@ fn a_future_manifest_or_a_model_for_another_part_is_refused() {
     assert!(error.to_string().contains("\"drums\" model"), "{error}");
     let path = dir.path().join("manifest.json");
     let text = std::fs::read_to_string(&path).unwrap().replacen(
-        "\"format_version\": 1",
         "\"format_version\": 2",
+        "\"format_version\": 3",
         1,
     );
     std::fs::write(&path, text).unwrap();
     let error = load(dir.path(), Part::Drums, ProviderChoice::Cpu)
         .err()
         .expect("refused");
-    assert!(error.to_string().contains("format version 2"), "{error}");
+    assert!(error.to_string().contains("format version 3"), "{error}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::pattern::{DRUM_CLASSES, PHRASE_BARS, Part, STEPS_PER_BAR};
 pub const FIRST_NOTE_ON_TOKEN: i64 = 2;
 
 /// The manifest format this build reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The parsed and checked manifest of one model folder.
 #[derive(Debug, Clone, Deserialize)]
@@ -289,7 +289,15 @@ impl Manifest {
             dtype: dtype.into(),
             shape,
         };
-        let z = || tensor("z", "float32", vec![batch(), fixed(self.latent_size)]);
+        let z = tensor("z", "float32", vec![batch(), fixed(self.latent_size)]);
+        // What z adds to the first layer's gates, computed once per phrase.
+        let conditioning = || {
+            tensor(
+                "conditioning",
+                "float32",
+                vec![batch(), fixed(4 * self.decoder.hidden)],
+            )
+        };
         let state = |name: &str| {
             tensor(
                 name,
@@ -318,14 +326,14 @@ impl Manifest {
             ),
             decoder_init: graph(
                 &self.graphs.decoder_init.file,
-                vec![z()],
-                vec![state("h"), state("c")],
+                vec![z],
+                vec![state("h"), state("c"), conditioning()],
             ),
             decoder_step: graph(
                 &self.graphs.decoder_step.file,
                 vec![
                     tensor("token", "int64", vec![batch()]),
-                    z(),
+                    conditioning(),
                     state("h"),
                     state("c"),
                 ],

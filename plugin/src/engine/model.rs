@@ -114,12 +114,13 @@ impl PartModel {
         seed: u32,
         temperature: f32,
     ) -> ModelResult<Vec<i64>> {
-        // The latent and token tensors are made once and read by every step;
-        // each step's state outputs are handed straight back as the next
-        // step's inputs, so nothing is copied between steps.
+        // The conditioning and token tensors are made once and read by every
+        // step; each step's state outputs are handed straight back as the
+        // next step's inputs, so nothing is copied between steps.
         let z = Tensor::from_array(([1usize, self.manifest.latent_size], z.to_vec()))?;
-        let mut init = self.decoder_init.run(ort::inputs!["z" => &z])?;
+        let mut init = self.decoder_init.run(ort::inputs!["z" => z])?;
         let (mut h, mut c) = (take_output(&mut init, "h")?, take_output(&mut init, "c")?);
+        let conditioning = take_output(&mut init, "conditioning")?;
         drop(init);
         let mut token = Tensor::from_array(([1usize], vec![self.manifest.start_token]))?;
         let mut random = SeededRandom::new(seed, self.part.index(), SAMPLING_STREAM);
@@ -127,7 +128,7 @@ impl PartModel {
         for _ in 0..PHRASE_STEPS {
             let mut outputs = self.decoder_step.run(ort::inputs![
                 "token" => &token,
-                "z" => &z,
+                "conditioning" => &conditioning,
                 "h" => &h,
                 "c" => &c,
             ])?;
