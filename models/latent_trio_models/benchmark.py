@@ -1,9 +1,10 @@
-"""Decode latency of the committed models outside the plugin, for comparison
-with the Rust engine (`cargo bench -p latent_trio --bench decode`): PyTorch
-eager and onnxruntime from Python, one thread each, one 2-bar phrase decoded
-step by step exactly as the plugin does (batch 1, sampling at temperature 0.5).
-Also the floor: multiply-adds of one decode over a measured single-core
-matrix-multiply throughput.
+"""Decode latency of the committed models in the plugin's engine (its own bench,
+`cargo bench -p latent_trio --bench decode`, run from here) against what a
+user would otherwise run on the same weights: PyTorch eager and onnxruntime
+from Python, one thread each, one 2-bar phrase decoded step by step as the
+plugin does (batch 1, sampling at temperature 0.5). Also the floor:
+multiply-adds of one decode over a measured single-core float32
+matrix-multiply throughput. Prints one table with the ratios.
 
 Run: python -m latent_trio_models.benchmark   (from the repository root)
 """
@@ -11,7 +12,9 @@ Run: python -m latent_trio_models.benchmark   (from the repository root)
 from __future__ import annotations
 
 import json
+import re
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from torch.nn import functional as F
 from . import export
 from .export import load_checkpoint
 
-RUNS = 50
+RUNS = 100
 PARTS = ("drums", "bass", "melody")
 
 
@@ -83,13 +86,16 @@ def onnx_decoder(folder: Path):
 
 
 def multiply_adds(size) -> int:
-    """Multiply-adds of one 2-bar decode: the initial state, then per step two
-    LSTM layers (4 gates each) and the output projection."""
-    first = 4 * size.decoder_hidden * (size.embedding + size.latent + size.decoder_hidden)
-    rest = (size.decoder_layers - 1) * 4 * size.decoder_hidden * (2 * size.decoder_hidden)
+    """Multiply-adds one 2-bar decode needs: once per phrase the initial state
+    and z's share of the first layer's gates, then per step the first layer
+    (embedding and state), the other layers (input and state) and the output
+    projection, 4 gates per LSTM layer."""
+    gates = 4 * size.decoder_hidden
+    per_phrase = size.latent * (2 * size.decoder_layers * size.decoder_hidden + gates)
+    first = gates * (size.embedding + size.decoder_hidden)
+    rest = (size.decoder_layers - 1) * gates * 2 * size.decoder_hidden
     logits = size.decoder_hidden * size.vocab
-    init = size.latent * 2 * size.decoder_layers * size.decoder_hidden
-    return init + size.steps * (first + rest + logits)
+    return per_phrase + size.steps * (first + rest + logits)
 
 
 def single_core_macs_per_second() -> float:
@@ -99,20 +105,41 @@ def single_core_macs_per_second() -> float:
     return 512**3 / best
 
 
+def plugin_medians() -> dict[str, float]:
+    """Median milliseconds per phrase of each part in the plugin's engine, from
+    its own bench (`cargo bench -p latent_trio --bench decode`), run first so
+    that nothing else shares the machine."""
+    bench = subprocess.run(
+        ["cargo", "bench", "-q", "-p", "latent_trio", "--bench", "decode"], capture_output=True, text=True, check=True
+    )
+    medians = {}
+    for line in bench.stdout.splitlines():
+        found = re.match(r"(\w+)\s+one 2-bar phrase: median ([\d.]+) ms", line)
+        if found:
+            medians[found.group(1)] = float(found.group(2))
+    if set(medians) != set(PARTS):
+        raise RuntimeError(f"the decode bench printed no median for some part:\n{bench.stdout}")
+    return medians
+
+
 def main() -> None:
     torch.set_num_threads(1)
+    plugin = plugin_medians()
     peak = single_core_macs_per_second()
     print(f"single-core float32 matmul: {peak / 1e9:.1f} GMAC/s (torch.mm 512x512, 1 thread)")
-    print("| model | MACs per decode | floor | PyTorch eager | onnxruntime (Python) |")
-    print("| --- | ---: | ---: | --- | --- |")
+    print("| model | MACs per decode | floor | plugin (Rust, ort) | onnxruntime (Python) | PyTorch eager | eager / plugin | Python ORT / plugin | plugin / floor |")
+    print("| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |")
     for part in PARTS:
         folder = Path("models") / f"{part}_2bar"
         model, torch_decode = torch_decoder(folder)
         macs = multiply_adds(model.size)
+        floor_ms = macs / peak * 1e3
         eager = timed(torch_decode)
         ort = timed(onnx_decoder(folder))
+        ms = plugin[part]
         print(
-            f"| {part}_2bar | {macs / 1e6:.1f} M | {macs / peak * 1e3:.3f} ms | {describe(eager)} | {describe(ort)} |"
+            f"| {part}_2bar | {macs / 1e6:.1f} M | {floor_ms:.3f} ms | {ms:.3f} ms | {describe(ort)} | {describe(eager)} "
+            f"| {statistics.median(eager) * 1e3 / ms:.1f}x | {statistics.median(ort) * 1e3 / ms:.1f}x | {ms / floor_ms:.1f}x |"
         )
 
 
