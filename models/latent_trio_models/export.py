@@ -141,18 +141,25 @@ def _session(path: Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_teacher_forced_logits(folder: Path, graphs: dict, tokens: np.ndarray, z: np.ndarray, start_token: int) -> np.ndarray:
-    """Logits of every step, fed the true previous tokens, through the ONNX graphs."""
+def onnx_decode(folder: Path, graphs: dict, z: np.ndarray, start_token: int, steps: int, choose) -> np.ndarray:
+    """Decodes step by step through the ONNX graphs, as the plugin does;
+    `choose(step, logits)` gives the tokens fed to the next step. Returns the
+    logits of every step [batch, steps, vocab]."""
     init = _session(folder / graphs["decoder_init"]["file"])
     step = _session(folder / graphs["decoder_step"]["file"])
     h, c, conditioning = init.run(None, {"z": z})
-    previous = np.full(len(tokens), start_token, dtype=np.int64)
+    token = np.full(len(z), start_token, dtype=np.int64)
     logits = []
-    for index in range(tokens.shape[1]):
-        out, h, c = step.run(None, {"token": previous, "conditioning": conditioning, "h": h, "c": c})
+    for index in range(steps):
+        out, h, c = step.run(None, {"token": token, "conditioning": conditioning, "h": h, "c": c})
         logits.append(out)
-        previous = tokens[:, index].astype(np.int64)
+        token = choose(index, out)
     return np.stack(logits, axis=1)
+
+
+def onnx_teacher_forced_logits(folder: Path, graphs: dict, tokens: np.ndarray, z: np.ndarray, start_token: int) -> np.ndarray:
+    """Logits of every step, fed the true previous tokens, through the ONNX graphs."""
+    return onnx_decode(folder, graphs, z, start_token, tokens.shape[1], lambda index, _: tokens[:, index].astype(np.int64))
 
 
 def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed: int = 0) -> float:
@@ -181,17 +188,9 @@ def shipped_graph_score(folder: Path, graphs: dict, heldout: np.ndarray, start_t
     encoder mean, teacher-forced and greedy."""
     mu, _ = _session(folder / graphs["encoder"]["file"]).run(None, {"tokens": heldout})
     forced = onnx_teacher_forced_logits(folder, graphs, heldout, mu, start_token).argmax(-1)
-    init = _session(folder / graphs["decoder_init"]["file"])
-    step = _session(folder / graphs["decoder_step"]["file"])
-    h, c, conditioning = init.run(None, {"z": mu})
-    token = np.full(len(heldout), start_token, dtype=np.int64)
-    greedy = []
-    for _ in range(heldout.shape[1]):
-        logits, h, c = step.run(None, {"token": token, "conditioning": conditioning, "h": h, "c": c})
-        token = logits.argmax(-1)
-        greedy.append(token)
+    greedy = onnx_decode(folder, graphs, mu, start_token, heldout.shape[1], lambda _, logits: logits.argmax(-1)).argmax(-1)
     teacher_forced = round(float((forced == heldout).mean()), 4)
-    greedy_accuracy = round(float((np.stack(greedy, axis=1) == heldout).mean()), 4)
+    greedy_accuracy = round(float((greedy == heldout).mean()), 4)
     for name, value in (("teacher_forced_accuracy", teacher_forced), ("greedy_accuracy", greedy_accuracy)):
         if value < reference[name] - QUANTIZED_ACCURACY_LOSS:
             raise ValueError(f"8-bit weights cost too much: {name} {value} against {reference[name]} in float32")
