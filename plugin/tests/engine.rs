@@ -248,6 +248,30 @@ fn a_future_manifest_or_a_model_for_another_part_is_refused() {
         .err()
         .expect("refused");
     assert!(error.to_string().contains("format version 3"), "{error}");
+    assert!(error.to_string().contains("a newer Latent Trio"), "{error}");
+}
+
+#[test]
+fn a_model_of_an_older_format_is_refused_with_how_to_export_it_again() {
+    let dir = model_copy(Part::Drums);
+    let path = dir.path().join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "\"format_version\": 2",
+        "\"format_version\": 1",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let error = load(dir.path(), Part::Drums, ProviderChoice::Cpu)
+        .err()
+        .expect("refused");
+    assert!(
+        error.to_string().contains("format version 1 is older"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("export the model again"),
+        "{error}"
+    );
 }
 
 #[test]

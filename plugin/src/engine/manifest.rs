@@ -175,9 +175,17 @@ impl Manifest {
             path: path.to_path_buf(),
             detail,
         };
-        if self.format_version != FORMAT_VERSION {
+        if self.format_version < FORMAT_VERSION {
             return Err(wrong(format!(
-                "format version {} is not supported (this version of Latent Trio reads version {FORMAT_VERSION})",
+                "format version {} is older than this version of Latent Trio reads ({FORMAT_VERSION}); \
+                 export the model again with this version's models/ pipeline",
+                self.format_version
+            )));
+        }
+        if self.format_version > FORMAT_VERSION {
+            return Err(wrong(format!(
+                "format version {} is not supported (this version of Latent Trio reads version {FORMAT_VERSION}); \
+                 a newer Latent Trio plays it",
                 self.format_version
             )));
         }
