@@ -114,9 +114,9 @@ pub struct DecoderShape {
 pub struct Graphs {
     /// tokens -> mu, sigma.
     pub encoder: GraphSpec,
-    /// z -> h, c.
+    /// z -> h, c, conditioning (z's share of the first layer's gates, once per phrase).
     pub decoder_init: GraphSpec,
-    /// token, z, h, c -> logits, h_out, c_out.
+    /// token, conditioning, h, c -> logits, h_out, c_out.
     pub decoder_step: GraphSpec,
 }
 
