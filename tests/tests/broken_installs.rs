@@ -71,8 +71,8 @@ fn without_onnx_runtime_the_plugin_loads_plays_silence_and_says_why() {
         assert!(instance.events.is_empty(), "silent without ONNX Runtime");
         return;
     }
-    let dir = tempfile_dir("no-runtime");
-    let clap = copy_bundle(&dir, false);
+    let dir = tempfile::tempdir().unwrap();
+    let clap = copy_bundle(dir.path(), false);
     let stderr = in_child(
         "without_onnx_runtime_the_plugin_loads_plays_silence_and_says_why",
         &[
@@ -108,10 +108,11 @@ fn a_corrupt_model_silences_only_its_own_part() {
         );
         return;
     }
-    let dir = tempfile_dir("corrupt-model");
-    let clap = copy_bundle(&dir, true);
+    let dir = tempfile::tempdir().unwrap();
+    let clap = copy_bundle(dir.path(), true);
     std::fs::write(
-        dir.join("Latent Trio.resources/models/bass_2bar/decoder_step.onnx"),
+        dir.path()
+            .join("Latent Trio.resources/models/bass_2bar/decoder_step.onnx"),
         b"corrupt",
     )
     .unwrap();
@@ -126,11 +127,4 @@ fn a_corrupt_model_silences_only_its_own_part() {
         stderr.contains("decoder_step.onnx is not a usable ONNX model"),
         "the reason is reported:\n{stderr}"
     );
-}
-
-fn tempfile_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("latent-trio-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

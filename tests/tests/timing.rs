@@ -33,9 +33,8 @@ fn onsets(events: &[NoteEvent]) -> BTreeSet<(i64, u16, u16)> {
 
 /// The notes `latent-trio render` writes for the default knobs and `seed`.
 fn cli_onsets(seed: u32, bars: u32) -> BTreeSet<(i64, u16, u16)> {
-    let dir = std::env::temp_dir().join(format!("latent-trio-cli-{}-{seed}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("render.mid");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("render.mid");
     let models = workspace().join("target/bundled/Latent Trio.resources/models");
     let status = Command::new(workspace().join("target/debug/latent-trio"))
         .args([
