@@ -312,7 +312,7 @@ def conversion_counts(converted: Path, part: str) -> dict:
 
 
 def load_checkpoint(path: Path) -> tuple[MusicVAE, dict]:
-    saved = torch.load(path, weights_only=False)
+    saved = torch.load(path, weights_only=True)
     size = ModelSize(**saved["state"]["size"])
     model = MusicVAE(size)
     model.load_state_dict(saved["model"])

@@ -94,7 +94,7 @@ def main() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"step": 0, "wall_time_s": 0.0, "history": []}
     if args.resume and path.exists():
-        saved = torch.load(path, weights_only=False)
+        saved = torch.load(path, weights_only=True)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
