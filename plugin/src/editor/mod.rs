@@ -33,6 +33,8 @@ use pattern_view::ViewStyle;
 
 /// Size the editor opens at, in logical points.
 const DEFAULT_SIZE: (f32, f32) = (980.0, 780.0);
+/// Space between the window's edges and its contents, in points.
+const WINDOW_MARGIN: i8 = 8;
 /// Smallest size it can be resized to.
 const MIN_SIZE: (f32, f32) = (760.0, 560.0);
 /// Width of the knob sliders.
@@ -110,19 +112,10 @@ impl NiceEguiApp for EditorApp {
                 // One copy of the stored latents per frame, for every row.
                 let stored = self.shared.params.stored.get();
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    self.header(ui, &setter);
-                    ui.separator();
-                    self.scenes(ui, &setter, &stored);
-                    ui.separator();
-                    self.export_row(ui);
-                    ui.separator();
-                    let playing = self.phrase(self.shared.now_playing.playing());
-                    let waiting = self.phrase(self.shared.now_playing.waiting());
-                    ui.columns(3, |columns| {
-                        for (column, part) in columns.iter_mut().zip(Part::ALL) {
-                            self.part_strip(column, part, &setter, &stored, &playing, &waiting);
-                        }
-                    });
+                    // Keep the grids and knobs off the window's edges.
+                    egui::Frame::new()
+                        .inner_margin(egui::Margin::same(WINDOW_MARGIN))
+                        .show(ui, |ui| self.contents(ui, &setter, &stored));
                 });
             });
     }
@@ -133,6 +126,23 @@ impl NiceEguiApp for EditorApp {
 }
 
 impl EditorApp {
+    /// Everything inside the window's margin, top to bottom.
+    fn contents(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, stored: &StoredLatents) {
+        self.header(ui, setter);
+        ui.separator();
+        self.scenes(ui, setter, stored);
+        ui.separator();
+        self.export_row(ui);
+        ui.separator();
+        let playing = self.phrase(self.shared.now_playing.playing());
+        let waiting = self.phrase(self.shared.now_playing.waiting());
+        ui.columns(3, |columns| {
+            for (column, part) in columns.iter_mut().zip(Part::ALL) {
+                self.part_strip(column, part, setter, stored, &playing, &waiting);
+            }
+        });
+    }
+
     fn phrase(&self, id: Option<u64>) -> Option<Phrase> {
         id.and_then(|id| self.shared.status.phrase(id))
     }
