@@ -24,7 +24,6 @@ import torch
 from torch.nn import functional as F
 
 from . import export
-from .export import load_checkpoint
 
 RUNS = 100
 PARTS = ("drums", "bass", "melody")
@@ -48,7 +47,7 @@ def describe(times: list[float]) -> str:
 def torch_decoder(folder: Path):
     """The PyTorch model with the trained weights the ONNX files were exported from."""
     manifest = json.loads((folder / "manifest.json").read_text())
-    model, _ = load_checkpoint(export.weights_path(folder.parent, manifest["name"]))
+    model, _ = export.load_checkpoint(export.weights_path(folder.parent, manifest["name"]))
     generator = torch.Generator().manual_seed(0)
 
     @torch.no_grad()

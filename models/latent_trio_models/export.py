@@ -130,7 +130,7 @@ def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
                 opset_version=OPSET,
                 dynamo=False,
             )
-    step_graph.write(model, out / graphs["decoder_step"]["file"], quantized=False)
+    step_graph.write(model, out / graphs["decoder_step"]["file"])
     return graphs
 
 
@@ -338,7 +338,7 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
     difference = max(parity(model, out, graphs, examples=1), parity(model, out, graphs, examples=8))
     if difference >= PARITY_TOLERANCE:
         raise ValueError(f"ONNX and PyTorch logits differ by {difference}")
-    step_graph.write(model, out / graphs["decoder_step"]["file"], quantized=True)
+    step_graph.quantize_file(out / graphs["decoder_step"]["file"])
     for spec in graphs.values():
         megabytes = (out / spec["file"]).stat().st_size / 1e6
         if megabytes > 15:

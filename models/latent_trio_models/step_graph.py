@@ -159,7 +159,12 @@ def quantize(step: onnx.ModelProto) -> onnx.ModelProto:
     return quantized
 
 
-def write(model: MusicVAE, path: Path, quantized: bool) -> None:
-    """Writes the step graph of `model` to `path`, quantized or float32."""
-    step = build(model)
-    onnx.save(quantize(step) if quantized else step, str(path))
+def write(model: MusicVAE, path: Path) -> None:
+    """Writes the float32 step graph of `model` to `path`."""
+    onnx.save(build(model), str(path))
+
+
+def quantize_file(path: Path) -> None:
+    """Rewrites the float32 step graph at `path` with 8-bit weights, so that
+    the graph quantized is exactly the one the parity check read."""
+    onnx.save(quantize(onnx.load(str(path))), str(path))

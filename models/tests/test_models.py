@@ -117,7 +117,7 @@ def test_the_8_bit_step_graph_predicts_the_tokens_of_the_float32_one(tmp_path: P
     tokens = torch.randint(0, 90, (64, model.size.steps), generator=generator).numpy()
     z = torch.randn(64, model.size.latent, generator=generator).numpy()
     exact = export.onnx_teacher_forced_logits(tmp_path, graphs, tokens, z, model.start_token)
-    step_graph.write(model, tmp_path / "decoder_step.onnx", quantized=True)
+    step_graph.quantize_file(tmp_path / "decoder_step.onnx")
     assert (tmp_path / "decoder_step.onnx").stat().st_size < float32_size / 2, "weights stored in 8 bits"
     quantized = export.onnx_teacher_forced_logits(tmp_path, graphs, tokens, z, model.start_token)
     assert np.abs(quantized - exact).max() < 0.05, "8-bit logits stay within 0.05 of float32"
