@@ -1,13 +1,18 @@
 """Trains one 2-bar MusicVAE, resumably.
 
 Loss = reconstruction cross-entropy (summed over steps) + beta * max(KL - free
-bits, 0); beta ramps up linearly; scheduled sampling feeds the model's own
+bits, 0), as in Magenta's MusicVAE: free bits are bits (48 bits = 33.3 nats of
+KL per window go free); beta ramps up linearly; the learning rate decays
+exponentially from 1e-3 towards 1e-5; scheduled sampling feeds the model's own
 samples back as decoder inputs with a probability that rises on an inverse
-sigmoid schedule (done in parallel: one no-grad teacher-forced pass chooses the
-sampled inputs, a second pass learns from them).
+sigmoid schedule until decoding is fully free-running (done in parallel: one
+no-grad teacher-forced pass chooses the sampled inputs, a second pass learns
+from them).
 
 Run: python -m latent_trio_models.train --part drums --steps 4000
-     (add --resume to continue from models/work/checkpoints/<part>_2bar.pt)
+     (--resume continues from models/work/checkpoints/<part>_2bar.pt, or, on a
+     fresh machine, from the committed weights in models/weights/ with a fresh
+     optimizer, so training is never lost between sessions)
 """
 
 from __future__ import annotations
@@ -65,6 +70,21 @@ def checkpoint_path(part: str) -> Path:
     return Path("models/work/checkpoints") / f"{part}_2bar.pt"
 
 
+def committed_weights_path(part: str) -> Path:
+    return Path("models/weights") / f"{part}_2bar.pt"
+
+
+def learning_rate(step: int, start: float, end: float, decay: float = 0.9999) -> float:
+    """Magenta's schedule: (start - end) * decay^step + end."""
+    return (start - end) * decay**step + end
+
+
+def sampling_probability(step: int, rate: float, ceiling: float) -> float:
+    """Chance of feeding the model its own sample instead of the true token:
+    1 - k / (k + exp(step / k)), capped at `ceiling` (1.0 = free-running)."""
+    return ceiling * (1 - rate / (rate + math.exp(min(step / rate, 700.0))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["drums", "bass", "melody"], required=True)
@@ -72,11 +92,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000, help="total optimizer steps (including resumed ones)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--free-bits", type=float, default=48.0)
+    parser.add_argument("--min-lr", type=float, default=1e-5)
+    parser.add_argument("--free-bits", type=float, default=48.0, help="KL allowed for free, in bits")
     parser.add_argument("--max-beta", type=float, default=0.2)
     parser.add_argument("--beta-steps", type=int, default=2000, help="steps to ramp beta to its maximum")
-    parser.add_argument("--sampling-rate", type=float, default=500.0, help="inverse sigmoid schedule rate")
-    parser.add_argument("--max-sampling", type=float, default=0.5, help="highest scheduled sampling probability")
+    parser.add_argument("--sampling-rate", type=float, default=1000.0, help="inverse sigmoid schedule rate")
+    parser.add_argument("--max-sampling", type=float, default=1.0, help="highest scheduled sampling probability")
+    parser.add_argument("--validate-every", type=int, default=1000, help="steps between full validation scores")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-minutes", type=float, default=4.0)
     parser.add_argument("--resume", action="store_true")
@@ -93,13 +115,17 @@ def main() -> None:
     path = checkpoint_path(args.part)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"step": 0, "wall_time_s": 0.0, "history": []}
-    if args.resume and path.exists():
-        saved = torch.load(path, weights_only=True)
+    committed = committed_weights_path(args.part)
+    if args.resume and (path.exists() or committed.exists()):
+        source = path if path.exists() else committed
+        saved = torch.load(source, weights_only=True)
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        if "optimizer" in saved:
+            optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
         rng = np.random.default_rng(state["step"])
-        print(f"resumed at step {state['step']}", flush=True)
+        print(f"resumed at step {state['step']} from {source}", flush=True)
+    free_nats = args.free_bits * math.log(2.0)
 
     def save() -> None:
         state["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -112,14 +138,14 @@ def main() -> None:
     started = time.time() - state["wall_time_s"]
     while state["step"] < args.steps:
         step = state["step"]
-        lr = args.lr * max(0.05, 0.9999 ** step)
+        lr = learning_rate(step, args.lr, args.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = torch.as_tensor(transpose(train[rng.integers(0, len(train), args.batch)], args.part, rng))
         mu, sigma = model.encode(batch)
         z = mu + sigma * torch.randn_like(sigma)
         inputs = model.shifted(batch)
-        sampling = args.max_sampling * (1 - args.sampling_rate / (args.sampling_rate + math.exp(step / args.sampling_rate)))
+        sampling = sampling_probability(step, args.sampling_rate, args.max_sampling)
         if sampling > 0:
             with torch.no_grad():
                 guesses, _ = model.decode_inputs(inputs, z, model.initial_state(z))
@@ -131,7 +157,7 @@ def main() -> None:
         reconstruction = F.cross_entropy(logits.transpose(1, 2), batch, reduction="none").sum(-1).mean()
         kl = kl_divergence(mu, sigma)
         beta = args.max_beta * min(1.0, step / args.beta_steps)
-        loss = reconstruction + beta * torch.clamp(kl - args.free_bits, min=0).mean()
+        loss = reconstruction + beta * torch.clamp(kl - free_nats, min=0).mean()
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -148,10 +174,12 @@ def main() -> None:
                 "beta": round(beta, 3),
                 "sampling": round(sampling, 3),
                 "train_accuracy": round(accuracy, 4),
+                "lr": round(lr, 7),
                 "s_per_step": round(state["wall_time_s"] / state["step"], 3),
             }
-            if state["step"] % 500 == 0:
-                record["validation_tf_accuracy"] = round(teacher_forced_accuracy(model, validation[:1024]), 4)
+            if state["step"] % args.validate_every == 0:
+                # Every validation window: a prefix is one drummer / a few songs.
+                record["validation_tf_accuracy"] = round(teacher_forced_accuracy(model, validation), 4)
             state["history"].append(record)
             print(json.dumps(record), flush=True)
         if time.time() - last_save > args.checkpoint_minutes * 60:

@@ -7,8 +7,14 @@
 //! a phrase the audio thread is done with goes back on the `spent` channel.
 //! The audio side only ever calls `try_send` / `try_recv` (and, in offline
 //! rendering only, a bounded `recv_timeout`).
+//!
+//! The audio thread also publishes when the next phrase change will be heard
+//! ([`ChangeClock`]), so that the worker decodes once, just in time, instead of
+//! on every knob movement.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use atomic_float::AtomicF32;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -29,6 +35,79 @@ pub struct DecodeRequest {
     pub id: u64,
     /// The settings to decode.
     pub knobs: KnobSnapshot,
+    /// An offline bounce: the host waits for this phrase, so the worker
+    /// decodes it at once instead of just before its change point.
+    pub offline: bool,
+}
+
+/// When the next phrase change point will sound, in wall-clock time. Written
+/// by the audio thread after every block (relaxed atomic stores, no system
+/// call beyond reading the monotonic clock), read by the worker.
+pub struct ChangeClock {
+    /// The shared time origin of the nanosecond fields.
+    epoch: Instant,
+    /// When the next change point sounds, in ns after `epoch`; 0 while the
+    /// transport is stopped (no change point is coming).
+    next_change_ns: AtomicU64,
+    /// Length of the last block in ns: a phrase must arrive before the block
+    /// that holds its change point is processed.
+    block_ns: AtomicU64,
+    /// Length of one bar at the current tempo and meter, in ns.
+    bar_ns: AtomicU64,
+}
+
+/// A reading of the [`ChangeClock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeTiming {
+    /// When the next change point sounds.
+    pub next_change: Instant,
+    /// Length of the host's blocks.
+    pub block: Duration,
+    /// Length of one bar.
+    pub bar: Duration,
+}
+
+impl ChangeClock {
+    fn new() -> Self {
+        ChangeClock {
+            epoch: Instant::now(),
+            next_change_ns: AtomicU64::new(0),
+            block_ns: AtomicU64::new(0),
+            bar_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Audio thread, once per block: the next change point sounds
+    /// `seconds_to_change` after the start of the block that began at
+    /// `block_started` (`None`: stopped, none is coming).
+    pub fn publish(
+        &self,
+        block_started: Instant,
+        seconds_to_change: Option<f64>,
+        block_seconds: f64,
+        bar_seconds: f64,
+    ) {
+        let nanos = |seconds: f64| (seconds.clamp(0.0, 1e6) * 1e9) as u64;
+        let since_epoch = block_started.saturating_duration_since(self.epoch);
+        let change = seconds_to_change.map_or(0, |seconds| {
+            (since_epoch.as_nanos() as u64)
+                .saturating_add(nanos(seconds))
+                .max(1)
+        });
+        self.next_change_ns.store(change, Ordering::Relaxed);
+        self.block_ns.store(nanos(block_seconds), Ordering::Relaxed);
+        self.bar_ns.store(nanos(bar_seconds), Ordering::Relaxed);
+    }
+
+    /// Worker: the next change point, if the transport is running.
+    pub fn read(&self) -> Option<ChangeTiming> {
+        let change = self.next_change_ns.load(Ordering::Relaxed);
+        (change != 0).then(|| ChangeTiming {
+            next_change: self.epoch + Duration::from_nanos(change),
+            block: Duration::from_nanos(self.block_ns.load(Ordering::Relaxed)),
+            bar: Duration::from_nanos(self.bar_ns.load(Ordering::Relaxed)),
+        })
+    }
 }
 
 /// What the audio thread holds.
@@ -36,6 +115,8 @@ pub struct AudioSide {
     requests: Sender<DecodeRequest>,
     phrases: Receiver<Box<Phrase>>,
     spent: Sender<Box<Phrase>>,
+    /// Where the audio thread publishes the next change point.
+    pub clock: Arc<ChangeClock>,
 }
 
 /// What the worker thread holds.
@@ -46,6 +127,8 @@ pub struct WorkerSide {
     pub phrases: Sender<Box<Phrase>>,
     /// Phrases the audio thread no longer needs, to be decoded into again.
     pub spent: Receiver<Box<Phrase>>,
+    /// When the next phrase change will be heard.
+    pub clock: Arc<ChangeClock>,
 }
 
 /// Creates both sides with [`PHRASE_POOL`] preallocated phrases waiting on the
@@ -59,16 +142,19 @@ pub fn bridge() -> (AudioSide, WorkerSide) {
             .send(Box::default())
             .expect("the spent channel holds the whole pool");
     }
+    let clock = Arc::new(ChangeClock::new());
     (
         AudioSide {
             requests: request_tx,
             phrases: phrase_rx,
             spent: spent_tx,
+            clock: clock.clone(),
         },
         WorkerSide {
             requests: request_rx,
             phrases: phrase_tx,
             spent: spent_rx,
+            clock,
         },
     )
 }
@@ -204,10 +290,28 @@ mod tests {
         let request = DecodeRequest {
             id: 0,
             knobs: KnobSnapshot::default(),
+            offline: false,
         };
         let accepted = (0..REQUEST_QUEUE * 2)
             .filter(|_| audio.request(request))
             .count();
         assert_eq!(accepted, REQUEST_QUEUE);
+    }
+
+    #[test]
+    fn the_worker_reads_the_change_point_the_audio_thread_published() {
+        let (audio, worker) = bridge();
+        assert_eq!(worker.clock.read(), None, "nothing is coming before play");
+        let block_started = Instant::now();
+        audio.clock.publish(block_started, Some(1.5), 0.01, 2.0);
+        let timing = worker.clock.read().expect("a change point");
+        let error = timing
+            .next_change
+            .duration_since(block_started + Duration::from_millis(1500));
+        assert!(error < Duration::from_micros(1), "{error:?}");
+        assert_eq!(timing.block, Duration::from_millis(10));
+        assert_eq!(timing.bar, Duration::from_secs(2));
+        audio.clock.publish(Instant::now(), None, 0.01, 2.0);
+        assert_eq!(worker.clock.read(), None, "a stop clears it");
     }
 }

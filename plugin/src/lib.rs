@@ -181,6 +181,7 @@ impl LatentTrio {
         let request = DecodeRequest {
             id: self.last_request_id + 1,
             knobs: snapshot,
+            offline: self.offline,
         };
         if bridge.request(request) {
             self.last_request_id = request.id;
@@ -310,6 +311,8 @@ impl Plugin for LatentTrio {
         _aux: &mut AuxiliaryBuffers,
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
+        // Reading the monotonic clock neither allocates nor blocks.
+        let block_started = std::time::Instant::now();
         for channel in buffer.as_slice() {
             channel.fill(0.0);
         }
@@ -367,6 +370,14 @@ impl Plugin for LatentTrio {
             self.follow_morph(bars_started);
             self.request_if_changed();
         }
+        if let Some(bridge) = &self.bridge {
+            bridge.clock.publish(
+                block_started,
+                self.sequencer.seconds_to_next_change(),
+                f64::from(input.samples) / f64::from(self.sample_rate),
+                input.meter.bar_quarters() * self.sequencer.seconds_per_quarter(),
+            );
+        }
         self.now_playing.publish(
             self.sequencer.playing_phrase_id(),
             self.sequencer.waiting_phrase_id(),
@@ -420,6 +431,14 @@ mod tests {
         assert!(!is_newer_major_version("", "0.1.0"));
         assert!(!is_newer_major_version("0.1.0", "0.1.0"));
     }
+}
+
+/// How many decodes this process has run, for benchmarks and tests that load
+/// the bundle (a host never calls it): `which` 0-2 counts the model runs of
+/// drums, bass and melody, 3-5 the immediate, preview and final decodes.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_trio_decode_count(which: u32) -> u64 {
+    engine::worker::DECODE_COUNTS.get(which as usize)
 }
 
 nice_export_clap!(LatentTrio);

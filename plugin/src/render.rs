@@ -78,7 +78,7 @@ pub fn render(
             seed: knobs.seed.wrapping_add(variation),
             ..*knobs
         };
-        engine.decode(&knobs, stored, &mut phrase)?;
+        engine.decode(&knobs, stored, &mut phrase).result()?;
         let start = u64::from(variation) * ticks_per_variation;
         for (track, played) in tracks.iter_mut().zip(phrase_tracks(&phrase, settings)) {
             track

@@ -33,13 +33,17 @@ fn decode(engine: &mut Engine, knobs: &KnobSnapshot) -> Box<Phrase> {
     let mut phrase = Box::<Phrase>::default();
     engine
         .decode(knobs, &StoredLatents::default(), &mut phrase)
+        .result()
         .expect("decodes");
     phrase
 }
 
 fn decode_with(engine: &mut Engine, knobs: &KnobSnapshot, stored: &StoredLatents) -> Box<Phrase> {
     let mut phrase = Box::<Phrase>::default();
-    engine.decode(knobs, stored, &mut phrase).expect("decodes");
+    engine
+        .decode(knobs, stored, &mut phrase)
+        .result()
+        .expect("decodes");
     phrase
 }
 

@@ -96,6 +96,10 @@ impl NiceEguiApp for EditorApp {
         _frame: &mut Frame,
     ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
         self.context = Some(nice_gui_ctx);
+        self.shared
+            .status
+            .window_open
+            .store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -122,6 +126,10 @@ impl NiceEguiApp for EditorApp {
 
     fn editor_closed(&mut self) {
         self.context = None;
+        self.shared
+            .status
+            .window_open
+            .store(false, Ordering::Relaxed);
     }
 }
 

@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod model;
 pub mod random;
 pub mod runtime;
+pub mod schedule;
 pub mod tokens;
 pub mod worker;
 
@@ -19,7 +20,7 @@ use thiserror::Error;
 
 use crate::knobs::KnobSnapshot;
 use crate::midi_clip::{self, ClipError};
-use crate::pattern::{Part, Phrase};
+use crate::pattern::{Part, PartPhrase, Phrase};
 use crate::stored::{ClipLatent, StoredLatents};
 use model::PartModel;
 use runtime::{MODELS_ENV, Provider, ProviderChoice};
@@ -149,6 +150,43 @@ pub fn models_folder() -> Option<PathBuf> {
         .find(|folder| folder.is_dir())
 }
 
+/// Everything a part's phrase is a pure function of: decoding the same inputs
+/// again gives the same notes, so a part whose inputs did not change is never
+/// decoded again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartInputs {
+    /// The latent vector (seed, knobs, clip and scenes already applied).
+    pub latent: Vec<f32>,
+    /// Seeds the sampling stream.
+    pub seed: u32,
+    /// Sampling temperature.
+    pub temperature: f32,
+}
+
+/// A part's last good decode: its inputs and the notes they gave.
+struct DecodedPart {
+    inputs: PartInputs,
+    notes: PartPhrase,
+}
+
+/// What one [`Engine::decode`] did, part by part.
+#[derive(Debug, Default)]
+pub struct DecodeReport {
+    /// Per part: whether its model ran (false: unchanged inputs reused the
+    /// last notes, or the part has no model).
+    pub decoded: [bool; 3],
+    /// Per part: why its decode failed; the part then kept its last good
+    /// notes (none if it never decoded).
+    pub errors: [Option<ModelError>; 3],
+}
+
+impl DecodeReport {
+    /// The first part's error, if any part failed.
+    pub fn result(self) -> ModelResult<()> {
+        self.errors.into_iter().flatten().next().map_or(Ok(()), Err)
+    }
+}
+
 /// Every part's model, each loaded (or failed) on its own so that one broken
 /// model never silences the others.
 pub struct Engine {
@@ -156,9 +194,13 @@ pub struct Engine {
     pub parts: [Result<PartModel, ModelError>; 3],
     /// Time the last [`Engine::decode`] took.
     pub last_decode: Duration,
+    /// Per part: how long its model took the last time it ran (zero before).
+    pub part_decode_time: [Duration; 3],
     /// Per part, the latent the last decode used (empty where the part's
     /// model did not load): what "store scene" keeps.
     pub last_latents: [Vec<f32>; 3],
+    /// Per part: the last good decode.
+    decoded: [Option<DecodedPart>; 3],
 }
 
 impl Engine {
@@ -176,48 +218,86 @@ impl Engine {
         Ok(Engine {
             parts,
             last_decode: Duration::ZERO,
+            part_decode_time: [Duration::ZERO; 3],
             last_latents: Default::default(),
+            decoded: Default::default(),
         })
     }
 
-    /// Decodes every part that loaded into `phrase` (a part that failed gets
-    /// no notes). Returns the first decode error, if any, after trying all.
+    /// What `part` would be decoded from under `knobs` (`None` if its model
+    /// did not load).
     ///
     /// A part plays the A-B morph when `knobs.scenes_on` and both scenes hold
     /// a latent for it; otherwise its knobs move it from its imported clip,
     /// or from the seed's latent.
+    pub fn part_inputs(
+        &self,
+        part: Part,
+        knobs: &KnobSnapshot,
+        stored: &StoredLatents,
+    ) -> Option<PartInputs> {
+        let model = self.parts[part.index()].as_ref().ok()?;
+        let part_knobs = knobs.part(part);
+        let morph = knobs
+            .scenes_on
+            .then(|| stored.morph(part, knobs.morph, model.latent_size()))
+            .flatten();
+        let latent = morph.unwrap_or_else(|| {
+            let clip = stored.clip(part).map(|clip| clip.latent.as_slice());
+            model.latent(knobs.seed, part_knobs, clip)
+        });
+        Some(PartInputs {
+            latent,
+            seed: knobs.seed,
+            temperature: part_knobs.temperature,
+        })
+    }
+
+    /// Whether `part`'s last good decode came from exactly `inputs`.
+    pub fn is_decoded(&self, part: Part, inputs: &PartInputs) -> bool {
+        self.decoded[part.index()]
+            .as_ref()
+            .is_some_and(|decoded| decoded.inputs == *inputs)
+    }
+
+    /// Fills `phrase` with every part's notes for `knobs`. Only a part whose
+    /// inputs changed since its last decode runs its model; a part whose
+    /// decode fails keeps its last good notes (the report says why).
     pub fn decode(
         &mut self,
         knobs: &KnobSnapshot,
         stored: &StoredLatents,
         phrase: &mut Phrase,
-    ) -> ModelResult<()> {
+    ) -> DecodeReport {
         let started = Instant::now();
-        let mut first_error = None;
+        let mut report = DecodeReport::default();
         for part in Part::ALL {
+            let index = part.index();
             let out = phrase.part_mut(part);
             out.clear();
-            let Ok(model) = &mut self.parts[part.index()] else {
-                self.last_latents[part.index()].clear();
+            let Some(inputs) = self.part_inputs(part, knobs, stored) else {
+                self.last_latents[index].clear();
                 continue;
             };
-            let part_knobs = knobs.part(part);
-            let morph = knobs
-                .scenes_on
-                .then(|| stored.morph(part, knobs.morph, model.latent_size()))
-                .flatten();
-            let z = morph.unwrap_or_else(|| {
-                let clip = stored.clip(part).map(|clip| clip.latent.as_slice());
-                model.latent(knobs.seed, part_knobs, clip)
-            });
-            if let Err(error) = model.decode(&z, knobs.seed, part_knobs.temperature, out) {
-                out.clear();
-                first_error.get_or_insert(error);
+            self.last_latents[index].clone_from(&inputs.latent);
+            if !self.is_decoded(part, &inputs)
+                && let Ok(model) = &mut self.parts[index]
+            {
+                let part_started = Instant::now();
+                report.decoded[index] = true;
+                let mut notes = PartPhrase::default();
+                match model.decode(&inputs.latent, inputs.seed, inputs.temperature, &mut notes) {
+                    Ok(()) => self.decoded[index] = Some(DecodedPart { inputs, notes }),
+                    Err(error) => report.errors[index] = Some(error),
+                }
+                self.part_decode_time[index] = part_started.elapsed();
             }
-            self.last_latents[part.index()] = z;
+            if let Some(decoded) = &self.decoded[index] {
+                out.clone_from(&decoded.notes);
+            }
         }
         self.last_decode = started.elapsed();
-        first_error.map_or(Ok(()), Err)
+        report
     }
 
     /// Reads the .mid clip at `path` for `part` and encodes it: the latent

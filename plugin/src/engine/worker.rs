@@ -1,21 +1,75 @@
-//! The worker thread: answers every decode request from the audio thread with
-//! a phrase, and publishes what it is doing for the GUI.
+//! The worker thread: keeps the audio thread supplied with phrases for the
+//! newest knobs, decoding each part only when its inputs changed and only
+//! when it will be heard (see [`super::schedule`]), and publishes what it is
+//! doing for the GUI.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use atomic_float::AtomicF32;
 use crossbeam_channel::{Receiver, never, select};
 use parking_lot::Mutex;
 
 use super::runtime::{Provider, ProviderChoice};
-use super::{Engine, RuntimeError};
+use super::schedule::{Decision, DecodeCost, DecodeKind, DecodeSchedule};
+use super::{Engine, PartInputs, RuntimeError};
 use crate::bridge::{DecodeRequest, WorkerSide};
 use crate::pattern::{Part, Phrase};
-use crate::stored::{Scene, SharedStoredLatents};
+use crate::stored::{Scene, SharedStoredLatents, StoredLatents};
+
+/// The worker thread's name, as tools that list threads show it (Linux keeps
+/// 15 bytes of a thread name).
+pub const WORKER_THREAD_NAME: &str = "trio-worker";
+
+/// Decodes in this process since it started, for benchmarks and tests (the
+/// plugin exports them as `latent_trio_decode_count`). Counted by every
+/// instance's worker.
+pub static DECODE_COUNTS: DecodeCounts = DecodeCounts::new();
+
+/// Process-wide decode counters.
+pub struct DecodeCounts {
+    /// Per part: how often its model ran.
+    pub part_runs: [AtomicU64; 3],
+    /// Decodes by kind: immediate, preview, final.
+    pub kinds: [AtomicU64; 3],
+}
+
+impl DecodeCounts {
+    const fn new() -> Self {
+        DecodeCounts {
+            part_runs: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            kinds: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
+    /// Counter `which`: 0-2 the model runs of drums, bass, melody; 3-5 the
+    /// immediate, preview and final decodes. Unknown counters read 0.
+    pub fn get(&self, which: usize) -> u64 {
+        self.part_runs
+            .iter()
+            .chain(&self.kinds)
+            .nth(which)
+            .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
+
+    fn count(&self, kind: DecodeKind, decoded: [bool; 3]) {
+        let index = match kind {
+            DecodeKind::Immediate => 0,
+            DecodeKind::Preview => 1,
+            DecodeKind::Final => 2,
+        };
+        self.kinds[index].fetch_add(1, Ordering::Relaxed);
+        for (runs, decoded) in self.part_runs.iter().zip(decoded) {
+            if decoded {
+                runs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
 
 /// Decoded phrases kept for the GUI: the one playing, the one waiting for
 /// its bar line, and a few that may still be in flight.
@@ -42,10 +96,14 @@ pub enum WorkerCommand {
 pub struct EngineStatus {
     state: AtomicU8,
     provider: AtomicU8,
-    /// Milliseconds the last decode of all three parts took.
+    /// Milliseconds the last decode took (only the parts whose inputs changed
+    /// run their models).
     pub last_decode_ms: AtomicF32,
     /// Phrases decoded since the plugin was created.
     pub decodes: AtomicU64,
+    /// Whether the window is open (GUI writes, worker reads): only then are
+    /// preview decodes for its "Next" view worth their CPU.
+    pub window_open: AtomicBool,
     /// Per part: why it is silent, if it is (worker writes, GUI reads).
     part_problems: Mutex<[Option<String>; 3]>,
     /// Why nothing plays at all, or a note about the provider.
@@ -201,7 +259,7 @@ pub struct WorkerSettings {
 /// host is merely scanning plugins) and ends when the audio side is dropped.
 pub fn spawn(side: WorkerSide, settings: WorkerSettings) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("latent-trio-worker".into())
+        .name(WORKER_THREAD_NAME.into())
         .spawn(move || Worker::new(settings).run(side))
 }
 
@@ -209,19 +267,51 @@ struct Worker {
     settings: WorkerSettings,
     /// The provider choice the engine was loaded for, and the engine.
     engine: Option<(ProviderChoice, Result<Engine, RuntimeError>)>,
+    /// The newest request from the audio thread.
+    latest: Option<DecodeRequest>,
+    /// Id of the newest request a phrase was sent for.
+    answered: u64,
+    /// Per part: the inputs of the phrase last handed to the audio thread
+    /// (`None`: none yet, or the part has no model).
+    sent: [Option<PartInputs>; 3],
+    /// The stored latents, re-read only when their revision changes.
+    stored: (u32, StoredLatents),
+    schedule: DecodeSchedule,
+    cost: DecodeCost,
 }
 
 impl Worker {
     fn new(settings: WorkerSettings) -> Self {
+        let stored = (settings.stored.revision(), settings.stored.get());
         Worker {
             settings,
             engine: None,
+            latest: None,
+            answered: 0,
+            sent: Default::default(),
+            stored,
+            schedule: DecodeSchedule::default(),
+            cost: DecodeCost::default(),
         }
     }
 
     fn run(mut self, side: WorkerSide) {
         let mut commands = self.settings.commands.clone();
         loop {
+            let wait = loop {
+                match self.decide(&side) {
+                    Decision::Decode(kind) => {
+                        if !self.decode_and_send(kind, &side) {
+                            return;
+                        }
+                    }
+                    Decision::WaitUntil(at) => {
+                        break at.saturating_duration_since(Instant::now());
+                    }
+                    // Nothing to do until a message comes.
+                    Decision::Idle => break Duration::from_secs(3600),
+                }
+            };
             select! {
                 recv(side.requests) -> request => {
                     let Ok(mut request) = request else { return };
@@ -229,19 +319,73 @@ impl Worker {
                     while let Ok(newer) = side.requests.try_recv() {
                         request = newer;
                     }
-                    let Ok(mut phrase) = side.spent.recv() else { return };
-                    self.answer(&request, &mut phrase);
-                    if side.phrases.send(phrase).is_err() {
-                        return;
-                    }
+                    self.latest = Some(request);
                 }
                 recv(commands) -> command => match command {
                     Ok(command) => self.obey(command),
                     // The plugin is going; its requests channel ends the loop.
                     Err(_) => commands = never(),
                 },
+                default(wait) => {}
             }
         }
+    }
+
+    /// Whether to decode now, and which kind of decode.
+    fn decide(&mut self, side: &WorkerSide) -> Decision {
+        let Some(request) = self.latest else {
+            return Decision::Idle;
+        };
+        if request.offline {
+            return if request.id > self.answered {
+                Decision::Decode(DecodeKind::Immediate)
+            } else {
+                Decision::Idle
+            };
+        }
+        let revision = self.settings.stored.revision();
+        if revision != self.stored.0 {
+            self.stored = (revision, self.settings.stored.get());
+        }
+        let loaded = self.engine().is_ok();
+        let Some((_, Ok(engine))) = self.engine.as_ref().filter(|_| loaded) else {
+            // Silent, but answered once, so the GUI and tests see the state.
+            return if request.id > self.answered {
+                Decision::Decode(DecodeKind::Immediate)
+            } else {
+                Decision::Idle
+            };
+        };
+        let stale = Part::ALL
+            .into_iter()
+            .filter(|&part| {
+                engine.part_inputs(part, &request.knobs, &self.stored.1) != self.sent[part.index()]
+            })
+            .count();
+        let previews = self.settings.status.window_open.load(Ordering::Relaxed);
+        self.schedule.decide(
+            Instant::now(),
+            stale > 0,
+            side.clock.read(),
+            self.cost.estimate(stale),
+            previews,
+        )
+    }
+
+    /// Decodes the newest request and hands the phrase to the audio thread.
+    /// Returns false when the audio side is gone.
+    fn decode_and_send(&mut self, kind: DecodeKind, side: &WorkerSide) -> bool {
+        let Some(request) = self.latest else {
+            return true;
+        };
+        let timing = side.clock.read();
+        let Ok(mut phrase) = side.spent.recv() else {
+            return false;
+        };
+        self.answer(&request, kind, &mut phrase);
+        self.schedule.decoded(kind, Instant::now(), timing);
+        self.answered = request.id;
+        side.phrases.send(phrase).is_ok()
     }
 
     /// The engine for the musician's current provider choice, loaded (again)
@@ -268,6 +412,8 @@ impl Worker {
                 status.publish_engine(&loaded);
             }
             self.engine = Some((choice, loaded));
+            // A new engine has decoded nothing yet.
+            self.sent = Default::default();
         }
         match self.engine.as_mut().map(|(_, engine)| engine) {
             Some(Ok(engine)) => Ok(engine),
@@ -276,19 +422,43 @@ impl Worker {
     }
 
     /// Decodes `request` into `phrase`; a silent phrase if nothing can play.
-    fn answer(&mut self, request: &DecodeRequest, phrase: &mut Phrase) {
+    /// A part whose decode fails keeps its last good notes, and the window
+    /// and the log say why.
+    fn answer(&mut self, request: &DecodeRequest, kind: DecodeKind, phrase: &mut Phrase) {
         phrase.request_id = request.id;
-        let stored = self.settings.stored.get();
+        let revision = self.settings.stored.revision();
+        if revision != self.stored.0 {
+            self.stored = (revision, self.settings.stored.get());
+        }
+        let stored = std::mem::take(&mut self.stored.1);
         let status = self.settings.status.clone();
         match self.engine() {
             Ok(engine) => {
-                if let Err(error) = engine.decode(&request.knobs, &stored, phrase) {
-                    *status.message.lock() = error.to_string();
-                }
+                let report = engine.decode(&request.knobs, &stored, phrase);
+                let inputs =
+                    Part::ALL.map(|part| engine.part_inputs(part, &request.knobs, &stored));
+                let times = engine.part_decode_time;
                 status
                     .last_decode_ms
                     .store(engine.last_decode.as_secs_f32() * 1000.0, Ordering::Relaxed);
+                for part in Part::ALL {
+                    let index = part.index();
+                    if !report.decoded[index] {
+                        continue;
+                    }
+                    self.cost.observe(times[index]);
+                    let mut problems = status.part_problems.lock();
+                    problems[index] = report.errors[index].as_ref().map(|error| {
+                        let problem = format!("{error}; it plays its last good phrase");
+                        nice_plug::nice_error!("Latent Trio's {}: {problem}", part.name());
+                        problem
+                    });
+                }
+                DECODE_COUNTS.count(kind, report.decoded);
                 status.decodes.fetch_add(1, Ordering::Relaxed);
+                // Inputs that failed count as sent too: a broken model is
+                // not retried on every wake, only when its inputs change.
+                self.sent = inputs;
             }
             Err(_) => {
                 // Silent, but answered: an offline bounce waiting for this
@@ -298,6 +468,7 @@ impl Worker {
                 }
             }
         }
+        self.stored.1 = stored;
         status.keep_phrase(phrase);
     }
 

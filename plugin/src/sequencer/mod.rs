@@ -168,6 +168,13 @@ pub struct Sequencer {
     release_pending: bool,
     /// Step of the current phrase played last; `None` while stopped.
     playhead: Option<usize>,
+    /// Song position (quarters) of the next bar line where a waiting phrase
+    /// may take over; `None` while stopped.
+    next_change: Option<f64>,
+    /// Song position of the last block's start, in quarters.
+    block_start_quarters: f64,
+    /// Seconds per quarter note in the last block.
+    seconds_per_quarter: f64,
 }
 
 impl Default for Sequencer {
@@ -185,6 +192,9 @@ impl Default for Sequencer {
             }; 3],
             release_pending: false,
             playhead: None,
+            next_change: None,
+            block_start_quarters: 0.0,
+            seconds_per_quarter: 0.5,
         }
     }
 }
@@ -225,6 +235,25 @@ impl Sequencer {
         self.playhead
     }
 
+    /// Song position, in quarters, of the next bar line on which a waiting
+    /// phrase would take over (the worker decodes just before it); `None`
+    /// while stopped.
+    pub fn next_change(&self) -> Option<f64> {
+        self.next_change
+    }
+
+    /// Seconds from the start of the last block to the next change point;
+    /// `None` while stopped.
+    pub fn seconds_to_next_change(&self) -> Option<f64> {
+        self.next_change
+            .map(|change| (change - self.block_start_quarters) * self.seconds_per_quarter)
+    }
+
+    /// Seconds per quarter note at the last block's tempo.
+    pub fn seconds_per_quarter(&self) -> f64 {
+        self.seconds_per_quarter
+    }
+
     /// Whether any note is sounding.
     pub fn is_sounding(&self) -> bool {
         self.sounding.len > 0
@@ -247,6 +276,7 @@ impl Sequencer {
             self.sounding.end_all(0, out);
             self.next_step = None;
             self.playhead = None;
+            self.next_change = None;
             return;
         }
         let tempo = input
@@ -269,6 +299,8 @@ impl Sequencer {
         }
         self.expected_start = timing.end_quarters();
         self.free_running_quarters = timing.end_quarters();
+        self.block_start_quarters = timing.start_quarters;
+        self.seconds_per_quarter = 60.0 / tempo;
 
         let meter = input.meter;
         let (bar_start, bar_number) = match (input.bar_start_quarters, input.bar_number) {
@@ -298,6 +330,16 @@ impl Sequencer {
             step += 1;
         }
         self.next_step = Some(step);
+        self.next_change = Some(
+            next_change_step(
+                step,
+                bar_start_step,
+                bar_number,
+                meter,
+                input.change_every_bars,
+            ) as f64
+                / STEPS_PER_QUARTER,
+        );
     }
 
     fn bar_line(
@@ -366,6 +408,30 @@ impl Sequencer {
             }
         }
     }
+}
+
+/// The first song step at or after `step` that starts a bar on which a new
+/// phrase may take over (a bar whose number is a multiple of `every_bars`).
+fn next_change_step(
+    step: i64,
+    bar_start_step: i64,
+    bar_number: i64,
+    meter: Meter,
+    every_bars: u32,
+) -> i64 {
+    let steps_per_bar = meter.steps_per_bar();
+    let every = i64::from(every_bars.max(1));
+    let (bar, step_in_bar) = bar_position(step, bar_start_step, bar_number, meter);
+    let (mut line, mut line_bar) = if step_in_bar == 0 {
+        (step, bar)
+    } else {
+        (step - step_in_bar + steps_per_bar, bar + 1)
+    };
+    let bars_to_go = (every - line_bar.rem_euclid(every)) % every;
+    line += bars_to_go * steps_per_bar;
+    line_bar += bars_to_go;
+    debug_assert_eq!(line_bar.rem_euclid(every), 0);
+    line
 }
 
 #[cfg(test)]

@@ -397,3 +397,30 @@ fn reset_releases_held_notes_on_the_next_block() {
     assert!(!host.sequencer.is_sounding());
     host.recorder.assert_no_stuck_notes();
 }
+
+#[test]
+fn the_next_change_point_is_the_next_bar_line_the_change_setting_allows() {
+    let mut host = Host::new();
+    assert_eq!(host.sequencer.next_change(), None, "stopped: none");
+    host.offer(phrase(1, 36));
+    host.run_until(BAR / 2);
+    assert_eq!(host.sequencer.next_change(), Some(4.0), "next bar: bar 1");
+    host.input.change_every_bars = 4;
+    host.run_until(BAR + BAR / 2);
+    assert_eq!(host.sequencer.next_change(), Some(16.0), "every 4: bar 4");
+    host.run_until(4 * BAR);
+    assert_eq!(
+        host.sequencer.next_change(),
+        Some(16.0),
+        "a bar line not yet played is still ahead"
+    );
+    host.input.meter = Meter::from_host(Some(3), Some(4));
+    host.input.change_every_bars = 2;
+    host.run_until(4 * BAR + 100);
+    // 3/4 bars from the host-less grid: bar 5 starts at 15 quarters, so the
+    // next even bar (6) starts at 18.
+    assert_eq!(host.sequencer.next_change(), Some(18.0));
+    host.input.playing = false;
+    host.block(64);
+    assert_eq!(host.sequencer.next_change(), None, "a stop clears it");
+}
