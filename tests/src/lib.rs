@@ -212,6 +212,48 @@ pub struct Param {
 pub struct Bundle {
     entry: PluginEntry,
     info: HostInfo,
+    /// The same library, for the decode counters it exports.
+    library: libloading::Library,
+}
+
+/// A count the plugin keeps of its worker's decodes (process-wide, every
+/// instance together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeCount {
+    /// How often a part's model ran.
+    PartRuns(Part),
+    /// Decodes run at once (offline bounces, a stopped transport).
+    Immediate,
+    /// Decodes for the open window's "Next" view.
+    Preview,
+    /// Decodes just before a change point: what is heard.
+    Final,
+}
+
+/// One of the plugin's three parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Drums.
+    Drums,
+    /// Bass.
+    Bass,
+    /// Melody.
+    Melody,
+}
+
+/// CPU time the plugin's worker thread has used, read from the thread itself
+/// (Linux `/proc/self/task/<tid>/schedstat`); `None` if no worker runs.
+pub fn worker_cpu_time() -> Option<std::time::Duration> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    tasks.flatten().find_map(|task| {
+        let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        if name.trim() != "trio-worker" {
+            return None;
+        }
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        let nanos = schedstat.split_whitespace().next()?.parse().ok()?;
+        Some(std::time::Duration::from_nanos(nanos))
+    })
 }
 
 impl Bundle {
@@ -233,7 +275,34 @@ impl Bundle {
             "0.1.0",
         )
         .map_err(|e| e.to_string())?;
-        Ok(Bundle { entry, info })
+        // SAFETY: the same file, already loaded: this only takes a reference.
+        let library = unsafe { libloading::Library::new(path) }
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        Ok(Bundle {
+            entry,
+            info,
+            library,
+        })
+    }
+
+    /// The plugin's count of `which` decodes so far.
+    pub fn decode_count(&self, which: DecodeCount) -> u64 {
+        let index = match which {
+            DecodeCount::PartRuns(Part::Drums) => 0,
+            DecodeCount::PartRuns(Part::Bass) => 1,
+            DecodeCount::PartRuns(Part::Melody) => 2,
+            DecodeCount::Immediate => 3,
+            DecodeCount::Preview => 4,
+            DecodeCount::Final => 5,
+        };
+        // SAFETY: the plugin exports this function with this signature.
+        unsafe {
+            let count: libloading::Symbol<extern "C" fn(u32) -> u64> = self
+                .library
+                .get(b"latent_trio_decode_count\0")
+                .expect("the bundle exports its decode counts");
+            count(index)
+        }
     }
 
     /// (id, name) of every plugin in the factory.
@@ -513,6 +582,30 @@ impl Instance {
                 self.block(frames);
             }
             left -= u64::from(frames);
+        }
+    }
+
+    /// Like [`Instance::play`], but in real time: after each block the host
+    /// sleeps until that block's audio would have played, as a DAW's audio
+    /// callback does. `each_block` runs before every block (to automate).
+    pub fn play_realtime(
+        &mut self,
+        samples: u64,
+        block: u32,
+        mut each_block: impl FnMut(&mut Instance, f64),
+    ) {
+        let started = std::time::Instant::now();
+        let mut played = 0u64;
+        while played < samples {
+            let frames = (samples - played).min(u64::from(block)) as u32;
+            let seconds = played as f64 / self.sample_rate;
+            each_block(self, seconds);
+            self.block(frames);
+            played += u64::from(frames);
+            let due = std::time::Duration::from_secs_f64(played as f64 / self.sample_rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
         }
     }
 
