@@ -332,7 +332,7 @@ impl Plugin for LatentTrio {
             tempo: transport.tempo,
             position_quarters: transport.pos_beats(),
             bar_start_quarters: transport.bar_start_pos_beats(),
-            bar_number: transport.bar_number(),
+            loop_quarters: transport.loop_range_beats(),
             meter: Meter::from_host(transport.time_sig_numerator, transport.time_sig_denominator),
             change_every_bars: self.params.change_every.value().bars(),
             routing: self.routing(),

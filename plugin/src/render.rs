@@ -135,7 +135,7 @@ pub fn play_part(
         tempo: Some(settings.tempo),
         position_quarters: Some(0.0),
         bar_start_quarters: None,
-        bar_number: None,
+        loop_quarters: None,
         meter: settings.meter,
         change_every_bars: 1,
         routing,

@@ -9,12 +9,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use latent_trio_host::{Bundle, Instance, clap_bundle};
+use latent_trio_host::{Bundle, Instance};
 
 fn bundle_path() -> PathBuf {
     std::env::var_os("LATENT_TRIO_BENCH_BUNDLE")
         .map(PathBuf::from)
-        .unwrap_or_else(clap_bundle)
+        .unwrap_or_else(|| latent_trio_host::workspace().join("target/bundled/Latent Trio.clap"))
 }
 
 fn resident_kib() -> u64 {

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use latent_trio_host::{Bundle, DecodeCount, Instance, Part, clap_bundle, worker_cpu_time};
+use latent_trio_host::{Bundle, DecodeCount, Instance, Part, worker_cpu_time};
 
 const RUNS: usize = 3;
 const SAMPLE_RATE: f64 = 48_000.0;
@@ -35,7 +35,7 @@ struct Run {
 }
 
 /// Every knob that moves the latent: 8 principal and 2-3 attribute knobs a
-/// part, 32 in all.
+/// part, 32 in all (drums have no register).
 fn latent_knobs(instance: &Instance) -> Vec<(String, f64, f64)> {
     instance
         .params
@@ -44,6 +44,7 @@ fn latent_knobs(instance: &Instance) -> Vec<(String, f64, f64)> {
             ["Latent", "Density", "Syncopation", "Register"]
                 .iter()
                 .any(|word| p.name.contains(word))
+                && p.name != "Drums Register"
         })
         .map(|p| (p.name.clone(), p.min, p.max))
         .collect()
@@ -112,7 +113,7 @@ fn median_and_spread(mut values: Vec<f64>) -> (f64, f64, f64) {
 fn main() {
     let path = std::env::var_os("LATENT_TRIO_BENCH_BUNDLE")
         .map(PathBuf::from)
-        .unwrap_or_else(clap_bundle);
+        .unwrap_or_else(|| latent_trio_host::workspace().join("target/bundled/Latent Trio.clap"));
     let seconds: f64 = std::env::var("LATENT_TRIO_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -30,9 +30,20 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where `cargo xtask test` puts its debug test bundles (apart from the
+/// release bundles in `target/bundled/`, which a user installs).
+pub fn test_bundles() -> PathBuf {
+    workspace().join("target/test-bundle/bundled")
+}
+
 /// The CLAP bundle the test command builds.
 pub fn clap_bundle() -> PathBuf {
-    workspace().join("target/bundled/Latent Trio.clap")
+    test_bundles().join("Latent Trio.clap")
+}
+
+/// The models folder inside the test bundle.
+pub fn bundled_models() -> PathBuf {
+    test_bundles().join("Latent Trio.resources/models")
 }
 
 /// The plugin's CLAP id.
@@ -103,6 +114,49 @@ pub struct NoteEvent {
     pub step: Option<i64>,
 }
 
+/// How a host fills in the transport of each block: every known host
+/// behaviour the plugin has to play through, note for note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostProfile {
+    /// Bar start and number exactly right, blocks split at the loop end
+    /// (clap-validator's and most hosts' behaviour).
+    Exact,
+    /// Ardour 7 as a plugin sees it through VST3 (measured in 7.3): the bar
+    /// start (`barPositionMusic`) is `bars * 4` quarters with bars counted
+    /// from 1 (4.0 at the song start), 4 quarters per bar whatever the meter;
+    /// VST3 has no bar number, so the framework counts it from the position;
+    /// positions are rounded to 1/1920 beat. Ardour only began filling
+    /// `barPositionMusic` in 6.3 (Ardour/ardour#586).
+    Ardour7,
+    /// No beats timeline: the position comes in seconds only and the bar
+    /// fields stay 0 (a CLAP host without `HAS_BEATS_TIMELINE`, and hosts
+    /// that never fill the bar fields; sjaehn/BShapr#3 saw Ardour 5's stay 0).
+    NoBeatsTimeline,
+    /// Pre-roll and count-in: play starts a bar before the song start, with
+    /// negative positions and bar -1 (Logic's pre-roll, iPlug2/iPlug2#1094;
+    /// Cubase projects that start before bar 1, AuburnSounds/Dplug#698).
+    PreRoll,
+    /// Loops without block splitting: the block that crosses the loop end runs
+    /// on past it, and only the next block starts again at the loop start
+    /// (the loop range is in the transport).
+    LoopInsideBlock,
+    /// Tempo ramps inside blocks: the tempo changes sample by sample
+    /// (CLAP `tempo_inc`), positions follow the ramp exactly.
+    TempoRampInsideBlock,
+}
+
+impl HostProfile {
+    /// Every profile.
+    pub const ALL: [HostProfile; 6] = [
+        HostProfile::Exact,
+        HostProfile::Ardour7,
+        HostProfile::NoBeatsTimeline,
+        HostProfile::PreRoll,
+        HostProfile::LoopInsideBlock,
+        HostProfile::TempoRampInsideBlock,
+    ];
+}
+
 /// The simulated transport.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Song {
@@ -120,6 +174,10 @@ pub struct Song {
     pub bar_number: i32,
     /// Active loop (start, end) in quarters.
     pub looping: Option<(f64, f64)>,
+    /// Tempo change per sample, in BPM (a ramp).
+    pub tempo_inc: f64,
+    /// How the host reports all this.
+    pub profile: HostProfile,
 }
 
 impl Default for Song {
@@ -132,6 +190,8 @@ impl Default for Song {
             bar_start: 0.0,
             bar_number: 0,
             looping: None,
+            tempo_inc: 0.0,
+            profile: HostProfile::Exact,
         }
     }
 }
@@ -149,6 +209,24 @@ impl Song {
         let bar = (position / self.bar_quarters()).floor();
         self.bar_start = bar * self.bar_quarters();
         self.bar_number = bar as i32;
+    }
+
+    /// Quarters that pass in `samples` samples at `sample_rate`, following
+    /// the tempo ramp.
+    pub fn quarters_in(&self, samples: f64, sample_rate: f64) -> f64 {
+        (self.tempo * samples + 0.5 * self.tempo_inc * samples * samples) / 60.0 / sample_rate
+    }
+
+    /// Song position `samples` into a block that starts now, with a loop that
+    /// the block runs through wrapped back to its start.
+    pub fn position_after(&self, samples: f64, sample_rate: f64) -> f64 {
+        let position = self.position + self.quarters_in(samples, sample_rate);
+        match self.looping {
+            Some((start, end)) if self.position < end && position >= end - 1e-9 => {
+                start + (position - end)
+            }
+            _ => position,
+        }
     }
 
     fn advance(&mut self, quarters: f64) {
@@ -172,19 +250,39 @@ impl Song {
             flags |= TransportFlags::IS_LOOP_ACTIVE;
         }
         let seconds = |quarters: f64| SecondsTime::from_float(quarters * 60.0 / self.tempo);
+        let (mut position, mut bar_start, mut bar_number) =
+            (self.position, self.bar_start, self.bar_number);
+        match self.profile {
+            HostProfile::Ardour7 => {
+                position = (position * 1920.0).round() / 1920.0;
+                // VST3 carries no bar number: the plugin framework counts it
+                // from the position, as nice-plug does.
+                bar_start = f64::from(bar_number + 1) * 4.0;
+                bar_number = (position / self.bar_quarters()).floor() as i32;
+            }
+            HostProfile::NoBeatsTimeline => {
+                flags.remove(TransportFlags::HAS_BEATS_TIMELINE);
+                bar_start = 0.0;
+                bar_number = 0;
+            }
+            HostProfile::PreRoll if self.position < 0.0 => {
+                flags |= TransportFlags::IS_WITHIN_PRE_ROLL;
+            }
+            _ => {}
+        }
         TransportEvent {
             header: EventHeader::new_core(0, EventFlags::empty()),
             flags,
-            song_pos_beats: BeatTime::from_float(self.position),
-            song_pos_seconds: seconds(self.position),
+            song_pos_beats: BeatTime::from_float(position),
+            song_pos_seconds: seconds(position),
             tempo: self.tempo,
-            tempo_inc: 0.0,
+            tempo_inc: self.tempo_inc,
             loop_start_beats: BeatTime::from_float(loop_start),
             loop_end_beats: BeatTime::from_float(loop_end),
             loop_start_seconds: seconds(loop_start),
             loop_end_seconds: seconds(loop_end),
-            bar_start: BeatTime::from_float(self.bar_start),
-            bar_number: self.bar_number,
+            bar_start: BeatTime::from_float(bar_start),
+            bar_number,
             time_signature_numerator: self.meter.0,
             time_signature_denominator: self.meter.1,
         }
@@ -420,6 +518,23 @@ impl Instance {
         params.get_value(&handle, id).expect("a value")
     }
 
+    /// The plugin's text for `value` of parameter `id`.
+    pub fn value_text(&mut self, id: ClapId, value: f64) -> Option<String> {
+        let handle = self.instance.plugin_handle();
+        let params = handle.get_extension::<PluginParams>()?;
+        let mut buffer = [0u8; 256];
+        let text = params.value_to_text(&handle, id, value, &mut buffer).ok()?;
+        Some(String::from_utf8_lossy(text).into_owned())
+    }
+
+    /// The value the plugin reads from `text` for parameter `id`.
+    pub fn text_value(&mut self, id: ClapId, text: &str) -> Option<f64> {
+        let handle = self.instance.plugin_handle();
+        let params = handle.get_extension::<PluginParams>()?;
+        let text = CString::new(text).ok()?;
+        params.text_to_value(&handle, id, &text)
+    }
+
     /// Queues a parameter change (plain value) for the start of the next block.
     pub fn set(&mut self, name: &str, value: f64) {
         let id = self.param(name).id;
@@ -491,8 +606,10 @@ impl Instance {
             "block of {frames} frames"
         );
         let song = self.song;
-        let spq = self.sample_rate * 60.0 / song.tempo;
         let transport = song.event();
+        // A ramp's notes are checked to within a sample: the plugin cannot see
+        // the ramp inside a block (its framework passes no tempo_inc).
+        let slack = if song.tempo_inc == 0.0 { 1e-3 } else { 1.0 };
         let mut input = EventBuffer::with_capacity(self.pending_params.len());
         for (id, value) in self.pending_params.drain(..) {
             input.push(&ParamValueEvent::new(0, id, Pckn::match_all(), value));
@@ -537,27 +654,42 @@ impl Instance {
             assert!(time >= last_time, "events out of order");
             last_time = time;
             // The event's sample is on the grid if a 16th step lies in
-            // (time - 1, time] samples after the block start.
+            // (time - 1, time] samples after the block start, where the song
+            // is as the host plays it (ramps, loops wrapping inside the block).
             // (Tolerance: a thousandth of a sample, for the fixed-point
             // positions CLAP carries.)
             let t = f64::from(time);
-            let step = ((song.position + (t + 1e-3) / spq) * 4.0).floor();
-            let offset = (step / 4.0 - song.position) * spq;
-            let on_grid = song.playing && offset > t - 1.0 + 1e-3 && offset <= t + 1e-3;
+            let high = song.position_after(t + slack, self.sample_rate);
+            let mut low = song.position_after(t - 1.0 - slack + 2e-3, self.sample_rate);
+            if low > high {
+                // The loop wrapped in between: its first step counts.
+                low = song.looping.map_or(high, |(start, _)| start) - 1e-9;
+            }
+            let step = (high * 4.0).floor();
+            let on_grid = song.playing && step / 4.0 > low;
             self.events.push(NoteEvent {
                 sample: self.wall + u64::from(time),
                 on,
                 channel: pckn.channel.into_specific().unwrap_or(u16::MAX),
                 key: pckn.key.into_specific().unwrap_or(u16::MAX),
                 velocity,
-                song_quarters: song.position + f64::from(time) / spq,
+                song_quarters: song.position_after(t, self.sample_rate),
                 on_grid,
                 step: on_grid.then_some(step as i64),
             });
         }
         self.wall += u64::from(frames);
         if song.playing {
-            self.song.advance(f64::from(frames) / spq);
+            let samples = f64::from(frames);
+            self.song
+                .advance(song.quarters_in(samples, self.sample_rate));
+            self.song.tempo += song.tempo_inc * samples;
+            if let (HostProfile::LoopInsideBlock, Some((start, end))) = (song.profile, song.looping)
+                && song.position < end
+                && self.song.position >= end - 1e-9
+            {
+                self.song.locate(start + (self.song.position - end));
+            }
         }
         self.run_main_thread_callbacks();
     }
@@ -568,7 +700,10 @@ impl Instance {
         let mut left = samples;
         while left > 0 {
             let mut frames = left.min(u64::from(block)) as u32;
-            if let (true, Some((start, end))) = (self.song.playing, self.song.looping) {
+            let splits_at_loop_end = self.song.profile != HostProfile::LoopInsideBlock;
+            if let (true, true, Some((start, end))) =
+                (self.song.playing, splits_at_loop_end, self.song.looping)
+            {
                 let spq = self.sample_rate * 60.0 / self.song.tempo;
                 let to_end = ((end - self.song.position) * spq).round();
                 if to_end >= 1.0 && to_end < f64::from(frames) {

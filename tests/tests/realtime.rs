@@ -194,3 +194,36 @@ fn a_real_time_run_with_sweeps_plays_the_notes_of_an_offline_bounce() {
     assert!(heard.len() > 20, "{} notes", heard.len());
     assert_eq!(heard, bounced);
 }
+
+/// Names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn every_thread_says_what_it_is_and_none_outlives_the_last_instance_but_onnx_runtimes() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let before = thread_names();
+    {
+        let _first = realtime(&bundle, 120.0);
+        let _second = realtime(&bundle, 120.0);
+        let playing = thread_names();
+        let workers = playing.iter().filter(|n| *n == "trio-worker").count();
+        assert_eq!(workers, 2, "one worker per instance: {playing:?}");
+    }
+    let after = thread_names();
+    let left: Vec<_> = after.iter().filter(|name| !before.contains(name)).collect();
+    // ONNX Runtime's process-wide environment keeps one helper thread for
+    // the life of the process; it carries its own name.
+    assert!(
+        left.iter().all(|name| *name == "trio-onnxrt"),
+        "threads left behind: {left:?}"
+    );
+    assert!(!after.iter().any(|name| name == "trio-worker"), "{after:?}");
+}

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use latent_trio_host::{Bundle, Instance, NoteEvent, Song, check_balanced, clap_bundle, workspace};
+use latent_trio_host::{
+    Bundle, Instance, NoteEvent, Song, bundled_models, check_balanced, clap_bundle, workspace,
+};
 
 fn instance(bundle: &Bundle) -> Instance {
     let mut instance = bundle.instantiate().expect("instantiates");
@@ -35,7 +37,7 @@ fn onsets(events: &[NoteEvent]) -> BTreeSet<(i64, u16, u16)> {
 fn cli_onsets(seed: u32, bars: u32) -> BTreeSet<(i64, u16, u16)> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("render.mid");
-    let models = workspace().join("target/bundled/Latent Trio.resources/models");
+    let models = bundled_models();
     let status = Command::new(workspace().join("target/debug/latent-trio"))
         .args([
             "--models",

@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::ffi::{CStr, c_void};
 use std::ptr;
 
-use latent_trio_host::workspace;
 use vst3::Steinberg::Vst::ProcessContext_::StatesAndFlags_::*;
 use vst3::Steinberg::Vst::*;
 use vst3::Steinberg::*;
@@ -52,8 +51,8 @@ impl IEventListTrait for Events {
 
 #[test]
 fn the_vst3_bundle_plays_notes_on_the_grid() {
-    let binary =
-        workspace().join("target/bundled/Latent Trio.vst3/Contents/x86_64-linux/Latent Trio.so");
+    let binary = latent_trio_host::test_bundles()
+        .join("Latent Trio.vst3/Contents/x86_64-linux/Latent Trio.so");
     // SAFETY: loading and calling the plugin under test.
     unsafe {
         let library = libloading::Library::new(&binary).expect("the VST3 module loads");

@@ -6,7 +6,11 @@
 //! - `bundle latent_trio [--release]`: nice-plug's bundler, then the ONNX
 //!   Runtime library and the models copied into each bundle.
 //! - `build`: fetch, bundle in release mode and render `target/demo.mid`.
-//! - `test`: fetch, bundle, then every Rust and Python test.
+//! - `bundle-tests`: the debug test bundles (allocation checks in
+//!   `process()`) in `target/test-bundle/bundled/`, apart from the release
+//!   bundles a user installs.
+//! - `test`: fetch, bundle for tests, then every Rust and Python test (the
+//!   Python ones in `.venv`, set up from `models/requirements.txt`).
 
 use std::fs;
 use std::io::Read;
@@ -42,10 +46,23 @@ const GPU_WHEEL: Wheel = Wheel {
 const ORT_FOLDER: &str = "ort";
 const BUNDLE_NAME: &str = "Latent Trio";
 const PACKAGE: &str = "latent_trio";
+/// Where bundles for users go (nice-plug's bundler writes here).
+const RELEASE_BUNDLES: &str = "target/bundled";
+/// Where `test` puts its debug bundles, so that running the tests never
+/// replaces the release bundles a user installs.
+const TEST_BUNDLE_HOME: &str = "target/test-bundle";
 /// Model folders shipped in the bundles.
 const MODELS: [&str; 3] = ["drums_2bar", "bass_2bar", "melody_2bar"];
 
-fn main() -> Result<()> {
+fn main() {
+    // One plain line on failure: what went wrong and what to do.
+    if let Err(error) = xtask() {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn xtask() -> Result<()> {
     nice_plug_xtask::chdir_workspace_root()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The CUDA build (`--features cuda`) carries the GPU build of ONNX Runtime.
@@ -55,7 +72,7 @@ fn main() -> Result<()> {
         Some("bundle") => {
             fetch_onnxruntime(gpu)?;
             nice_plug_xtask::main_with_args("cargo xtask", args.clone())?;
-            add_resources()
+            add_resources(Path::new(RELEASE_BUNDLES))
         }
         Some("build") => {
             fetch_onnxruntime(false)?;
@@ -63,18 +80,18 @@ fn main() -> Result<()> {
                 "cargo xtask",
                 ["bundle", PACKAGE, "--release"].map(String::from),
             )?;
-            add_resources()?;
+            add_resources(Path::new(RELEASE_BUNDLES))?;
             render_demo()
+        }
+        Some("bundle-tests") => {
+            fetch_onnxruntime(false)?;
+            bundle_for_tests()
         }
         Some("test") => {
             // Formatting first: it is instant and says exactly what to fix.
             run("cargo", &["fmt", "--all", "--", "--check"])?;
             fetch_onnxruntime(false)?;
-            nice_plug_xtask::main_with_args(
-                "cargo xtask",
-                ["bundle", PACKAGE, "--features", "assert_process_allocs"].map(String::from),
-            )?;
-            add_resources()?;
+            bundle_for_tests()?;
             run(
                 "cargo",
                 &[
@@ -84,10 +101,52 @@ fn main() -> Result<()> {
                     "latent_trio/assert_process_allocs",
                 ],
             )?;
-            run("python3", &["-m", "pytest", "models/tests", "-q"])
+            let python = python_environment()?;
+            run(
+                python.to_str().context("non-UTF-8 path")?,
+                &["-m", "pytest", "models/tests", "-q"],
+            )
         }
         _ => nice_plug_xtask::main_with_args("cargo xtask", args),
     }
+}
+
+/// The Python that runs the model pipeline's tests: `.venv`, created once
+/// from `models/requirements.txt` and brought up to date whenever that file
+/// changes. It sees packages already installed system-wide, so a machine
+/// that has them downloads nothing.
+fn python_environment() -> Result<PathBuf> {
+    let venv = Path::new(".venv");
+    let python = venv.join("bin").join("python");
+    let requirements = Path::new("models/requirements.txt");
+    if !python.is_file() {
+        run(
+            "python3",
+            &["-m", "venv", "--system-site-packages", ".venv"],
+        )
+        .context(
+            "could not create the Python environment .venv: install Python 3 with its venv module \
+             (Debian: apt-get install python3-venv)",
+        )?;
+    }
+    let wanted = sha256_of(requirements)?;
+    let stamp = venv.join(".requirements-sha256");
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run(
+            python.to_str().context("non-UTF-8 path")?,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "-r",
+                "models/requirements.txt",
+            ],
+        )
+        .context("could not install models/requirements.txt into .venv (is PyPI reachable?)")?;
+        fs::write(&stamp, wanted)?;
+    }
+    Ok(python)
 }
 
 fn run(program: &str, args: &[&str]) -> Result<()> {
@@ -190,11 +249,29 @@ fn fetch_onnxruntime(gpu: bool) -> Result<PathBuf> {
     Ok(lib)
 }
 
-/// Copies the ONNX Runtime library and the models into the bundles: into
-/// `Contents/Resources` of the VST3 bundle, and into a `.resources` folder
-/// beside the single-file CLAP (Linux and Windows CLAPs are one file).
-fn add_resources() -> Result<()> {
-    let bundled = Path::new("target").join("bundled");
+/// Builds the debug plugin with allocation checks in `process()` and bundles
+/// it into `TEST_BUNDLE_HOME/bundled`. nice-plug's bundler reads the build
+/// from `<target>/debug` and writes `<target>/bundled`; a `debug` link in the
+/// test folder lets it read the real build and write beside it.
+fn bundle_for_tests() -> Result<()> {
+    let features = ["--features", "assert_process_allocs"].map(String::from);
+    nice_plug_xtask::build(&[PACKAGE.to_string()], &features)?;
+    let home = Path::new(TEST_BUNDLE_HOME);
+    fs::create_dir_all(home)?;
+    let debug = home.join("debug");
+    if fs::symlink_metadata(&debug).is_err() {
+        std::os::unix::fs::symlink(fs::canonicalize("target/debug")?, &debug)
+            .context("cannot link the debug build into the test bundle folder")?;
+    }
+    nice_plug_xtask::bundle(home, PACKAGE, &features, false)?;
+    add_resources(&home.join("bundled"))
+}
+
+/// Copies the ONNX Runtime library and the models into the bundles in
+/// `bundled`: into `Contents/Resources` of the VST3 bundle, and into a
+/// `.resources` folder beside the single-file CLAP (Linux and Windows CLAPs
+/// are one file).
+fn add_resources(bundled: &Path) -> Result<()> {
     let targets = [
         bundled
             .join(format!("{BUNDLE_NAME}.vst3"))

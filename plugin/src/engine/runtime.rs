@@ -175,22 +175,45 @@ pub fn runtime() -> Result<&'static Runtime, RuntimeError> {
         });
     };
     let library = library.canonicalize().unwrap_or_else(|_| library.clone());
-    let builder = ort::init_from(&library).map_err(|error| RuntimeError::LibraryUnusable {
-        path: library.clone(),
-        message: error.to_string(),
-    })?;
-    let environment = builder
-        .with_name("latent-trio")
-        .with_telemetry(false)
-        .build()
+    // ONNX Runtime's environment is process-wide and starts a helper thread
+    // that lives as long as the process. A thread inherits its creator's
+    // name, so the environment is built on a thread of its own: the helper
+    // then shows as RUNTIME_THREAD_NAME, not as some instance's worker.
+    let environment = std::thread::Builder::new()
+        .name(RUNTIME_THREAD_NAME.into())
+        .spawn({
+            let library = library.clone();
+            move || load_environment(&library)
+        })
         .map_err(|error| RuntimeError::LibraryUnusable {
             path: library.clone(),
-            message: error.to_string(),
-        })?;
+            message: format!("no thread to load it on: {error}"),
+        })?
+        .join()
+        .map_err(|_| RuntimeError::LibraryUnusable {
+            path: library.clone(),
+            message: "loading it crashed".into(),
+        })??;
     Ok(RUNTIME.get_or_init(|| Runtime {
         environment,
         library,
     }))
+}
+
+/// The name ONNX Runtime's process-wide helper thread carries.
+pub const RUNTIME_THREAD_NAME: &str = "trio-onnxrt";
+
+fn load_environment(library: &Path) -> Result<Environment, RuntimeError> {
+    let unusable = |error: &dyn std::fmt::Display| RuntimeError::LibraryUnusable {
+        path: library.to_path_buf(),
+        message: error.to_string(),
+    };
+    ort::init_from(library)
+        .map_err(|error| unusable(&error))?
+        .with_name("latent-trio")
+        .with_telemetry(false)
+        .build()
+        .map_err(|error| unusable(&error))
 }
 
 impl Runtime {

@@ -104,6 +104,53 @@ impl BlockTiming {
     }
 }
 
+/// How far (in quarters) a host's bar start may lie from where the position
+/// says: hosts round positions (Ardour to 1/1920 beat).
+const BAR_TOLERANCE_QUARTERS: f64 = 1e-3;
+
+/// Where the bar holding a song position starts, and its number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BarGrid {
+    /// Start of the bar, in quarters.
+    pub start: f64,
+    /// Its number, 0 = the bar that starts at the song start.
+    pub number: i64,
+    /// Whether the host's bar start was used.
+    pub from_host: bool,
+}
+
+impl BarGrid {
+    /// The bar that holds `position`. A host's bar start is used only when
+    /// the position lies inside the bar it names, so that it can carry the
+    /// grid across meter changes; otherwise (Ardour 7's bar start one bar
+    /// late, bar fields left at 0) the grid is counted from the song start in
+    /// the current meter. Either way the bar's number is its start divided by
+    /// the bar length: a host's bar number never moves the grid.
+    pub fn at(position: f64, host_bar_start: Option<f64>, meter: Meter) -> BarGrid {
+        let bar = meter.bar_quarters();
+        let host = host_bar_start.filter(|start| {
+            start.is_finite()
+                && *start <= position + BAR_TOLERANCE_QUARTERS
+                && position < start + bar - BAR_TOLERANCE_QUARTERS
+        });
+        match host {
+            Some(start) => BarGrid {
+                start,
+                number: (start / bar).round() as i64,
+                from_host: true,
+            },
+            None => {
+                let number = ((position + BAR_TOLERANCE_QUARTERS) / bar).floor();
+                BarGrid {
+                    start: number * bar,
+                    number: number as i64,
+                    from_host: false,
+                }
+            }
+        }
+    }
+}
+
 /// Which bar a step is in, and where in that bar, given the start (in steps)
 /// and number of a bar the host reported and the meter since then.
 pub fn bar_position(step: i64, bar_start_step: i64, bar_number: i64, meter: Meter) -> (i64, i64) {
@@ -118,6 +165,35 @@ pub fn bar_position(step: i64, bar_start_step: i64, bar_number: i64, meter: Mete
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ardours_bar_start_one_bar_late_is_not_believed() {
+        let four = Meter::default();
+        // Ardour 7 at the song start: bar start 4.0 (bar 1 counted from 1).
+        let grid = BarGrid::at(0.0, Some(4.0), four);
+        assert_eq!((grid.start, grid.number, grid.from_host), (0.0, 0, false));
+        // In 3/4 it still counts 4 quarters a bar: bar 2 starts at 6.
+        let three = Meter::from_host(Some(3), Some(4));
+        let grid = BarGrid::at(7.0, Some(12.0), three);
+        assert_eq!((grid.start, grid.number), (6.0, 2));
+    }
+
+    #[test]
+    fn a_truthful_bar_start_carries_the_grid_across_a_meter_change() {
+        // Eight bars of 4/4, then 3/4: bars start at 32, 35, 38...
+        let three = Meter::from_host(Some(3), Some(4));
+        let grid = BarGrid::at(36.0, Some(35.0), three);
+        assert!(grid.from_host);
+        assert_eq!(grid.start, 35.0);
+    }
+
+    #[test]
+    fn positions_rounded_by_the_host_keep_their_bar() {
+        let four = Meter::default();
+        let just_before_bar_2 = 8.0 - 1.0 / 3840.0;
+        assert_eq!(BarGrid::at(just_before_bar_2, None, four).number, 2);
+        assert_eq!(BarGrid::at(-4.0, None, four).number, -1, "pre-roll");
+    }
 
     /// Every step's sample in a run of contiguous blocks, as absolute samples.
     fn step_samples(sample_rate: f64, tempo: f64, block: u32, blocks: u32) -> Vec<(i64, i64)> {

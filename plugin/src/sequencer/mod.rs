@@ -5,7 +5,11 @@
 //! sequencer only decides which notes of which phrase sound at which sample.
 //!
 //! Rules a musician can rely on:
+//! - Bars are counted from the song position and the meter (see
+//!   [`clock::BarGrid`]); a host's bar fields are only a hint.
 //! - Bar `n` of the song plays bar `n mod 2` of the current 2-bar phrase.
+//! - Nothing plays before the song start (pre-roll, count-in), nor at a tempo
+//!   outside [`TEMPO_RANGE`].
 //! - A new phrase takes over only on a bar line whose number is a multiple of
 //!   the change quantization (1, 2 or 4 bars).
 //! - A bar shorter than 16 steps (3/4, 7/8) plays the first steps of the
@@ -15,7 +19,7 @@
 
 pub mod clock;
 
-use clock::{BlockTiming, Meter, STEPS_PER_QUARTER, bar_position, samples_per_quarter};
+use clock::{BarGrid, BlockTiming, Meter, STEPS_PER_QUARTER, bar_position, samples_per_quarter};
 
 use crate::pattern::{PHRASE_BARS, Part, Phrase, STEPS_PER_BAR};
 
@@ -26,6 +30,30 @@ const JUMP_TOLERANCE_QUARTERS: f64 = 0.125;
 const MAX_SOUNDING: usize = 32;
 /// Tempo assumed when the host reports none.
 const DEFAULT_TEMPO: f64 = 120.0;
+/// Tempi the sequencer plays at, in BPM; outside it nothing new starts.
+pub const TEMPO_RANGE: std::ops::RangeInclusive<f64> = 1.0..=999.0;
+
+/// Passes events on with their timing moved `by` samples later: the second
+/// span of a block that wraps around a loop.
+struct Shifted<'a, O> {
+    out: &'a mut O,
+    by: u32,
+}
+
+impl<O: SequencerOutput> SequencerOutput for Shifted<'_, O> {
+    fn note_on(&mut self, timing: u32, channel: u8, pitch: u8, velocity: u8) {
+        self.out.note_on(timing + self.by, channel, pitch, velocity);
+    }
+    fn note_off(&mut self, timing: u32, channel: u8, pitch: u8) {
+        self.out.note_off(timing + self.by, channel, pitch);
+    }
+    fn retire(&mut self, phrase: Box<Phrase>) {
+        self.out.retire(phrase);
+    }
+    fn bar_started(&mut self) {
+        self.out.bar_started();
+    }
+}
 
 /// Where a part's notes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +77,11 @@ pub struct BlockInput {
     pub tempo: Option<f64>,
     /// Song position of the block start in quarters, if the host says.
     pub position_quarters: Option<f64>,
-    /// Start of the bar containing the block start, in quarters.
+    /// Start of the bar containing the block start, in quarters, as the host
+    /// reports it: a hint, used only while it agrees with the position.
     pub bar_start_quarters: Option<f64>,
-    /// Number of that bar (0 = first bar of the song).
-    pub bar_number: Option<i32>,
+    /// The host's active loop (start, end) in quarters.
+    pub loop_quarters: Option<(f64, f64)>,
     /// The time signature.
     pub meter: Meter,
     /// New phrases take over every this many bars (1, 2 or 4).
@@ -175,6 +204,10 @@ pub struct Sequencer {
     block_start_quarters: f64,
     /// Seconds per quarter note in the last block.
     seconds_per_quarter: f64,
+    /// Whether the host's bar start has always agreed with its song position
+    /// and meter; after the first disagreement the bar grid comes from the
+    /// position alone.
+    host_bars_agree: bool,
 }
 
 impl Default for Sequencer {
@@ -195,6 +228,7 @@ impl Default for Sequencer {
             next_change: None,
             block_start_quarters: 0.0,
             seconds_per_quarter: 0.5,
+            host_bars_agree: true,
         }
     }
 }
@@ -272,23 +306,72 @@ impl Sequencer {
             self.sounding.end_all(0, out);
             self.release_pending = false;
         }
-        if !input.playing || input.bypassed || input.samples == 0 {
+        // A tempo outside the musical range (a broken host, a corrupt
+        // project) would turn one block into a storm of notes: play nothing.
+        let tempo = match input.tempo {
+            None => Some(DEFAULT_TEMPO),
+            Some(tempo) => Some(tempo).filter(|t| TEMPO_RANGE.contains(t)),
+        };
+        let (true, false, Some(tempo)) =
+            (input.playing && input.samples > 0, input.bypassed, tempo)
+        else {
             self.sounding.end_all(0, out);
             self.next_step = None;
             self.playhead = None;
             self.next_change = None;
             return;
+        };
+        let start = input
+            .position_quarters
+            .filter(|q| q.is_finite())
+            .unwrap_or(self.free_running_quarters);
+        let samples_per_quarter = samples_per_quarter(input.sample_rate, tempo);
+        self.seconds_per_quarter = 60.0 / tempo;
+        // A host that does not split its blocks at the loop end: play up to
+        // the end, then on from the loop start, within this block.
+        let end = start + f64::from(input.samples) / samples_per_quarter;
+        let wrap = input.loop_quarters.and_then(|(loop_start, loop_end)| {
+            let inside = loop_end > loop_start + JUMP_TOLERANCE_QUARTERS
+                && start < loop_end
+                && end > loop_end + 1e-9;
+            // The first sample at or after the loop end (positions arrive in
+            // fixed point, hence the thousandth of a sample).
+            let samples = ((loop_end - start) * samples_per_quarter - 1e-3).ceil() as u32;
+            (inside && samples > 0 && samples < input.samples).then_some((loop_start, samples))
+        });
+        match wrap {
+            Some((loop_start, before_end)) => {
+                self.process_span(input, start, samples_per_quarter, before_end, 0, out);
+                let rest = input.samples - before_end;
+                self.process_span(
+                    input,
+                    loop_start,
+                    samples_per_quarter,
+                    rest,
+                    before_end,
+                    out,
+                );
+            }
+            None => self.process_span(input, start, samples_per_quarter, input.samples, 0, out),
         }
-        let tempo = input
-            .tempo
-            .filter(|t| t.is_finite() && *t > 1.0)
-            .unwrap_or(DEFAULT_TEMPO);
+    }
+
+    /// Plays `samples` samples from song position `start`, `offset` samples
+    /// into the host's block.
+    fn process_span(
+        &mut self,
+        input: &BlockInput,
+        start: f64,
+        samples_per_quarter: f64,
+        samples: u32,
+        offset: u32,
+        out: &mut impl SequencerOutput,
+    ) {
+        let out = &mut Shifted { out, by: offset };
         let timing = BlockTiming {
-            start_quarters: input
-                .position_quarters
-                .unwrap_or(self.free_running_quarters),
-            samples_per_quarter: samples_per_quarter(input.sample_rate, tempo),
-            samples: input.samples,
+            start_quarters: start,
+            samples_per_quarter,
+            samples,
         };
         let continuous = self.next_step.is_some()
             && (timing.start_quarters - self.expected_start).abs() < JUMP_TOLERANCE_QUARTERS;
@@ -300,17 +383,18 @@ impl Sequencer {
         self.expected_start = timing.end_quarters();
         self.free_running_quarters = timing.end_quarters();
         self.block_start_quarters = timing.start_quarters;
-        self.seconds_per_quarter = 60.0 / tempo;
 
         let meter = input.meter;
-        let (bar_start, bar_number) = match (input.bar_start_quarters, input.bar_number) {
-            (Some(start), Some(number)) => (start, i64::from(number)),
-            _ => {
-                let bar = (timing.start_quarters / meter.bar_quarters()).floor();
-                (bar * meter.bar_quarters(), bar as i64)
-            }
-        };
-        let bar_start_step = (bar_start * STEPS_PER_QUARTER).round() as i64;
+        let host_bar_start = input.bar_start_quarters.filter(|_| self.host_bars_agree);
+        let grid = BarGrid::at(timing.start_quarters, host_bar_start, meter);
+        if host_bar_start.is_some() && !grid.from_host {
+            // One disagreement and the host's bar fields are never used
+            // again: a host that reports bars wrongly (Ardour 7 counts them
+            // from 1, 4 quarters each) can be right by chance for a while.
+            self.host_bars_agree = false;
+        }
+        let bar_start_step = (grid.start * STEPS_PER_QUARTER).round() as i64;
+        let bar_number = grid.number;
         let mut step = self.next_step.unwrap_or_else(|| timing.first_step());
         while timing.contains_step(step) {
             let offset = timing.step_offset(step).max(0) as u32;
@@ -321,7 +405,8 @@ impl Sequencer {
                 self.bar_line(bar, offset, input, out);
                 out.bar_started();
             }
-            if (step_in_bar as usize) < STEPS_PER_BAR {
+            // Nothing plays before the song start (pre-roll, count-in).
+            if step >= 0 && (step_in_bar as usize) < STEPS_PER_BAR {
                 let phrase_step = bar.rem_euclid(PHRASE_BARS as i64) as usize * STEPS_PER_BAR
                     + step_in_bar as usize;
                 self.playhead = Some(phrase_step);

@@ -154,7 +154,7 @@ impl Host {
                 tempo: Some(120.0),
                 position_quarters: Some(0.0),
                 bar_start_quarters: None,
-                bar_number: None,
+                loop_quarters: None,
                 meter: Meter::default(),
                 change_every_bars: 1,
                 routing: routing(),
