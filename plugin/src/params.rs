@@ -168,8 +168,16 @@ pub struct PartParams {
     pub register: FloatParam,
 }
 
+/// "+1.25", "-0.50", and "+0.00" for anything that rounds to zero: a value
+/// just below zero must not show as "-0.00", which reads back as 0 and then
+/// shows as "+0.00".
 fn signed(decimals: usize) -> Arc<dyn Fn(f32) -> String + Send + Sync> {
-    Arc::new(move |value| format!("{value:+.decimals$}"))
+    let scale = 10f32.powi(decimals as i32);
+    Arc::new(move |value| {
+        let rounded = (value * scale).round() / scale;
+        // Adding 0.0 turns -0.0 into +0.0.
+        format!("{:+.decimals$}", rounded + 0.0)
+    })
 }
 
 fn knob(name: String, range: f32) -> FloatParam {

@@ -1,6 +1,7 @@
-//! A broken installation never takes the host down: a missing ONNX Runtime
-//! leaves the plugin silent with a reason, and a corrupt model silences only
-//! its own part.
+//! A broken installation never takes the host down: a missing or damaged
+//! ONNX Runtime leaves the plugin silent with a reason, a corrupt model
+//! silences only its own part, and nothing is written into the musician's
+//! home folder.
 //!
 //! Each scenario copies the bundle somewhere else and runs in a child process
 //! (the ONNX Runtime library, once loaded, stays loaded for the process).
@@ -127,4 +128,134 @@ fn a_corrupt_model_silences_only_its_own_part() {
         stderr.contains("decoder_step.onnx is not a usable ONNX model"),
         "the reason is reported:\n{stderr}"
     );
+}
+
+/// The child's side of the truncated-library scenarios: the plugin loads,
+/// plays nothing, and the host lives on.
+fn plays_silence_without_crashing() {
+    let bundle = Bundle::load(Path::new(&std::env::var("CLAP_UNDER_TEST").unwrap())).unwrap();
+    let mut instance = bundle.instantiate().unwrap();
+    instance.activate(48_000.0, 512);
+    for _ in 0..25 {
+        instance.play(9_600, 512);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        instance.events.is_empty(),
+        "silent without a usable library"
+    );
+}
+
+/// The bundled ONNX Runtime library, cut to half its size.
+fn truncate_bundled_library(resources: &Path) -> PathBuf {
+    let lib = resources.join("lib");
+    let library = std::fs::read_dir(&lib)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().contains("libonnxruntime.so."))
+        .expect("the bundle carries ONNX Runtime");
+    let bytes = std::fs::read(&library).unwrap();
+    std::fs::write(&library, &bytes[..bytes.len() / 2]).unwrap();
+    library
+}
+
+#[test]
+fn a_truncated_bundled_library_is_refused_and_the_host_lives_on() {
+    if is_child() {
+        plays_silence_without_crashing();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clap = copy_bundle(dir.path(), true);
+    truncate_bundled_library(&dir.path().join("Latent Trio.resources"));
+    let stderr = in_child(
+        "a_truncated_bundled_library_is_refused_and_the_host_lives_on",
+        &[
+            ("CLAP_UNDER_TEST", &clap),
+            ("NICE_LOG", Path::new("stderr")),
+        ],
+    );
+    assert!(
+        stderr.contains("copied incompletely; reinstall the plugin"),
+        "the reason is reported:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_truncated_library_of_the_users_own_is_refused_and_the_host_lives_on() {
+    if is_child() {
+        plays_silence_without_crashing();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A bundle without its own library: the user's LATENT_TRIO_ORT_LIB is used.
+    let clap = copy_bundle(dir.path(), true);
+    let resources = dir.path().join("Latent Trio.resources");
+    let own = dir.path().join("own");
+    std::fs::rename(resources.join("lib"), own.join("lib")).unwrap_or_else(|_| {
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::rename(resources.join("lib"), own.join("lib")).unwrap();
+    });
+    // A library of the user's own comes without our checksums.
+    std::fs::remove_file(own.join("lib/checksums.sha256")).unwrap();
+    let library = truncate_bundled_library(&own);
+    let stderr = in_child(
+        "a_truncated_library_of_the_users_own_is_refused_and_the_host_lives_on",
+        &[
+            ("CLAP_UNDER_TEST", &clap),
+            ("LATENT_TRIO_ORT_LIB", &library),
+            ("NICE_LOG", Path::new("stderr")),
+        ],
+    );
+    assert!(
+        stderr.contains("not a complete shared library"),
+        "the reason is reported:\n{stderr}"
+    );
+}
+
+#[test]
+fn the_plugin_and_the_cli_write_nothing_into_the_musicians_home() {
+    if is_child() {
+        let bundle = Bundle::load(Path::new(&std::env::var("CLAP_UNDER_TEST").unwrap())).unwrap();
+        let mut instance = bundle.instantiate_offline(512).unwrap();
+        instance.play(2 * 96_000, 512);
+        assert!(!instance.events.is_empty(), "the models ran");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clap = copy_bundle(dir.path(), true);
+    in_child(
+        "the_plugin_and_the_cli_write_nothing_into_the_musicians_home",
+        &[("CLAP_UNDER_TEST", &clap), ("HOME", home.path())],
+    );
+    let left: Vec<_> = walk(home.path());
+    assert!(left.is_empty(), "the plugin wrote {left:?}");
+    // The CLI neither: only the .mid file it was asked for.
+    let out = dir.path().join("render.mid");
+    let status = Command::new(latent_trio_host::workspace().join("target/debug/latent-trio"))
+        .args(["--models"])
+        .arg(latent_trio_host::bundled_models())
+        .args(["render", "--bars", "2", "--out"])
+        .arg(&out)
+        .env("HOME", home.path())
+        .env_remove("XDG_CACHE_HOME")
+        .status()
+        .unwrap();
+    assert!(status.success() && out.is_file());
+    let left: Vec<_> = walk(home.path());
+    assert!(left.is_empty(), "the CLI wrote {left:?}");
+}
+
+/// Every file and folder below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        found.push(entry.path());
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(walk(&entry.path()));
+        }
+    }
+    found
 }

@@ -28,18 +28,23 @@ struct Wheel {
     sha256: &'static str,
 }
 
+// 1.28.0: the last ONNX Runtime without telemetry on Linux. From 1.29 on,
+// creating its environment writes a device id and a queue of usage events
+// under ~/.cache/Microsoft/DeveloperTools for upload, and only an environment
+// variable (which a plugin cannot safely set inside a running host) turns
+// that off. The ort crate needs 1.24 or newer.
 const CPU_WHEEL: Wheel = Wheel {
     package: "onnxruntime",
-    version: "1.32.0",
-    file: "onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl",
-    sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
+    version: "1.28.0",
+    file: "onnxruntime-1.28.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+    sha256: "a166b78ee04f3a37fa1ef82034b6a3ce96d9684e582d4d30b296de83e9998bb5",
 };
 
 const GPU_WHEEL: Wheel = Wheel {
     package: "onnxruntime-gpu",
-    version: "1.31.1",
-    file: "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
-    sha256: "e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6",
+    version: "1.28.0",
+    file: "onnxruntime_gpu-1.28.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+    sha256: "774d4c307317f7a0fefc33930820b7ac2a62be2c595e6a1e63e318555f7176b8",
 };
 
 /// Where the library lands; the plugin's development builds look here too.
@@ -102,6 +107,9 @@ fn xtask() -> Result<()> {
                 ],
             )?;
             let python = python_environment()?;
+            // The onnxruntime Python package reports usage unless told not to.
+            // SAFETY: xtask is single-threaded here.
+            unsafe { std::env::set_var("ORT_DISABLE_TELEMETRY", "1") };
             run(
                 python.to_str().context("non-UTF-8 path")?,
                 &["-m", "pytest", "models/tests", "-q"],
@@ -284,6 +292,7 @@ fn add_resources(bundled: &Path) -> Result<()> {
             fs::remove_dir_all(resources)?;
         }
         copy_folder(&Path::new(ORT_FOLDER).join("lib"), &resources.join("lib"))?;
+        record_checksums(&resources.join("lib"))?;
         for model in MODELS {
             let source = Path::new("models").join(model);
             if !source.join("manifest.json").is_file() {
@@ -297,6 +306,27 @@ fn add_resources(bundled: &Path) -> Result<()> {
         }
         println!("resources: {}", resources.display());
     }
+    Ok(())
+}
+
+/// Writes `checksums.sha256` beside the libraries: `<sha256> <size> <name>`
+/// a line. The plugin refuses a library that does not match (a damaged copy
+/// would crash the host as it loads).
+fn record_checksums(lib: &Path) -> Result<()> {
+    let mut lines = String::new();
+    for entry in fs::read_dir(lib)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !path.is_file() || name.starts_with('.') || name == "checksums.sha256" {
+            continue;
+        }
+        let size = fs::metadata(&path)?.len();
+        lines.push_str(&format!("{} {size} {name}\n", sha256_of(&path)?));
+    }
+    fs::write(lib.join("checksums.sha256"), lines)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! CLI are its only callers.
 
 pub mod latent;
+pub mod library_check;
 pub mod manifest;
 pub mod model;
 pub mod random;

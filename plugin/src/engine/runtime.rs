@@ -175,6 +175,13 @@ pub fn runtime() -> Result<&'static Runtime, RuntimeError> {
         });
     };
     let library = library.canonicalize().unwrap_or_else(|_| library.clone());
+    // A damaged library would crash the host as it loads: check it first.
+    if let Some(problem) = super::library_check::problem(&library) {
+        return Err(RuntimeError::LibraryUnusable {
+            path: library,
+            message: problem,
+        });
+    }
     // ONNX Runtime's environment is process-wide and starts a helper thread
     // that lives as long as the process. A thread inherits its creator's
     // name, so the environment is built on a thread of its own: the helper
