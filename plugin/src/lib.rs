@@ -14,6 +14,7 @@ pub mod params;
 pub mod pattern;
 pub mod render;
 pub mod sequencer;
+pub mod state;
 pub mod stored;
 
 use std::num::NonZeroU32;
@@ -269,6 +270,11 @@ impl Plugin for LatentTrio {
             );
             state.params.clear();
             state.fields.clear();
+            return;
+        }
+        // A load replaces the whole state, every value within its range.
+        for change in state::sanitise(state) {
+            nice_plug::nice_error!("Latent Trio repaired the loaded project: {change}");
         }
     }
 

@@ -62,6 +62,21 @@ impl StoredLatents {
         (a.len() == latent_size && b.len() == latent_size).then(|| slerp(a, b, morph))
     }
 
+    /// Every value of every stored latent (clips and scenes).
+    pub fn all_latents(&self) -> impl Iterator<Item = f32> + '_ {
+        let clips = self
+            .clips
+            .iter()
+            .flatten()
+            .map(|clip| clip.latent.as_slice());
+        let scenes = self
+            .scenes
+            .iter()
+            .flatten()
+            .flat_map(|scene| scene.latents.iter().map(Vec::as_slice));
+        clips.chain(scenes).flatten().copied()
+    }
+
     /// Whether both scenes are stored.
     pub fn has_both_scenes(&self) -> bool {
         self.scenes.iter().all(Option::is_some)
