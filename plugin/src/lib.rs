@@ -213,11 +213,8 @@ impl LatentTrio {
 
     fn routing(&self) -> [PartRouting; 3] {
         Part::ALL.map(|part| {
-            let params = self.params.part(part);
-            PartRouting {
-                enabled: params.enabled.value(),
-                channel: params.midi_channel(),
-            }
+            let (enabled, channel) = self.params.routing(part);
+            PartRouting { enabled, channel }
         })
     }
 }

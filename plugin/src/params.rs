@@ -2,7 +2,7 @@
 //! automation lanes: never rename one.
 //!
 //! Ids: `seed`, `new_seed`, `change_every`, `provider`, `bypass`, `scenes`,
-//! `morph`, `morph_bars`, and per part
+//! `morph`, `morph_bars`, `output`, `output_channel_1`, and per part
 //! (`drums_`, `bass_`, `melody_` prefixes) `on`, `channel`, `temperature`,
 //! `latent_1`..`latent_8`, `density`, `syncopation`, `register`.
 
@@ -47,6 +47,41 @@ impl ChangeEvery {
             ChangeEvery::Bar => 1,
             ChangeEvery::TwoBars => 2,
             ChangeEvery::FourBars => 4,
+        }
+    }
+}
+
+/// Which parts this instance sends. Ableton Live passes a plugin's MIDI on
+/// to other tracks on one channel only, so a Live set runs one instance per
+/// part (the same seed and knobs play the same song in each).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Every part on its own channel.
+    #[id = "all"]
+    #[name = "All parts"]
+    AllParts,
+    /// Only the drums.
+    #[id = "drums"]
+    #[name = "Drums only"]
+    Drums,
+    /// Only the bass.
+    #[id = "bass"]
+    #[name = "Bass only"]
+    Bass,
+    /// Only the melody.
+    #[id = "melody"]
+    #[name = "Melody only"]
+    Melody,
+}
+
+impl Output {
+    /// The one part sent, if only one is.
+    pub fn only(self) -> Option<Part> {
+        match self {
+            Output::AllParts => None,
+            Output::Drums => Some(Part::Drums),
+            Output::Bass => Some(Part::Bass),
+            Output::Melody => Some(Part::Melody),
         }
     }
 }
@@ -123,6 +158,12 @@ pub struct LatentTrioParams {
     /// on the next bar line.
     #[id = "morph_bars"]
     pub morph_bars: IntParam,
+    /// Which parts this instance sends (one part per instance for Live).
+    #[id = "output"]
+    pub output: EnumParam<Output>,
+    /// With one part sent: on MIDI channel 1 instead of the part's channel.
+    #[id = "output_channel_1"]
+    pub output_channel_1: BoolParam,
     /// Drums.
     #[nested(id_prefix = "drums", group = "Drums")]
     pub drums: PartParams,
@@ -301,6 +342,8 @@ impl Default for LatentTrioParams {
                 },
             )
             .with_unit(" bars"),
+            output: EnumParam::new("Output", Output::AllParts),
+            output_channel_1: BoolParam::new("One Part on Channel 1", false),
             drums: PartParams::new(Part::Drums),
             bass: PartParams::new(Part::Bass),
             melody: PartParams::new(Part::Melody),
@@ -309,6 +352,23 @@ impl Default for LatentTrioParams {
 }
 
 impl LatentTrioParams {
+    /// Whether `part` is sent, and on which 0-based MIDI channel.
+    pub fn routing(&self, part: Part) -> (bool, u8) {
+        let params = self.part(part);
+        match self.output.value().only() {
+            None => (params.enabled.value(), params.midi_channel()),
+            Some(only) if only == part => {
+                let channel = if self.output_channel_1.value() {
+                    0
+                } else {
+                    params.midi_channel()
+                };
+                (params.enabled.value(), channel)
+            }
+            Some(_) => (false, params.midi_channel()),
+        }
+    }
+
     /// The parameters of `part`.
     pub fn part(&self, part: Part) -> &PartParams {
         match part {

@@ -74,3 +74,29 @@ fn with_change_every_2_bars_the_new_phrase_waits_for_an_even_bar() {
 fn with_change_every_4_bars_the_new_phrase_waits_for_bar_4() {
     changes_on(Some(2.0), BAR / 3, 4);
 }
+
+#[test]
+fn a_one_part_instance_plays_that_parts_notes_on_channel_1() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let all = run(&bundle, None, &[], 0, 4);
+    let bass: Vec<_> = all
+        .iter()
+        .filter(|e| e.1 == 1)
+        .map(|&(sample, _, key)| (sample, 0, key))
+        .collect();
+    assert!(bass.len() > 4, "the bass plays");
+    let mut instance = bundle.instantiate_offline(1024).unwrap();
+    instance.set("Output", 2.0); // Bass only
+    instance.set("One Part on Channel 1", 1.0);
+    instance.play(4 * BAR, 512);
+    instance.song.playing = false;
+    instance.block(64);
+    check_balanced(&instance.events).unwrap();
+    let played: Vec<_> = instance
+        .events
+        .iter()
+        .filter(|e| e.on)
+        .map(|e| (e.sample, e.channel, e.key))
+        .collect();
+    assert_eq!(played, bass, "the bass alone, on channel 1, same song");
+}

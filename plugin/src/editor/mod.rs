@@ -189,6 +189,11 @@ impl EditorApp {
             ui.add(ParamSlider::for_param(&params.change_every, setter));
             ui.label("Run on");
             ui.add(ParamSlider::for_param(&params.provider, setter));
+            ui.label("Output");
+            ui.add(ParamSlider::for_param(&params.output, setter));
+            if params.output.value().only().is_some() {
+                ui.add(ParamSlider::for_param(&params.output_channel_1, setter));
+            }
         });
     }
 
