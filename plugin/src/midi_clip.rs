@@ -8,6 +8,7 @@
 //! octaves into the model's range. The window is the first bar with a note
 //! and the bar after it; start times snap to the nearest 16th.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
@@ -29,6 +30,15 @@ pub enum ClipError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// A folder, a device or a pipe, not a file.
+    #[error("this is not a regular file (a folder, device or pipe cannot be a clip)")]
+    NotAFile,
+    /// Far larger than any clip.
+    #[error("the file is {bytes} bytes; a clip is at most 4 MiB")]
+    TooLarge {
+        /// The file's size.
+        bytes: u64,
     },
     /// The bytes are not a (complete) standard MIDI file.
     #[error("this is not a MIDI file, or it is damaged ({0})")]
@@ -100,12 +110,37 @@ struct ClipNote {
 
 /// Reads `path` as a clip for `part`.
 pub fn read_clip(path: &Path, part: Part, vocabulary: &Vocabulary) -> Result<Clip, ClipError> {
-    let bytes = std::fs::read(path).map_err(|source| ClipError::Unreadable {
+    let unreadable = |source| ClipError::Unreadable {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // Only a regular file, and only a clip's worth of it: a FIFO would block
+    // the worker forever, /dev/zero would fill the memory, and a huge file
+    // is no clip.
+    let metadata = std::fs::metadata(path).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err(ClipError::NotAFile);
+    }
+    if metadata.len() > MAX_CLIP_BYTES {
+        return Err(ClipError::TooLarge {
+            bytes: metadata.len(),
+        });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CLIP_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_CLIP_BYTES {
+        return Err(ClipError::TooLarge {
+            bytes: bytes.len() as u64,
+        });
+    }
     clip_from_bytes(&bytes, part, vocabulary)
 }
+
+/// The largest .mid file read as a clip: a 2-bar clip is a few hundred
+/// bytes, a whole song rarely more than a few hundred kilobytes.
+pub const MAX_CLIP_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Reads the bytes of a .mid file as a clip for `part`.
 pub fn clip_from_bytes(

@@ -258,6 +258,8 @@ fn broken_and_unsuitable_files_are_refused_with_a_reason() {
             ClipError::NoNotes => "no notes",
             ClipError::WrongPart { .. } => part.name(),
             ClipError::Unreadable { .. } => "cannot read",
+            ClipError::NotAFile => "regular file",
+            ClipError::TooLarge { .. } => "at most",
         };
         assert!(message.contains(expected), "{name}: {message}");
     }
@@ -349,4 +351,39 @@ fn a_header_with_an_impossible_frame_rate_is_refused_not_a_crash() {
         file[12..14].copy_from_slice(&timing);
         assert!(clip_from_bytes(&file, Part::Melody, &vocabulary(Part::Melody)).is_err());
     }
+}
+
+#[test]
+fn only_a_regular_file_of_a_clips_size_is_read_and_nothing_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let drums = vocabulary(Part::Drums);
+    // A FIFO would block a reader forever; it is refused without opening it.
+    let fifo = dir.path().join("clip.mid");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert!(matches!(
+        read_clip(&fifo, Part::Drums, &drums),
+        Err(ClipError::NotAFile)
+    ));
+    // An endless device would fill the memory.
+    assert!(matches!(
+        read_clip(Path::new("/dev/zero"), Part::Drums, &drums),
+        Err(ClipError::NotAFile)
+    ));
+    assert!(matches!(
+        read_clip(dir.path(), Part::Drums, &drums),
+        Err(ClipError::NotAFile)
+    ));
+    // A 300 MB file is refused by its size, before it is read.
+    let huge = dir.path().join("huge.mid");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(300_000_000)
+        .unwrap();
+    let error = read_clip(&huge, Part::Drums, &drums).unwrap_err();
+    assert!(matches!(error, ClipError::TooLarge { .. }));
+    assert!(error.to_string().contains("at most 4 MiB"), "{error}");
 }
