@@ -399,3 +399,54 @@ fn an_imported_clip_latent_is_where_the_knobs_start_from() {
     let moved = notes(&decode_with(&mut engine, &pushed, &stored));
     assert_ne!(moved[0], seed_notes[0], "a knob moves away from the clip");
 }
+
+#[test]
+fn a_part_whose_decode_fails_keeps_its_last_good_notes_and_says_why() {
+    let mut engine = engine();
+    let knobs = KnobSnapshot::default();
+    let good = decode(&mut engine, &knobs);
+    assert!(!good.part(Part::Drums).notes().is_empty());
+    // A latent of NaN makes the decoder's logits NaN (as NaN weights would).
+    let mut stored = StoredLatents::default();
+    stored.clips[Part::Drums.index()] = Some(ClipLatent {
+        name: "broken.mid".into(),
+        summary: String::new(),
+        latent: vec![f32::NAN; 128],
+    });
+    let mut phrase = Box::<Phrase>::default();
+    let report = engine.decode(&knobs, &stored, &mut phrase);
+    assert!(
+        matches!(
+            report.errors[Part::Drums.index()],
+            Some(ModelError::NotFinite { .. })
+        ),
+        "{:?}",
+        report.errors
+    );
+    assert!(report.errors[Part::Bass.index()].is_none());
+    assert_eq!(
+        phrase.part(Part::Drums).notes(),
+        good.part(Part::Drums).notes(),
+        "the drums play on"
+    );
+    assert!(
+        report
+            .result()
+            .unwrap_err()
+            .to_string()
+            .contains("invalid numbers"),
+        "the reason in words"
+    );
+}
+
+#[test]
+fn a_part_whose_knobs_did_not_move_is_not_decoded_again() {
+    let mut engine = engine();
+    let mut knobs = KnobSnapshot::default();
+    let mut phrase = Box::<Phrase>::default();
+    let first = engine.decode(&knobs, &StoredLatents::default(), &mut phrase);
+    assert_eq!(first.decoded, [true; 3]);
+    knobs.parts[Part::Bass.index()].principal[0] = 1.5;
+    let second = engine.decode(&knobs, &StoredLatents::default(), &mut phrase);
+    assert_eq!(second.decoded, [false, true, false], "only the bass ran");
+}
