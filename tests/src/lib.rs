@@ -231,6 +231,10 @@ impl Song {
 
     fn advance(&mut self, quarters: f64) {
         self.position += quarters;
+        if self.position > self.bar_start + 64.0 * self.bar_quarters() {
+            // A leap of many bars (an absurd tempo): count them at once.
+            self.locate(self.position);
+        }
         while self.position >= self.bar_start + self.bar_quarters() - 1e-9 {
             self.bar_start += self.bar_quarters();
             self.bar_number += 1;

@@ -235,3 +235,28 @@ fn ten_thousand_random_transport_moves_and_automations_never_hang_a_note() {
         counts[7]
     );
 }
+
+#[test]
+fn an_absurd_host_tempo_plays_nothing_rather_than_a_storm() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let mut instance = playing(&bundle);
+    instance.play(48_000, 512);
+    for tempo in [1e7, 1000.0] {
+        instance.song.tempo = tempo;
+        let from = instance.events.len();
+        instance.block(512);
+        let starts = instance.events_since(from).iter().filter(|e| e.on).count();
+        assert_eq!(starts, 0, "{tempo} BPM started {starts} notes");
+        check_balanced(&instance.events).expect("everything sounding ended");
+    }
+    // Back in the musical range, it plays on.
+    instance.song.tempo = 999.0;
+    instance.song.locate(0.0);
+    let from = instance.events.len();
+    instance.play(48_000, 512);
+    assert!(
+        instance.events_since(from).iter().any(|e| e.on),
+        "999 BPM plays"
+    );
+    finish(instance, "absurd tempo");
+}
