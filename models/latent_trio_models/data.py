@@ -1,8 +1,11 @@
 """MIDI -> 16th-note token sequences, bar windows and held-out splits.
 
 Drums come from the Groove MIDI Dataset (official split column of info.csv);
-melody and bass from POP909 (split by song). Every skipped file and window is
-counted with its reason so the manifests can say what the models saw.
+melody and bass from POP909 (split by song), on each song's own beat grid
+(beat_midi.txt), with the chord and key sounding at every 16th step. Windows
+that repeat exactly within a split (repeated song sections) are kept once.
+Every skipped file, bar and window is counted with its reason so the
+manifests can say what the models saw.
 
 Run: python -m latent_trio_models.data --data ../shared/data --out models/work/data
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from . import vocab
+from . import harmony, vocab
 
 WINDOW_BARS = 2
 LONG_WINDOW_BARS = 16
@@ -45,8 +48,10 @@ class TokenSong:
     song_id: str
     split: str
     tokens: np.ndarray  # [steps] int
-    velocities: np.ndarray | None = None  # drums: [steps, 9] uint8, 0 = no hit
+    velocities: np.ndarray | None = None  # drums: [steps, 9]; melodic: [steps]; uint8, 0 = no onset
     offsets: np.ndarray | None = None  # drums: [steps, 9] offset from the grid in steps
+    chords: np.ndarray | None = None  # melodic: [steps] uint16 pitch-class masks (harmony)
+    keys: np.ndarray | None = None  # melodic: [steps] int8 key indices (harmony)
 
 
 def _note_spans(track: mido.MidiTrack) -> list[tuple[int, int, int, int]]:
@@ -134,39 +139,88 @@ def load_groove(data: Path, counts: Counts) -> list[TokenSong]:
 # ---------------------------------------------------------------- melody and bass
 
 
+def pop909_song_number(song_id: str) -> int:
+    """The POP909 song a window comes from ("017" or, for a song's second run
+    of 4/4 bars, "017.1")."""
+    return int(song_id.split(".")[0])
+
+
 def pop909_split(song_number: int) -> str:
     """Deterministic 80/10/10 split by song, never by window."""
     return {0: "test", 1: "validation"}.get(song_number % 10, "train")
 
 
-def _downbeat_origin(beat_file: Path, ticks_per_second: float, counts: Counts) -> float | None:
-    """Tick of a downbeat from beat_midi.txt if the song is steadily in 4/4.
+def _seconds(midi: mido.MidiFile, ticks: np.ndarray) -> np.ndarray:
+    """Seconds of MIDI ticks, following every tempo change."""
+    changes = sorted(
+        (tick, message.tempo)
+        for track in midi.tracks
+        for tick, message in zip(np.cumsum([m.time for m in track]), track)
+        if message.type == "set_tempo"
+    )
+    if not changes or changes[0][0] > 0:
+        changes.insert(0, (0, 500_000))
+    change_ticks = np.array([tick for tick, _ in changes], dtype=np.float64)
+    seconds_per_tick = np.array([tempo for _, tempo in changes]) / 1e6 / midi.ticks_per_beat
+    change_seconds = np.concatenate([[0.0], np.cumsum(np.diff(change_ticks) * seconds_per_tick[:-1])])
+    segment = np.searchsorted(change_ticks, ticks, side="right") - 1
+    return change_seconds[segment] + (ticks - change_ticks[segment]) * seconds_per_tick[segment]
 
-    The file's third column marks 4/4 downbeats; a song whose downbeats are not
-    every fourth beat, or whose beats do not follow the MIDI tempo, is skipped.
-    """
+
+def bar_runs(beat_file: Path, counts: Counts) -> list[np.ndarray]:
+    """The 16th steps of a POP909 song, from its own beats: for every run of
+    consecutive 4-beat bars (downbeats from beat_midi.txt's third column), the
+    time in seconds of each step, four to a beat. Bars of another length (a
+    2/4 bar, a 3/4 song) end a run and are counted, not played."""
     rows = [line.split() for line in beat_file.read_text().splitlines() if line.strip()]
-    times = np.array([float(r[0]) for r in rows])
-    downbeats = [i for i, r in enumerate(rows) if float(r[2]) == 1.0]
-    if len(downbeats) < 2:
-        counts.files["melodic: no downbeats"] += 1
-        return None
-    gaps = np.diff(downbeats)
-    if np.mean(gaps == 4) < 0.95:
-        counts.files["melodic: not 4/4"] += 1
-        return None
-    beat_ticks = np.diff(times) * ticks_per_second
-    if np.median(np.abs(beat_ticks - np.median(beat_ticks))) > 10 or abs(np.median(beat_ticks) - 480) > 10:
-        counts.files["melodic: beats do not follow the MIDI tempo"] += 1
-        return None
-    return times[downbeats[0]] * ticks_per_second
+    times = np.array([float(row[0]) for row in rows])
+    downbeats = np.flatnonzero(np.array([float(row[2]) for row in rows]) == 1.0)
+    if len(times) < 5 or np.any(np.diff(times) <= 0):
+        counts.files["melodic: beat times unusable"] += 1
+        return []
+    runs, current = [], []
+    for first, last in zip(downbeats, list(downbeats[1:]) + [len(times) - 1]):
+        if last - first != 4:
+            counts.windows["melodic: bars not of 4 beats (skipped)"] += 1
+            if current:
+                runs.append(np.concatenate(current))
+                current = []
+            continue
+        beats = times[first : last + 1]
+        current.append((beats[:-1, None] + np.diff(beats)[:, None] * np.arange(4) / 4).ravel())
+    if current:
+        runs.append(np.concatenate(current))
+    return runs
 
 
-def _grid(spans, origin: float, step_ticks: float):
+def _to_steps(spans, step_times: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(start, end, pitch, velocity) in seconds -> the same on the run's steps:
+    each time to the nearest step; notes starting outside the run are dropped."""
+    if not spans:
+        return []
+    starts = np.array([span[0] for span in spans])
+    ends = np.array([span[1] for span in spans])
+    step = np.median(np.diff(step_times))
+    # Step boundaries half-way between step times; the run's last step ends one step on.
+    edges = np.concatenate([(step_times[:-1] + step_times[1:]) / 2, [step_times[-1] + step / 2]])
+    start_steps = np.searchsorted(edges, starts, side="right")
+    end_steps = np.searchsorted(edges, ends, side="right")
+    inside = (starts >= step_times[0] - step / 2) & (start_steps < len(step_times))
     return [
-        (int(round((s - origin) / step_ticks)), int(round((e - origin) / step_ticks)), p, v)
-        for s, e, p, v in spans
+        (int(start), int(max(end, start + 1)), pitch, velocity)
+        for start, end, (_, _, pitch, velocity), keep in zip(start_steps, end_steps, spans, inside)
+        if keep
     ]
+
+
+def _annotation(path: Path, read) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, values) of a POP909 span file, values read by `read`."""
+    rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines() if line.strip()]
+    return (
+        np.array([float(row[0]) for row in rows]),
+        np.array([float(row[1]) for row in rows]),
+        np.array([read(row[2].strip()) for row in rows]),
+    )
 
 
 def melody_tokens(notes: list[tuple[int, int, int, int]], steps: int) -> np.ndarray:
@@ -222,53 +276,82 @@ def bass_notes(piano: list[tuple[int, int, int, int]], steps: int) -> list[tuple
     return notes
 
 
-def pop909_songs(folder: Path, counts: Counts) -> dict[str, TokenSong] | None:
-    """Melody and derived bass of one POP909 song, on a grid whose bar 1 starts
-    on a downbeat from beat_midi.txt."""
+def onset_velocities(notes: list[tuple[int, int, int, int]], tokens: np.ndarray) -> np.ndarray:
+    """The velocity of the note each token starts (the highest at an onset,
+    as `melody_tokens` keeps it); 0 where no note starts."""
+    velocities = np.zeros(len(tokens), dtype=np.uint8)
+    for start, _, pitch, velocity in notes:
+        playable = vocab.MIN_PITCH <= pitch <= vocab.MAX_PITCH
+        if playable and 0 <= start < len(tokens) and tokens[start] == vocab.pitch_to_token(pitch):
+            velocities[start] = max(velocities[start], velocity)
+    return velocities
+
+
+def pop909_songs(folder: Path, counts: Counts) -> list[dict[str, TokenSong]]:
+    """Melody and derived bass of one POP909 song on its own beat grid, one
+    {"melody", "bass"} per run of 4/4 bars, with the chord and key of every
+    step (tempo changes are no obstacle: the grid follows the beats)."""
     number = int(folder.name)
+    runs = bar_runs(folder / "beat_midi.txt", counts)
+    if not runs:
+        counts.files["melodic: no 4/4 bars"] += 1
+        return []
     midi = mido.MidiFile(folder / f"{folder.name}.mid")
-    tempi = _tempi(midi)
-    if len(set(tempi)) != 1:
-        counts.files["melodic: tempo changes"] += 1
-        return None
-    ticks_per_second = midi.ticks_per_beat / (tempi[0] / 1e6)
-    origin = _downbeat_origin(folder / "beat_midi.txt", ticks_per_second, counts)
-    if origin is None:
-        return None
     tracks = {track.name: _note_spans(track) for track in midi.tracks}
     if not tracks.get("MELODY") or not tracks.get("PIANO"):
         counts.files["melodic: missing MELODY or PIANO track"] += 1
-        return None
-    bar_ticks = midi.ticks_per_beat * 4
-    first_tick = min(span[0] for span in tracks["MELODY"] + tracks["PIANO"])
-    while origin > first_tick:  # keep pickup notes: start on an earlier bar line
-        origin -= bar_ticks
-    step_ticks = midi.ticks_per_beat / 4
-    melody = _grid(tracks["MELODY"], origin, step_ticks)
-    piano = _grid(tracks["PIANO"], origin, step_ticks)
-    last = max(end for _, end, _, _ in melody + piano)
-    steps = math.ceil(last / vocab.STEPS_PER_BAR) * vocab.STEPS_PER_BAR
+        return []
+
+    def in_seconds(spans):
+        ticks = np.array([[start, end] for start, end, _, _ in spans], dtype=np.float64)
+        seconds = _seconds(midi, ticks.ravel()).reshape(-1, 2)
+        return [(a, b, pitch, velocity) for (a, b), (_, _, pitch, velocity) in zip(seconds, spans)]
+
+    melody_spans, piano_spans = in_seconds(tracks["MELODY"]), in_seconds(tracks["PIANO"])
+    chord_spans = _annotation(folder / "chord_midi.txt", harmony.chord_mask)
+    key_spans = _annotation(folder / "key_audio.txt", harmony.key_index)
     split = pop909_split(number)
-    song_id = folder.name
-    return {
-        "melody": TokenSong(song_id, split, melody_tokens(melody, steps)),
-        "bass": TokenSong(song_id, split, melody_tokens(bass_notes(piano, steps), steps)),
-    }
+    songs = []
+    for index, step_times in enumerate(runs):
+        steps = len(step_times)
+        melody = _to_steps(melody_spans, step_times)
+        piano = _to_steps(piano_spans, step_times)
+        if not melody and not piano:
+            continue
+        # Chords change on beats, which are step times: read just after them.
+        probe = step_times + 1e-3
+        chords = harmony.spans_at(probe, *chord_spans, outside=harmony.NO_CHORD).astype(np.uint16)
+        # A key holds from the song's start to its end: extend the first and last.
+        starts, ends, keys = key_spans
+        keys_at = harmony.spans_at(np.clip(probe, starts[0], ends[-1] - 1e-3), starts, ends, keys, harmony.NO_KEY)
+        song_id = f"{folder.name}" if len(runs) == 1 else f"{folder.name}.{index}"
+        melody_tokens_ = melody_tokens(melody, steps)
+        bass = bass_notes(piano, steps)
+        bass_tokens = melody_tokens(bass, steps)
+        common = {"chords": chords, "keys": keys_at.astype(np.int8)}
+        songs.append(
+            {
+                "melody": TokenSong(song_id, split, melody_tokens_, onset_velocities(melody, melody_tokens_), **common),
+                "bass": TokenSong(song_id, split, bass_tokens, onset_velocities(bass, bass_tokens), **common),
+            }
+        )
+    return songs
 
 
 def load_pop909_split(data: Path, split: str | None, counts: Counts) -> list[dict[str, TokenSong]]:
-    """{"melody", "bass"} of every usable POP909 song of `split` (all songs if
-    None), in song order. Songs of other splits are not converted."""
+    """{"melody", "bass"} of every run of 4/4 bars of every usable POP909 song
+    of `split` (all songs if None), in song order. Songs of other splits are
+    not converted."""
     songs = []
     for folder in sorted((data / "pop909").iterdir()):
         if not folder.is_dir() or not folder.name.isdigit():
             continue
         if split is not None and pop909_split(int(folder.name)) != split:
             continue
-        song = pop909_songs(folder, counts)
-        if song is not None:
+        runs = pop909_songs(folder, counts)
+        if runs:
             counts.files["melodic: kept"] += 1
-            songs.append(song)
+            songs.extend(runs)
     return songs
 
 
@@ -295,34 +378,55 @@ def windows(song: TokenSong, part: str, bars: int, hop_bars: int, counts: Counts
         if onset_count(song.tokens[start : start + length], part) < 4:
             counts.windows[f"{part} {bars}-bar: fewer than 4 onsets"] += 1
             continue
-        counts.windows[f"{part} {bars}-bar: kept ({song.split})"] += 1
         starts.append(start)
     return starts
 
 
+def unique_windows(song_windows, counts: Counts, label: str):
+    """Keeps the first of every window whose notes (and chords) repeat one
+    already kept: a chorus sung four times is learned, and scored, once."""
+    seen = set()
+    for song, start, length in song_windows:
+        key = song.tokens[start : start + length].tobytes()
+        if song.chords is not None:
+            key += song.chords[start : start + length].tobytes()
+        if key in seen:
+            counts.windows[f"{label}: repeats a window (dropped)"] += 1
+            continue
+        seen.add(key)
+        counts.windows[f"{label}: kept"] += 1
+        yield song, start, length
+
+
 def save_part(part: str, songs: list[TokenSong], out: Path, counts: Counts) -> None:
     """Writes `<part>.npz`: 2-bar windows (hop 1 bar) and 16-bar windows (hop 4
-    bars) per split, with the song id of every window; drums keep velocities and
-    grid offsets for a later humanize model."""
+    bars) per split, each kept once, with the song id of every window; drums
+    keep velocities and grid offsets (for a later humanize model), melody and
+    bass velocities and the chord and key of every step."""
     arrays: dict[str, np.ndarray] = {}
     for split in SPLITS:
         for bars, hop, key in ((WINDOW_BARS, 1, "2bar"), (LONG_WINDOW_BARS, 4, "16bar")):
-            tokens, ids, velocities, offsets = [], [], [], []
             length = bars * vocab.STEPS_PER_BAR
-            for song in songs:
-                if song.split != split:
-                    continue
-                for start in windows(song, part, bars, hop, counts):
-                    tokens.append(song.tokens[start : start + length])
-                    ids.append(song.song_id)
-                    if song.velocities is not None and bars == WINDOW_BARS:
-                        velocities.append(song.velocities[start : start + length])
-                        offsets.append(song.offsets[start : start + length])
-            arrays[f"{split}_{key}"] = np.array(tokens, dtype=np.int16).reshape(-1, length)
-            arrays[f"{split}_{key}_song"] = np.array(ids, dtype=object).astype(str)
-            if velocities:
-                arrays[f"{split}_{key}_velocity"] = np.array(velocities, dtype=np.uint8)
-                arrays[f"{split}_{key}_offset"] = np.array(offsets, dtype=np.float16)
+            found = (
+                (song, start, length)
+                for song in songs
+                if song.split == split
+                for start in windows(song, part, bars, hop, counts)
+            )
+            columns: dict[str, list] = collections.defaultdict(list)
+            for song, start, _ in unique_windows(found, counts, f"{part} {bars}-bar {split}"):
+                columns["tokens"].append(song.tokens[start : start + length])
+                columns["song"].append(song.song_id)
+                for name in ("velocities", "offsets", "chords", "keys"):
+                    values = getattr(song, name)
+                    if values is not None:
+                        columns[name].append(values[start : start + length])
+            arrays[f"{split}_{key}"] = np.array(columns["tokens"], dtype=np.int16).reshape(-1, length)
+            arrays[f"{split}_{key}_song"] = np.array(columns["song"], dtype=object).astype(str)
+            stored = {"velocities": ("velocity", np.uint8), "offsets": ("offset", np.float16), "chords": ("chord", np.uint16), "keys": ("key", np.int8)}
+            for name, (suffix, dtype) in stored.items():
+                if columns[name]:
+                    arrays[f"{split}_{key}_{suffix}"] = np.array(columns[name], dtype=dtype)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / f"{part}.npz", **arrays)
 

@@ -32,18 +32,20 @@ INTERPOLATION_STEPS = 11
 
 
 def heldout_windows(part: str, data_dir: Path, limit: int = HELDOUT_WINDOWS) -> np.ndarray:
-    """The first `limit` 2-bar test windows of `part`, in song order."""
+    """The first `limit` 2-bar test windows of `part`, in song order, each
+    distinct window once (as the converter keeps them)."""
     counts = data.Counts()
     if part == "drums":
         songs = data.load_groove_split(data_dir, "test", counts)
     else:
         songs = [song[part] for song in data.load_pop909_split(data_dir, "test", counts)]
+    length = data.WINDOW_BARS * vocab.STEPS_PER_BAR
+    found = ((song, start, length) for song in songs for start in data.windows(song, part, data.WINDOW_BARS, 1, counts))
     rows = []
-    for song in songs:
-        for start in data.windows(song, part, data.WINDOW_BARS, 1, counts):
-            rows.append(song.tokens[start : start + data.WINDOW_BARS * vocab.STEPS_PER_BAR])
-            if len(rows) == limit:
-                return np.array(rows, dtype=np.int64)
+    for song, start, _ in data.unique_windows(found, counts, "held-out"):
+        rows.append(song.tokens[start : start + length])
+        if len(rows) == limit:
+            break
     return np.array(rows, dtype=np.int64)
 
 

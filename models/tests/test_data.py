@@ -12,7 +12,7 @@ import mido
 import numpy as np
 import pytest
 
-from latent_trio_models import data, vocab
+from latent_trio_models import data, harmony, vocab
 
 # The documented 9-class reduction (models/README.md), written out here rather
 # than read from vocab so that a change to the table fails a test.
@@ -102,13 +102,16 @@ def write_melodic_midi(tokens: np.ndarray, path: Path, ticks_per_beat: int = 480
 
 def read_melodic_midi(path: Path, steps: int) -> np.ndarray:
     midi = mido.MidiFile(path)
-    spans = data._grid(data._note_spans(midi.tracks[0]), 0, midi.ticks_per_beat / 4)
+    step = midi.ticks_per_beat / 4
+    spans = [(round(a / step), round(b / step), pitch, velocity) for a, b, pitch, velocity in data._note_spans(midi.tracks[0])]
     return data.melody_tokens(spans, steps)
 
 
 def test_melody_and_bass_survive_a_round_trip_through_midi(pop909_validation, tmp_path: Path):
     checked = 0
-    for song in pop909_validation[:5]:
+    # Runs of 16 bars or more (an irregular bar splits a song into runs).
+    long_runs = [song for song in pop909_validation if len(song["melody"].tokens) >= 16 * vocab.STEPS_PER_BAR]
+    for song in long_runs[:5]:
         for part in ("melody", "bass"):
             tokens = song[part].tokens
             assert np.count_nonzero(tokens >= 2) > 50, f"{part} of song {song[part].song_id} is nearly empty"
@@ -175,5 +178,84 @@ def test_no_pop909_song_is_in_two_splits(data_dir: Path):
     assert not by_split["test"] & by_split["train"] and not by_split["validation"] & by_split["train"]
     assert not by_split["test"] & by_split["validation"]
     heldout = data.load_pop909_split(data_dir, "test", data.Counts())
-    assert heldout and all(int(s["melody"].song_id) in by_split["test"] for s in heldout)
+    assert heldout and all(data.pop909_song_number(s["melody"].song_id) in by_split["test"] for s in heldout)
     assert all(s["melody"].song_id == s["bass"].song_id and s["bass"].split == "test" for s in heldout)
+
+
+def songs_with_tempo_changes(data_dir: Path, limit: int) -> list[Path]:
+    """POP909 song folders whose MIDI tempo changes (dropped before the beat grid)."""
+    found = []
+    for folder in sorted((data_dir / "pop909").iterdir()):
+        if folder.name.isdigit() and len(set(data._tempi(mido.MidiFile(folder / f"{folder.name}.mid")))) > 1:
+            found.append(folder)
+            if len(found) == limit:
+                break
+    return found
+
+
+def test_songs_whose_tempo_changes_play_on_their_own_beats(data_dir: Path):
+    folders = songs_with_tempo_changes(data_dir, 3)
+    assert len(folders) == 3
+    for folder in folders:
+        runs = data.bar_runs(folder / "beat_midi.txt", data.Counts())
+        songs = data.pop909_songs(folder, data.Counts())
+        assert songs, f"song {folder.name} is kept"
+        beats = np.array([float(line.split()[0]) for line in (folder / "beat_midi.txt").read_text().splitlines() if line.strip()])
+        downbeats = {round(float(line.split()[0]), 6) for line in (folder / "beat_midi.txt").read_text().splitlines() if line.strip() and float(line.split()[2]) == 1.0}
+        midi = mido.MidiFile(folder / f"{folder.name}.mid")
+        melody = next(track for track in midi.tracks if track.name == "MELODY")
+        onsets = data._seconds(midi, np.array([span[0] for span in data._note_spans(melody)], dtype=np.float64))
+        for step_times, song in zip(runs, songs):
+            # Every bar starts on a downbeat of beat_midi.txt, every beat on a beat.
+            assert all(round(t, 6) in downbeats for t in step_times[:: vocab.STEPS_PER_BAR])
+            assert np.allclose(step_times[::4], beats[np.searchsorted(beats, step_times[::4] - 1e-9)])
+            # Each melody note-on sits on the 16th nearest its real time.
+            tokens = song["melody"].tokens
+            step = np.median(np.diff(step_times))
+            for index in np.flatnonzero(tokens >= 2):
+                nearest = np.min(np.abs(onsets - step_times[index]))
+                assert nearest <= step / 2 + 1e-6, f"song {folder.name}: a note-on {nearest:.3f} s off its step"
+
+
+def test_a_chord_change_lands_on_the_step_it_is_annotated_at(data_dir: Path):
+    folder = data_dir / "pop909" / "001"
+    runs = data.bar_runs(folder / "beat_midi.txt", data.Counts())
+    song = data.pop909_songs(folder, data.Counts())[0]
+    rows = [line.split("\t") for line in (folder / "chord_midi.txt").read_text().splitlines() if line.strip()]
+    checked = 0
+    for before, after in zip(rows, rows[1:]):
+        change = float(after[0])
+        index = int(np.argmin(np.abs(runs[0] - change)))
+        if not 0 < index < len(runs[0]) or abs(runs[0][index] - change) > 0.01:
+            continue
+        old, new = harmony.chord_mask(before[2].strip()), harmony.chord_mask(after[2].strip())
+        if old == new:
+            continue
+        assert song["bass"].chords[index] == new, f"the {after[2].strip()} at {change:.2f} s starts on its step"
+        assert song["bass"].chords[index - 1] == old, "the chord before holds until then"
+        checked += 1
+    assert checked > 20
+    # B:maj is B, D#, F#.
+    assert harmony.chord_mask("B:maj") == (1 << 11) | (1 << 3) | (1 << 6)
+    assert harmony.chord_mask("A:min7/b7") == harmony.chord_mask("A:min7")
+
+
+def test_transposing_moves_chords_and_keys_with_the_notes():
+    c_major = np.array([harmony.chord_mask("C:maj"), harmony.NO_CHORD], dtype=np.uint16)
+    assert list(harmony.transpose_chords(c_major, 2)) == [harmony.chord_mask("D:maj"), harmony.NO_CHORD]
+    assert list(harmony.transpose_chords(c_major, -1)) == [harmony.chord_mask("B:maj"), harmony.NO_CHORD]
+    keys = np.array([harmony.key_index("Gb:maj"), harmony.key_index("A:min"), harmony.NO_KEY], dtype=np.int8)
+    assert list(harmony.transpose_keys(keys, 7)) == [harmony.key_index("Db:maj"), harmony.key_index("E:min"), harmony.NO_KEY]
+
+
+def test_no_window_is_kept_twice_in_a_split(data_dir: Path, tmp_path: Path):
+    counts = data.Counts()
+    songs = data.load_pop909_split(data_dir, "validation", counts)
+    data.save_part("bass", [song["bass"] for song in songs], tmp_path, counts)
+    windows = data.load_windows(tmp_path, "bass")
+    rows = [t.tobytes() + c.tobytes() for t, c in zip(windows["validation_2bar"], windows["validation_2bar_chord"])]
+    assert len(rows) > 1000
+    assert len(set(rows)) == len(rows), "every kept window is distinct"
+    assert counts.windows["bass 2-bar validation: repeats a window (dropped)"] > 100, "repeated sections exist and were dropped"
+    assert windows["validation_2bar_chord"].shape == windows["validation_2bar"].shape
+    assert (windows["validation_2bar_key"] >= 0).mean() > 0.95, "nearly every step has its key"
