@@ -5,6 +5,11 @@ directions -> mu and sigma (softplus). Decoder: z -> initial LSTM state (tanh
 of a linear layer); every step's input is concat(embedding(previous token), z),
 so z conditions each step. An embedding input replaces MusicVAE's one-hot: the
 same function, much cheaper over 512 drum tokens.
+
+Chord-conditioned (bass and melody, as MusicVAE's chord-conditioned models):
+the chord sounding at each step (12 pitch classes and a no-chord flag, see
+harmony.chroma) is part of every encoder and decoder input, so the latent
+holds what the chords do not, and one progression can steer every part.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ class ModelSize:
     encoder_hidden: int = 256
     decoder_hidden: int = 256
     decoder_layers: int = 2
+    # 13 (harmony.chroma) for chord-conditioned models, 0 without chords.
+    chord_size: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -37,14 +44,17 @@ class MusicVAE(nn.Module):
         super().__init__()
         self.size = size
         self.encoder_embedding = nn.Embedding(size.vocab, size.embedding)
-        self.encoder = nn.LSTM(size.embedding, size.encoder_hidden, batch_first=True, bidirectional=True)
+        self.encoder = nn.LSTM(size.embedding + size.chord_size, size.encoder_hidden, batch_first=True, bidirectional=True)
         self.to_mu = nn.Linear(2 * size.encoder_hidden, size.latent)
         self.to_sigma = nn.Linear(2 * size.encoder_hidden, size.latent)
         # One extra row: the start token (= vocab) fed before the first step.
         self.decoder_embedding = nn.Embedding(size.vocab + 1, size.embedding)
         self.to_state = nn.Linear(size.latent, 2 * size.decoder_layers * size.decoder_hidden)
         self.decoder = nn.LSTM(
-            size.embedding + size.latent, size.decoder_hidden, num_layers=size.decoder_layers, batch_first=True
+            size.embedding + size.latent + size.chord_size,
+            size.decoder_hidden,
+            num_layers=size.decoder_layers,
+            batch_first=True,
         )
         self.to_logits = nn.Linear(size.decoder_hidden, size.vocab)
 
@@ -52,9 +62,20 @@ class MusicVAE(nn.Module):
     def start_token(self) -> int:
         return self.size.vocab
 
-    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens [batch, steps] -> mu, sigma [batch, latent]."""
-        _, (h, _) = self.encoder(self.encoder_embedding(tokens))
+    def chord_inputs(self, chords: torch.Tensor | None, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """The chord part of each step's input ([] for a model without chords;
+        "no chord" where a chord-conditioned model is given none)."""
+        if self.size.chord_size == 0:
+            return []
+        if chords is None:
+            chords = torch.zeros(*tokens.shape[:2], self.size.chord_size)
+            chords[..., -1] = 1.0
+        return [chords]
+
+    def encode(self, tokens: torch.Tensor, chords: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens [batch, steps] (and chords [batch, steps, 13]) -> mu, sigma [batch, latent]."""
+        inputs = torch.cat([self.encoder_embedding(tokens), *self.chord_inputs(chords, tokens)], dim=-1)
+        _, (h, _) = self.encoder(inputs)
         final = torch.cat([h[0], h[1]], dim=-1)
         return self.to_mu(final), F.softplus(self.to_sigma(final)) + 1e-5
 
@@ -66,12 +87,16 @@ class MusicVAE(nn.Module):
         c = state[:, 1].transpose(0, 1).contiguous()
         return h, c
 
-    def decode_inputs(self, previous: torch.Tensor, z: torch.Tensor, state) -> tuple[torch.Tensor, tuple]:
-        """Runs the decoder over `previous` tokens [batch, steps] given z;
-        returns logits [batch, steps, vocab] and the final state."""
+    def decode_inputs(
+        self, previous: torch.Tensor, z: torch.Tensor, state, chords: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, tuple]:
+        """Runs the decoder over `previous` tokens [batch, steps] given z (and
+        the chords of the steps being decoded); returns logits [batch, steps,
+        vocab] and the final state."""
         embedded = self.decoder_embedding(previous)
         conditioning = z.unsqueeze(1).expand(-1, previous.shape[1], -1)
-        output, state = self.decoder(torch.cat([embedded, conditioning], dim=-1), state)
+        inputs = torch.cat([embedded, conditioning, *self.chord_inputs(chords, previous)], dim=-1)
+        output, state = self.decoder(inputs, state)
         return self.to_logits(output), state
 
     def shifted(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -79,18 +104,25 @@ class MusicVAE(nn.Module):
         start = torch.full_like(tokens[:, :1], self.start_token)
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
-    def teacher_forced_logits(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        logits, _ = self.decode_inputs(self.shifted(tokens), z, self.initial_state(z))
+    def teacher_forced_logits(self, tokens: torch.Tensor, z: torch.Tensor, chords: torch.Tensor | None = None) -> torch.Tensor:
+        logits, _ = self.decode_inputs(self.shifted(tokens), z, self.initial_state(z), chords)
         return logits
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        z: torch.Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        chords: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Decodes step by step; temperature <= 0 picks the argmax."""
         state = self.initial_state(z)
         token = torch.full((z.shape[0], 1), self.start_token, dtype=torch.long)
         out = []
-        for _ in range(self.size.steps):
-            logits, state = self.decode_inputs(token, z, state)
+        for step in range(self.size.steps):
+            step_chords = None if chords is None else chords[:, step : step + 1]
+            logits, state = self.decode_inputs(token, z, state, step_chords)
             logits = logits[:, -1]
             if temperature <= 0:
                 token = logits.argmax(-1, keepdim=True)
@@ -99,6 +131,23 @@ class MusicVAE(nn.Module):
                 token = torch.multinomial(probabilities, 1, generator=generator)
             out.append(token)
         return torch.cat(out, dim=1)
+
+
+def with_chord_inputs(model: MusicVAE, chord_size: int) -> MusicVAE:
+    """A chord-conditioned copy of a trained model that, to start with, plays
+    exactly as it did: the new chord inputs get zero weights, and training
+    teaches them what the chords mean (a warm start, not training anew)."""
+    size = ModelSize(**{**model.size.as_dict(), "chord_size": chord_size})
+    conditioned = MusicVAE(size)
+    state = model.state_dict()
+    for name, value in conditioned.state_dict().items():
+        old = state[name]
+        if old.shape != value.shape:  # the LSTMs' first-layer input weights
+            padded = torch.zeros_like(value)
+            padded[:, : old.shape[1]] = old
+            state[name] = padded
+    conditioned.load_state_dict(state)
+    return conditioned
 
 
 def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

@@ -28,50 +28,69 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import vocab
+from . import harmony, vocab
 from .data import load_windows
-from .model import ModelSize, MusicVAE, kl_divergence
+from .model import ModelSize, MusicVAE, kl_divergence, with_chord_inputs
 
 TRANSPOSE = range(-5, 7)
 
 
-def transpose(tokens: np.ndarray, part: str, rng: np.random.Generator) -> np.ndarray:
+def transpose(
+    tokens: np.ndarray, part: str, rng: np.random.Generator, chords: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Shifts each melodic window by a random interval that keeps it in range
-    (the bass also in its register); drums pass through. Training split only."""
+    (the bass also in its register), its chords with it; drums pass through.
+    Training split only."""
     if part == "drums":
-        return tokens
+        return tokens, chords
     low, high = (vocab.BASS_MIN_PITCH, vocab.BASS_MAX_PITCH) if part == "bass" else (vocab.MIN_PITCH, vocab.MAX_PITCH)
     out = tokens.copy()
-    for row in out:
+    moved = None if chords is None else chords.copy()
+    for index, row in enumerate(out):
         notes = row >= 2
         if not notes.any():
             continue
         pitches = row[notes] - 2 + vocab.MIN_PITCH
         choices = [k for k in TRANSPOSE if pitches.min() + k >= low and pitches.max() + k <= high]
-        row[notes] += rng.choice(choices) if choices else 0
-    return out
+        shift = int(rng.choice(choices)) if choices else 0
+        row[notes] += shift
+        if moved is not None:
+            moved[index] = harmony.transpose_chords(moved[index], shift)
+    return out, moved
 
 
-def teacher_forced_accuracy(model: MusicVAE, tokens: np.ndarray, batch: int = 256) -> float:
+def chord_tensor(chords: np.ndarray | None) -> torch.Tensor | None:
+    """[batch, steps] chord masks -> [batch, steps, 13] model inputs."""
+    return None if chords is None else torch.as_tensor(harmony.chroma(chords))
+
+
+def teacher_forced_accuracy(
+    model: MusicVAE, tokens: np.ndarray, chords: np.ndarray | None = None, batch: int = 256
+) -> float:
     """Share of steps whose argmax matches the data, decoding from the encoder mean."""
     model.eval()
     correct = total = 0
     with torch.no_grad():
         for start in range(0, len(tokens), batch):
             x = torch.as_tensor(tokens[start : start + batch], dtype=torch.long)
-            mu, _ = model.encode(x)
-            correct += (model.teacher_forced_logits(x, mu).argmax(-1) == x).sum().item()
+            c = chord_tensor(None if chords is None else chords[start : start + batch])
+            mu, _ = model.encode(x, c)
+            correct += (model.teacher_forced_logits(x, mu, c).argmax(-1) == x).sum().item()
             total += x.numel()
     model.train()
     return correct / total
 
 
-def checkpoint_path(part: str) -> Path:
-    return Path("models/work/checkpoints") / f"{part}_2bar.pt"
+def model_name(part: str, chords: bool) -> str:
+    return f"{part}_2bar_chords" if chords else f"{part}_2bar"
 
 
-def committed_weights_path(part: str) -> Path:
-    return Path("models/weights") / f"{part}_2bar.pt"
+def checkpoint_path(name: str) -> Path:
+    return Path("models/work/checkpoints") / f"{name}.pt"
+
+
+def committed_weights_path(name: str) -> Path:
+    return Path("models/weights") / f"{name}.pt"
 
 
 def learning_rate(step: int, start: float, end: float, decay: float = 0.9999) -> float:
@@ -102,29 +121,51 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-minutes", type=float, default=4.0)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--chords",
+        action="store_true",
+        help="condition on the chord of every step (bass, melody); starts from the committed "
+        "unconditioned model when there is nothing to resume",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
+    if args.chords and args.part == "drums":
+        parser.error("drums take no chords")
     windows = load_windows(args.data, args.part)
     train, validation = windows["train_2bar"].astype(np.int64), windows["validation_2bar"].astype(np.int64)
-    size = ModelSize(vocab=vocab.vocab_size(args.part))
+    train_chords = windows["train_2bar_chord"] if args.chords else None
+    validation_chords = windows["validation_2bar_chord"] if args.chords else None
+    size = ModelSize(vocab=vocab.vocab_size(args.part), chord_size=13 if args.chords else 0)
     model = MusicVAE(size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    path = checkpoint_path(args.part)
+    name = model_name(args.part, args.chords)
+    path = checkpoint_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"step": 0, "wall_time_s": 0.0, "history": []}
-    committed = committed_weights_path(args.part)
-    if args.resume and (path.exists() or committed.exists()):
-        source = path if path.exists() else committed
+    saved = None
+    sources = [path, committed_weights_path(name)]
+    if args.chords:
+        sources.append(committed_weights_path(model_name(args.part, False)))
+    source = next((source for source in sources if source.exists()), None) if args.resume else None
+    if source is not None:
         saved = torch.load(source, weights_only=True)
-        model.load_state_dict(saved["model"])
-        if "optimizer" in saved:
-            optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
+        if ModelSize(**state["size"]).chord_size != size.chord_size:
+            # Warm start: the unconditioned model, with chord inputs that start at zero.
+            plain = MusicVAE(ModelSize(**state["size"]))
+            plain.load_state_dict(saved["model"])
+            model = with_chord_inputs(plain, size.chord_size)
+            state["warm_start"] = f"{source} at step {state['step']}"
+            saved.pop("optimizer", None)
+        else:
+            model.load_state_dict(saved["model"])
         rng = np.random.default_rng(state["step"])
         print(f"resumed at step {state['step']} from {source}", flush=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if saved is not None and "optimizer" in saved:
+        optimizer.load_state_dict(saved["optimizer"])
     free_nats = args.free_bits * math.log(2.0)
 
     def save() -> None:
@@ -141,19 +182,21 @@ def main() -> None:
         lr = learning_rate(step, args.lr, args.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = torch.as_tensor(transpose(train[rng.integers(0, len(train), args.batch)], args.part, rng))
-        mu, sigma = model.encode(batch)
+        rows = rng.integers(0, len(train), args.batch)
+        tokens, chords = transpose(train[rows], args.part, rng, None if train_chords is None else train_chords[rows])
+        batch, chords = torch.as_tensor(tokens), chord_tensor(chords)
+        mu, sigma = model.encode(batch, chords)
         z = mu + sigma * torch.randn_like(sigma)
         inputs = model.shifted(batch)
         sampling = sampling_probability(step, args.sampling_rate, args.max_sampling)
         if sampling > 0:
             with torch.no_grad():
-                guesses, _ = model.decode_inputs(inputs, z, model.initial_state(z))
+                guesses, _ = model.decode_inputs(inputs, z, model.initial_state(z), chords)
                 sampled = torch.distributions.Categorical(logits=guesses).sample()
             replace = torch.rand(batch.shape) < sampling
             replace[:, 0] = False  # position 0 is the start token
             inputs = torch.where(replace, model.shifted(sampled), inputs)
-        logits, _ = model.decode_inputs(inputs, z, model.initial_state(z))
+        logits, _ = model.decode_inputs(inputs, z, model.initial_state(z), chords)
         reconstruction = F.cross_entropy(logits.transpose(1, 2), batch, reduction="none").sum(-1).mean()
         kl = kl_divergence(mu, sigma)
         beta = args.max_beta * min(1.0, step / args.beta_steps)
@@ -179,7 +222,7 @@ def main() -> None:
             }
             if state["step"] % args.validate_every == 0:
                 # Every validation window: a prefix is one drummer / a few songs.
-                record["validation_tf_accuracy"] = round(teacher_forced_accuracy(model, validation), 4)
+                record["validation_tf_accuracy"] = round(teacher_forced_accuracy(model, validation, validation_chords), 4)
             state["history"].append(record)
             print(json.dumps(record), flush=True)
         if time.time() - last_save > args.checkpoint_minutes * 60:
