@@ -335,6 +335,8 @@ def pop909_songs(folder: Path, counts: Counts) -> list[dict[str, TokenSong]]:
                 "bass": TokenSong(song_id, split, bass_tokens, onset_velocities(bass, bass_tokens), **common),
             }
         )
+    if not songs:
+        counts.files["melodic: no notes in its 4/4 bars"] += 1
     return songs
 
 
