@@ -143,17 +143,22 @@ pub enum HostProfile {
     /// Tempo ramps inside blocks: the tempo changes sample by sample
     /// (CLAP `tempo_inc`), positions follow the ramp exactly.
     TempoRampInsideBlock,
+    /// No song position in the first block after play starts, only from the
+    /// second on (FL Studio and Reaper did this through VST2,
+    /// surge-synthesizer/surge#2836).
+    FirstBlockWithoutPosition,
 }
 
 impl HostProfile {
     /// Every profile.
-    pub const ALL: [HostProfile; 6] = [
+    pub const ALL: [HostProfile; 7] = [
         HostProfile::Exact,
         HostProfile::Ardour7,
         HostProfile::NoBeatsTimeline,
         HostProfile::PreRoll,
         HostProfile::LoopInsideBlock,
         HostProfile::TempoRampInsideBlock,
+        HostProfile::FirstBlockWithoutPosition,
     ];
 }
 
@@ -457,6 +462,7 @@ impl Bundle {
             output: EventBuffer::with_capacity(4096),
             events: Vec::new(),
             last_process: std::time::Duration::ZERO,
+            played_last_block: false,
         };
         instance.params = instance.scan_params();
         Ok(instance)
@@ -481,6 +487,8 @@ pub struct Instance {
     pub events: Vec<NoteEvent>,
     /// Wall-clock time of the plugin's last `process()` call.
     pub last_process: std::time::Duration,
+    /// Whether the transport was playing in the last block.
+    played_last_block: bool,
 }
 
 impl Instance {
@@ -610,7 +618,16 @@ impl Instance {
             "block of {frames} frames"
         );
         let song = self.song;
-        let transport = song.event();
+        let mut transport = song.event();
+        if song.profile == HostProfile::FirstBlockWithoutPosition
+            && song.playing
+            && !self.played_last_block
+        {
+            transport
+                .flags
+                .remove(TransportFlags::HAS_BEATS_TIMELINE | TransportFlags::HAS_SECONDS_TIMELINE);
+        }
+        self.played_last_block = song.playing;
         // A ramp's notes are checked to within a sample: the plugin cannot see
         // the ramp inside a block (its framework passes no tempo_inc).
         let slack = if song.tempo_inc == 0.0 { 1e-3 } else { 1.0 };

@@ -270,7 +270,7 @@ struct Worker {
     /// The newest request from the audio thread.
     latest: Option<DecodeRequest>,
     /// Id of the newest request a phrase was sent for.
-    answered: u64,
+    answered: Option<u64>,
     /// Per part: the inputs of the phrase last handed to the audio thread
     /// (`None`: none yet, or the part has no model).
     sent: [Option<PartInputs>; 3],
@@ -287,7 +287,7 @@ impl Worker {
             settings,
             engine: None,
             latest: None,
-            answered: 0,
+            answered: None,
             sent: Default::default(),
             stored,
             schedule: DecodeSchedule::default(),
@@ -337,12 +337,27 @@ impl Worker {
             return Decision::Idle;
         };
         if request.offline {
-            return if request.id > self.answered {
+            return if self.is_unanswered(&request) {
                 Decision::Decode(DecodeKind::Immediate)
             } else {
                 Decision::Idle
             };
         }
+        // First as if every part were stale: while no decode could be due
+        // (a sweep between two bar lines), the worker wakes for each new
+        // snapshot without working out what changed. The estimate assumes
+        // all three parts, so the final decode never starts too late.
+        let previews = self.settings.status.window_open.load(Ordering::Relaxed);
+        let due = self.schedule.decide(
+            Instant::now(),
+            true,
+            side.clock.read(),
+            self.cost.estimate(Part::ALL.len()),
+            previews,
+        );
+        let Decision::Decode(kind) = due else {
+            return due;
+        };
         let revision = self.settings.stored.revision();
         if revision != self.stored.0 {
             self.stored = (revision, self.settings.stored.get());
@@ -350,26 +365,25 @@ impl Worker {
         let loaded = self.engine().is_ok();
         let Some((_, Ok(engine))) = self.engine.as_ref().filter(|_| loaded) else {
             // Silent, but answered once, so the GUI and tests see the state.
-            return if request.id > self.answered {
+            return if self.is_unanswered(&request) {
                 Decision::Decode(DecodeKind::Immediate)
             } else {
                 Decision::Idle
             };
         };
-        let stale = Part::ALL
-            .into_iter()
-            .filter(|&part| {
-                engine.part_inputs(part, &request.knobs, &self.stored.1) != self.sent[part.index()]
-            })
-            .count();
-        let previews = self.settings.status.window_open.load(Ordering::Relaxed);
-        self.schedule.decide(
-            Instant::now(),
-            stale > 0,
-            side.clock.read(),
-            self.cost.estimate(stale),
-            previews,
-        )
+        let stale = Part::ALL.into_iter().any(|part| {
+            engine.part_inputs(part, &request.knobs, &self.stored.1) != self.sent[part.index()]
+        });
+        if stale {
+            Decision::Decode(kind)
+        } else {
+            Decision::Idle
+        }
+    }
+
+    /// Whether no phrase has been sent for `request` (nor a newer one).
+    fn is_unanswered(&self, request: &DecodeRequest) -> bool {
+        self.answered.is_none_or(|answered| request.id > answered)
     }
 
     /// Decodes the newest request and hands the phrase to the audio thread.
@@ -384,7 +398,7 @@ impl Worker {
         };
         self.answer(&request, kind, &mut phrase);
         self.schedule.decoded(kind, Instant::now(), timing);
-        self.answered = request.id;
+        self.answered = Some(request.id);
         side.phrases.send(phrase).is_ok()
     }
 

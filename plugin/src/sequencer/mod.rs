@@ -319,6 +319,8 @@ impl Sequencer {
             self.next_step = None;
             self.playhead = None;
             self.next_change = None;
+            // A host that gives no position starts again from the top.
+            self.free_running_quarters = 0.0;
             return;
         };
         let start = input
