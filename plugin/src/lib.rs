@@ -295,6 +295,10 @@ impl Plugin for LatentTrio {
         // A loaded project plays its saved morph at once, without a glide.
         self.played_morph = self.params.morph.value();
         self.start_worker();
+        // Ask again whatever was asked before: a real-time request the worker
+        // had no reason to answer (its phrase was current) would otherwise
+        // keep an offline bounce waiting for it.
+        self.requested = None;
         // Start decoding now so the first bar is ready when the host plays.
         self.request_if_changed();
         true
@@ -360,7 +364,15 @@ impl Plugin for LatentTrio {
                     // rendering has no real-time deadline, so that is allowed.
                     match nice_plug::util::permit_alloc(|| bridge.receive_within(OFFLINE_WAIT)) {
                         Some(phrase) => self.sequencer.offer(phrase, &mut output),
-                        None => break,
+                        None => {
+                            // Stuck: play on, and ask afresh next block
+                            // rather than wait for this phrase again.
+                            nice_plug::nice_error!(
+                                "Latent Trio's worker did not answer in {OFFLINE_WAIT:?}; the bounce plays on"
+                            );
+                            self.requested = None;
+                            break;
+                        }
                     }
                 }
             }

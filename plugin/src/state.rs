@@ -28,7 +28,7 @@ pub fn sanitise(state: &mut PluginState) -> Vec<String> {
     for (id, param, _group) in defaults.param_map() {
         let value = state.params.get(&id).cloned();
         let sanitised = sanitised_value(param, value.as_ref());
-        if value.as_ref().map(describe) != Some(describe(&sanitised)) {
+        if !value.as_ref().is_some_and(|value| same(value, &sanitised)) {
             if value.is_some() {
                 let saved = value.as_ref().map(describe).unwrap_or_default();
                 let now = describe(&sanitised);
@@ -53,10 +53,21 @@ pub fn sanitise(state: &mut PluginState) -> Vec<String> {
     changes
 }
 
-/// A value as text, for comparing and logging (nice-plug's `ParamValue` has
-/// no equality).
+/// A value as text, for logging.
 fn describe(value: &ParamValue) -> String {
     format!("{value:?}")
+}
+
+/// Whether two values are the same (nice-plug's `ParamValue` has no
+/// equality; -0.0 and 0.0 are the same knob position).
+fn same(a: &ParamValue, b: &ParamValue) -> bool {
+    match (a, b) {
+        (ParamValue::F32(a), ParamValue::F32(b)) => a == b,
+        (ParamValue::I32(a), ParamValue::I32(b)) => a == b,
+        (ParamValue::Bool(a), ParamValue::Bool(b)) => a == b,
+        (ParamValue::String(a), ParamValue::String(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// The value `param` should load: the saved one where it is usable (brought
@@ -166,6 +177,15 @@ mod tests {
         assert_eq!(describe(&state.params["bass_density"]), "F32(0.0)");
         assert_eq!(describe(&state.params["melody_temperature"]), "F32(0.5)");
         assert_eq!(changes.len(), 5, "{changes:?}");
+    }
+
+    #[test]
+    fn a_knob_saved_at_minus_zero_is_no_repair() {
+        let mut state = saved_default();
+        state
+            .params
+            .insert("bass_latent_3".into(), ParamValue::F32(-0.0));
+        assert_eq!(sanitise(&mut state), Vec::<String>::new());
     }
 
     #[test]

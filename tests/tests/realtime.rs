@@ -240,3 +240,34 @@ fn every_thread_says_what_it_is_and_none_outlives_the_last_instance_but_onnx_run
         "a worker outlived its instance"
     );
 }
+
+#[test]
+fn a_bounce_right_after_real_time_play_never_waits_for_an_unanswered_phrase() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let mut instance = realtime(&bundle, 120.0);
+    instance.play_realtime(20_000, 512, |_, _| {});
+    // A knob moved and moved back before its bar line: the second request
+    // asks for the phrase already playing, which the worker has no reason
+    // to decode in real time.
+    instance.set("Drums Latent 2", 2.0);
+    instance.play_realtime(2_048, 512, |_, _| {});
+    instance.set("Drums Latent 2", 0.0);
+    instance.play_realtime(2_048, 512, |_, _| {});
+    // The host bounces: it re-activates the instance offline.
+    instance.set_offline(true).unwrap();
+    instance.activate(RATE, 512);
+    instance.song = Default::default();
+    let started = std::time::Instant::now();
+    let from = instance.events.len();
+    instance.play(2 * samples_per_bar(120.0), 512);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the bounce took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        instance.events_since(from).iter().any(|e| e.on),
+        "the bounce plays"
+    );
+}
