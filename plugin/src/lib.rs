@@ -59,8 +59,10 @@ pub struct LatentTrio {
     commands: Sender<WorkerCommand>,
     /// The worker's end of `commands`, cloned into it when it starts.
     command_inbox: Receiver<WorkerCommand>,
-    /// Audio thread: the snapshot most recently sent to the worker.
-    requested: Option<KnobSnapshot>,
+    /// Audio thread: the snapshot most recently sent to the worker, and
+    /// whether it was sent for an offline bounce (which the worker answers at
+    /// once; a real-time request is answered only when it would be heard).
+    requested: Option<(KnobSnapshot, bool)>,
     /// Audio thread: id of the most recent request.
     last_request_id: u64,
     /// Audio thread: the morph position being played, which follows the
@@ -176,7 +178,11 @@ impl LatentTrio {
             return;
         };
         let snapshot = self.params.snapshot(self.played_morph);
-        if self.requested.is_some_and(|r| r.decodes_like(&snapshot)) {
+        // A bounce needs an offline request of its own, even for the same knobs.
+        if self
+            .requested
+            .is_some_and(|(r, offline)| r.decodes_like(&snapshot) && offline == self.offline)
+        {
             return;
         }
         let request = DecodeRequest {
@@ -186,7 +192,7 @@ impl LatentTrio {
         };
         if bridge.request(request) {
             self.last_request_id = request.id;
-            self.requested = Some(snapshot);
+            self.requested = Some((snapshot, self.offline));
         }
     }
 
@@ -295,10 +301,6 @@ impl Plugin for LatentTrio {
         // A loaded project plays its saved morph at once, without a glide.
         self.played_morph = self.params.morph.value();
         self.start_worker();
-        // Ask again whatever was asked before: a real-time request the worker
-        // had no reason to answer (its phrase was current) would otherwise
-        // keep an offline bounce waiting for it.
-        self.requested = None;
         // Start decoding now so the first bar is ready when the host plays.
         self.request_if_changed();
         true
@@ -359,7 +361,13 @@ impl Plugin for LatentTrio {
             // before playing, so a bounce has exactly the notes a real-time
             // pass with an instant worker would.
             if self.offline {
-                while self.sequencer.newest_phrase_id() < Some(self.last_request_id) {
+                // Only an offline request is sure to be answered (a real-time
+                // one whose phrase is current never is); if the offline one
+                // could not be queued this block, play on and ask next block.
+                let asked_offline = self.requested.is_some_and(|(_, offline)| offline);
+                while asked_offline
+                    && self.sequencer.newest_phrase_id() < Some(self.last_request_id)
+                {
                     // Blocking may allocate inside the channel; offline
                     // rendering has no real-time deadline, so that is allowed.
                     match nice_plug::util::permit_alloc(|| bridge.receive_within(OFFLINE_WAIT)) {
@@ -367,9 +375,11 @@ impl Plugin for LatentTrio {
                         None => {
                             // Stuck: play on, and ask afresh next block
                             // rather than wait for this phrase again.
-                            nice_plug::nice_error!(
-                                "Latent Trio's worker did not answer in {OFFLINE_WAIT:?}; the bounce plays on"
-                            );
+                            nice_plug::util::permit_alloc(|| {
+                                nice_plug::nice_error!(
+                                    "Latent Trio's worker did not answer in {OFFLINE_WAIT:?}; the bounce plays on"
+                                )
+                            });
                             self.requested = None;
                             break;
                         }
