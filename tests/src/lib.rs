@@ -629,8 +629,14 @@ impl Instance {
         }
         self.played_last_block = song.playing;
         // A ramp's notes are checked to within a sample: the plugin cannot see
-        // the ramp inside a block (its framework passes no tempo_inc).
-        let slack = if song.tempo_inc == 0.0 { 1e-3 } else { 1.0 };
+        // the ramp inside a block (its framework passes no tempo_inc). Ardour
+        // rounds the positions it reports to 1/1920 beat: its notes are
+        // checked to within that rounding.
+        let slack = match (song.tempo_inc != 0.0, song.profile) {
+            (true, _) => 1.0,
+            (false, HostProfile::Ardour7) => self.sample_rate * 60.0 / song.tempo / 3840.0 + 1e-3,
+            _ => 1e-3,
+        };
         let mut input = EventBuffer::with_capacity(self.pending_params.len());
         for (id, value) in self.pending_params.drain(..) {
             input.push(&ParamValueEvent::new(0, id, Pckn::match_all(), value));

@@ -2,7 +2,9 @@
 //! locates, tempo ramps, meter changes, bypass, deactivation and sample-rate
 //! changes. After each: no stuck note, no note-on off the grid, no panic.
 
-use latent_trio_host::{Bundle, Instance, NoteEvent, Song, check_balanced, clap_bundle};
+use latent_trio_host::{
+    Bundle, HostProfile, Instance, NoteEvent, Song, check_balanced, clap_bundle,
+};
 
 fn playing(bundle: &Bundle) -> Instance {
     let mut instance = bundle.instantiate().unwrap();
@@ -177,9 +179,9 @@ fn ten_thousand_random_transport_moves_and_automations_never_hang_a_note() {
         .map(|p| (p.name.clone(), p.min, p.max))
         .collect();
     let mut chaos = Chaos(0x5EED_1234_ABCD_0001);
-    let mut counts = [0usize; 8];
+    let mut counts = [0usize; 9];
     for _ in 0..10_000 {
-        let op = chaos.below(8) as usize;
+        let op = chaos.below(9) as usize;
         counts[op] += 1;
         match op {
             0 | 1 => {
@@ -193,7 +195,8 @@ fn ten_thousand_random_transport_moves_and_automations_never_hang_a_note() {
                     check_balanced(&instance.events).expect("a stop ends every note at once");
                 }
             }
-            3 => instance.song.locate(chaos.unit() * 64.0),
+            // Now and then into a pre-roll before the song start.
+            3 => instance.song.locate(chaos.unit() * 68.0 - 4.0),
             4 => {
                 instance.song.looping = if chaos.below(2) == 0 {
                     let start = chaos.below(8) as f64 * 4.0;
@@ -212,12 +215,27 @@ fn ten_thousand_random_transport_moves_and_automations_never_hang_a_note() {
                     instance.set(name, value);
                 }
             }
-            _ => {
+            7 => {
                 let meters = [(4, 4), (3, 4), (7, 8), (5, 4), (6, 8)];
                 let bar = instance.song.bar_start;
                 instance.song.meter = meters[chaos.below(5) as usize];
                 instance.song.locate(bar);
             }
+            // Another host's ways (see HostProfile).
+            _ => {
+                let profiles = HostProfile::ALL;
+                let profile = profiles[chaos.below(profiles.len() as u64) as usize];
+                instance.song.profile = profile;
+                instance.song.tempo_inc = if profile == HostProfile::TempoRampInsideBlock {
+                    2e-5 * (chaos.unit() - 0.5)
+                } else {
+                    0.0
+                };
+            }
+        }
+        // Keep a ramp within the musical range.
+        if !(20.0..=400.0).contains(&instance.song.tempo) {
+            instance.song.tempo = 120.0;
         }
     }
     instance.song.playing = true;
@@ -225,14 +243,15 @@ fn ten_thousand_random_transport_moves_and_automations_never_hang_a_note() {
     let events = finish(instance, "chaos");
     let notes = events.iter().filter(|e| e.on).count();
     println!(
-        "chaos: 10000 operations (blocks {}, play/stop {}, locates {}, loops {}, tempo {}, automation {}, meters {}), {notes} notes, 0 stuck, 0 off the grid",
+        "chaos: 10000 operations (blocks {}, play/stop {}, locates {}, loops {}, tempo {}, automation {}, meters {}, host profiles {}), {notes} notes, 0 stuck, 0 off the grid",
         counts[0] + counts[1],
         counts[2],
         counts[3],
         counts[4],
         counts[5],
         counts[6],
-        counts[7]
+        counts[7],
+        counts[8]
     );
 }
 

@@ -208,6 +208,9 @@ pub struct Sequencer {
     /// and meter; after the first disagreement the bar grid comes from the
     /// position alone.
     host_bars_agree: bool,
+    /// Whether the host has reported a song position (else the clock runs
+    /// freely from the song start).
+    host_gives_positions: bool,
 }
 
 impl Default for Sequencer {
@@ -229,6 +232,7 @@ impl Default for Sequencer {
             block_start_quarters: 0.0,
             seconds_per_quarter: 0.5,
             host_bars_agree: true,
+            host_gives_positions: false,
         }
     }
 }
@@ -323,10 +327,17 @@ impl Sequencer {
             self.free_running_quarters = 0.0;
             return;
         };
-        let start = input
-            .position_quarters
-            .filter(|q| q.is_finite())
-            .unwrap_or(self.free_running_quarters);
+        let position = input.position_quarters.filter(|q| q.is_finite());
+        if position.is_some() {
+            self.host_gives_positions = true;
+        } else if self.host_gives_positions && self.next_step.is_none() {
+            // Play just started and this host, which reports positions, left
+            // this block's out: wait for the next block rather than guess.
+            self.playhead = None;
+            self.next_change = None;
+            return;
+        }
+        let start = position.unwrap_or(self.free_running_quarters);
         let samples_per_quarter = samples_per_quarter(input.sample_rate, tempo);
         self.seconds_per_quarter = 60.0 / tempo;
         // A host that does not split its blocks at the loop end: play up to
