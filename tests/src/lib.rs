@@ -871,6 +871,85 @@ impl Drop for Instance {
     }
 }
 
+/// (song step, channel, key) of note-ons: what two renderings of the same
+/// music share whatever their tempo and block sizes.
+pub type Onsets = std::collections::BTreeSet<(i64, u16, u16)>;
+
+/// The note-ons `latent-trio render` (the debug CLI, with the test bundle's
+/// models) writes for the default knobs, `seed`, `bars` and `meter`.
+pub fn cli_onsets(seed: u32, bars: u32, meter: (u16, u16)) -> Onsets {
+    let dir = std::env::temp_dir().join(format!(
+        "latent-trio-render-{}-{seed}-{bars}-{}-{}",
+        std::process::id(),
+        meter.0,
+        meter.1
+    ));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let out = dir.join("render.mid");
+    let status = std::process::Command::new(workspace().join("target/debug/latent-trio"))
+        .arg("--models")
+        .arg(bundled_models())
+        .args([
+            "render",
+            "--bars",
+            &bars.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .args(["--meter", &format!("{}/{}", meter.0, meter.1), "--out"])
+        .arg(&out)
+        .status()
+        .expect("the CLI runs");
+    assert!(status.success(), "the CLI renders");
+    let bytes = std::fs::read(&out).expect("the CLI wrote its file");
+    let _ = std::fs::remove_dir_all(&dir);
+    let smf = midly::Smf::parse(&bytes).expect("a MIDI file");
+    let mut notes = Onsets::new();
+    for track in &smf.tracks {
+        let mut tick = 0u32;
+        for event in track {
+            tick += event.delta.as_int();
+            if let midly::TrackEventKind::Midi {
+                channel,
+                message: midly::MidiMessage::NoteOn { key, vel },
+            } = event.kind
+                && vel > 0
+            {
+                // The CLI writes 480 ticks a quarter: 120 a 16th.
+                notes.insert((
+                    i64::from(tick / 120),
+                    u16::from(channel.as_int()),
+                    u16::from(key.as_int()),
+                ));
+            }
+        }
+    }
+    notes
+}
+
+/// A small reproducible random source for generated scenarios.
+pub struct Chaos(pub u64);
+
+impl Chaos {
+    /// The next 64 random bits.
+    pub fn bits(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.bits() % n
+    }
+
+    /// A number in `0.0..1.0`.
+    pub fn unit(&mut self) -> f64 {
+        (self.bits() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// Checks that every note-on has exactly one later note-off on the same
 /// channel and key, and that nothing is left sounding. Returns the number of
 /// notes, or a description of the first problem.

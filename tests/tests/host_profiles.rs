@@ -4,18 +4,11 @@
 //! `latent-trio render` writes for the same seed and meter, note for note,
 //! from song bar 1 on, and quantized changes land on the song's own bars.
 
-use std::collections::BTreeSet;
-use std::process::Command;
-
 use latent_trio_host::{
-    Bundle, HostProfile, Instance, NoteEvent, Song, bundled_models, check_balanced, clap_bundle,
-    workspace,
+    Bundle, HostProfile, Instance, NoteEvent, Onsets, Song, check_balanced, clap_bundle, cli_onsets,
 };
 
 const METERS: [(u16, u16); 5] = [(4, 4), (3, 4), (7, 8), (5, 4), (6, 8)];
-
-/// (song step, channel, key) of note-ons.
-type Onsets = BTreeSet<(i64, u16, u16)>;
 
 fn onsets(events: &[NoteEvent]) -> Result<Onsets, String> {
     events
@@ -39,43 +32,6 @@ fn difference(heard: &Onsets, expected: &Onsets) -> Option<String> {
             heard.len()
         )
     })
-}
-
-/// The notes `latent-trio render` writes for `seed` in `meter`.
-fn cli_onsets(seed: u32, bars: u32, meter: (u16, u16)) -> Onsets {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("render.mid");
-    let models = bundled_models();
-    let status = Command::new(workspace().join("target/debug/latent-trio"))
-        .args(["--models", models.to_str().unwrap(), "render"])
-        .args(["--bars", &bars.to_string(), "--seed", &seed.to_string()])
-        .args(["--meter", &format!("{}/{}", meter.0, meter.1), "--out"])
-        .arg(&out)
-        .status()
-        .expect("the CLI runs");
-    assert!(status.success());
-    let smf_bytes = std::fs::read(&out).unwrap();
-    let smf = midly::Smf::parse(&smf_bytes).unwrap();
-    let mut notes = BTreeSet::new();
-    for track in &smf.tracks {
-        let mut tick = 0u32;
-        for event in track {
-            tick += event.delta.as_int();
-            if let midly::TrackEventKind::Midi {
-                channel,
-                message: midly::MidiMessage::NoteOn { key, vel },
-            } = event.kind
-                && vel > 0
-            {
-                notes.insert((
-                    i64::from(tick / 120),
-                    u16::from(channel.as_int()),
-                    u16::from(key.as_int()),
-                ));
-            }
-        }
-    }
-    notes
 }
 
 /// Block size per profile: one that does not divide the loop, so that the

@@ -1,7 +1,7 @@
 //! Saved projects: what was saved plays back identically; broken state is
 //! refused and leaves the instance as it was.
 
-use latent_trio_host::{Bundle, Instance, clap_bundle};
+use latent_trio_host::{Bundle, Chaos, Instance, clap_bundle};
 
 /// Note events of 16 bars from the song start, with samples counted from there.
 fn sixteen_bars(instance: &mut Instance) -> Vec<(u64, bool, u16, u16)> {
@@ -103,21 +103,6 @@ fn state_from_a_newer_major_version_is_not_applied() {
         "settings from the future are ignored"
     );
     assert_eq!(sixteen_bars(&mut instance), before);
-}
-
-/// A small reproducible random source for generated states.
-struct Chaos(u64);
-
-impl Chaos {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// nice-plug's CLAP state: an 8-byte little-endian length, then JSON.

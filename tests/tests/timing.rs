@@ -1,11 +1,8 @@
 //! Steady play: every note lands on the 16th the transport implies, at every
 //! sample rate, tempo and block size, and matches what the CLI renders.
 
-use std::collections::BTreeSet;
-use std::process::Command;
-
 use latent_trio_host::{
-    Bundle, Instance, NoteEvent, Song, bundled_models, check_balanced, clap_bundle, workspace,
+    Bundle, Instance, NoteEvent, Onsets, Song, check_balanced, clap_bundle, cli_onsets,
 };
 
 fn instance(bundle: &Bundle) -> Instance {
@@ -19,7 +16,7 @@ fn instance(bundle: &Bundle) -> Instance {
 }
 
 /// (step, channel, key) of every note-on, steps counted from the song start.
-fn onsets(events: &[NoteEvent]) -> BTreeSet<(i64, u16, u16)> {
+fn onsets(events: &[NoteEvent]) -> Onsets {
     events
         .iter()
         .filter(|e| e.on)
@@ -31,50 +28,6 @@ fn onsets(events: &[NoteEvent]) -> BTreeSet<(i64, u16, u16)> {
             )
         })
         .collect()
-}
-
-/// The notes `latent-trio render` writes for the default knobs and `seed`.
-fn cli_onsets(seed: u32, bars: u32) -> BTreeSet<(i64, u16, u16)> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("render.mid");
-    let models = bundled_models();
-    let status = Command::new(workspace().join("target/debug/latent-trio"))
-        .args([
-            "--models",
-            models.to_str().unwrap(),
-            "render",
-            "--bars",
-            &bars.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--out",
-        ])
-        .arg(&out)
-        .status()
-        .expect("the CLI runs");
-    assert!(status.success());
-    let bytes = std::fs::read(&out).unwrap();
-    let smf = midly::Smf::parse(&bytes).unwrap();
-    let mut notes = BTreeSet::new();
-    for track in &smf.tracks {
-        let mut tick = 0u32;
-        for event in track {
-            tick += event.delta.as_int();
-            if let midly::TrackEventKind::Midi {
-                channel,
-                message: midly::MidiMessage::NoteOn { key, vel },
-            } = event.kind
-                && vel > 0
-            {
-                notes.insert((
-                    i64::from(tick / 120),
-                    u16::from(channel.as_int()),
-                    u16::from(key.as_int()),
-                ));
-            }
-        }
-    }
-    notes
 }
 
 #[test]
@@ -115,7 +68,7 @@ fn the_factory_offers_latent_trio_with_grouped_parameters() {
 fn steady_play_lands_every_note_on_its_16th_at_every_rate_tempo_and_block_size() {
     let bundle = Bundle::load(&clap_bundle()).unwrap();
     let mut instance = instance(&bundle);
-    let reference = cli_onsets(1, 4);
+    let reference = cli_onsets(1, 4, (4, 4));
     assert!(
         reference.len() > 20,
         "the default seed plays a real pattern"

@@ -3,7 +3,7 @@
 //! changes. After each: no stuck note, no note-on off the grid, no panic.
 
 use latent_trio_host::{
-    Bundle, HostProfile, Instance, NoteEvent, Song, check_balanced, clap_bundle,
+    Bundle, Chaos, HostProfile, Instance, NoteEvent, Song, check_balanced, clap_bundle,
 };
 
 fn playing(bundle: &Bundle) -> Instance {
@@ -151,23 +151,6 @@ fn deactivating_and_changing_the_sample_rate_mid_note_leaves_nothing_hanging() {
 }
 
 /// A tiny seeded generator so the chaos run is the same every time.
-struct Chaos(u64);
-
-impl Chaos {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[test]
 fn ten_thousand_random_transport_moves_and_automations_never_hang_a_note() {
     let bundle = Bundle::load(&clap_bundle()).unwrap();
