@@ -1,0 +1,51 @@
+"""Training choices that must hold whatever the run: the schedules, the chord
+conditioning's warm start, and transposition that moves chords with notes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from latent_trio_models import harmony, train, vocab
+from latent_trio_models.model import ModelSize, MusicVAE, with_chord_inputs
+
+
+def test_the_learning_rate_decays_from_1e_3_towards_1e_5():
+    assert train.learning_rate(0, 1e-3, 1e-5) == 1e-3
+    assert math.isclose(train.learning_rate(10_000, 1e-3, 1e-5), (1e-3 - 1e-5) * 0.9999**10_000 + 1e-5)
+    assert 1e-5 < train.learning_rate(100_000, 1e-3, 1e-5) < 1.01e-5
+
+
+def test_scheduled_sampling_reaches_fully_free_running_decoding():
+    assert train.sampling_probability(0, 1000, 1.0) < 0.001
+    assert 0.45 < train.sampling_probability(6900, 1000, 1.0) < 0.55
+    assert train.sampling_probability(20_000, 1000, 1.0) > 0.999
+    assert train.sampling_probability(10**9, 1000, 1.0) == 1.0, "no overflow, however long the run"
+
+
+def test_a_chord_conditioned_model_starts_out_playing_exactly_as_its_unconditioned_parent():
+    torch.manual_seed(0)
+    parent = MusicVAE(ModelSize(vocab=vocab.vocab_size("bass"), latent=16, embedding=8, encoder_hidden=16, decoder_hidden=16)).eval()
+    child = with_chord_inputs(parent, 13).eval()
+    tokens = torch.randint(0, vocab.vocab_size("bass"), (3, 32))
+    chords = torch.as_tensor(harmony.chroma(np.full((3, 32), harmony.chord_mask("C:maj"), dtype=np.uint16)))
+    with torch.no_grad():
+        mu, _ = parent.encode(tokens)
+        child_mu, _ = child.encode(tokens, chords)
+        assert torch.allclose(mu, child_mu)
+        assert torch.allclose(parent.teacher_forced_logits(tokens, mu), child.teacher_forced_logits(tokens, mu, chords))
+    assert child.size.chord_size == 13
+
+
+def test_transposing_a_window_moves_its_chords_by_the_same_interval():
+    rng = np.random.default_rng(1)
+    pitch = 48
+    tokens = np.full((1, 32), vocab.NO_EVENT, dtype=np.int64)
+    tokens[0, 0] = vocab.pitch_to_token(pitch)
+    chords = np.full((1, 32), harmony.chord_mask("C:maj"), dtype=np.uint16)
+    for _ in range(20):
+        moved, moved_chords = train.transpose(tokens, "bass", rng, chords)
+        shift = int(moved[0, 0] - tokens[0, 0])
+        assert moved_chords[0, 0] == harmony.transpose_chords(chords[0, :1], shift)[0]
