@@ -271,3 +271,20 @@ fn a_bounce_right_after_real_time_play_never_waits_for_an_unanswered_phrase() {
         "the bounce plays"
     );
 }
+
+#[test]
+fn playing_right_after_activation_sounds_in_the_first_bar_not_from_the_second() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let mut instance = bundle.instantiate().expect("instantiates");
+    instance.activate(RATE, 512);
+    // No warm-up: the transport runs from the first block, while the worker
+    // is still loading the models.
+    let bar = samples_per_bar(120.0);
+    instance.play_realtime(bar, 512, |_, _| {});
+    let first_bar = instance.events.iter().filter(|e| e.on).count();
+    assert!(
+        first_bar > 0,
+        "the first bar plays once the models are loaded"
+    );
+}

@@ -336,7 +336,10 @@ impl Worker {
         let Some(request) = self.latest else {
             return Decision::Idle;
         };
-        if request.offline {
+        // An offline bounce waits for its phrase; and the very first phrase
+        // (which also loads the models) is needed at once, since nothing
+        // plays before it arrives.
+        if request.offline || self.answered.is_none() {
             return if self.is_unanswered(&request) {
                 Decision::Decode(DecodeKind::Immediate)
             } else {
