@@ -179,6 +179,9 @@ pub struct DecodeReport {
     /// Per part: why its decode failed; the part then kept its last good
     /// notes (none if it never decoded).
     pub errors: [Option<ModelError>; 3],
+    /// Per part: what it was decoded from (or would have been, had its model
+    /// run); `None` where the part has no model.
+    pub inputs: [Option<PartInputs>; 3],
 }
 
 impl DecodeReport {
@@ -288,7 +291,12 @@ impl Engine {
                 report.decoded[index] = true;
                 let mut notes = PartPhrase::default();
                 match model.decode(&inputs.latent, inputs.seed, inputs.temperature, &mut notes) {
-                    Ok(()) => self.decoded[index] = Some(DecodedPart { inputs, notes }),
+                    Ok(()) => {
+                        self.decoded[index] = Some(DecodedPart {
+                            inputs: inputs.clone(),
+                            notes,
+                        })
+                    }
                     Err(error) => report.errors[index] = Some(error),
                 }
                 self.part_decode_time[index] = part_started.elapsed();
@@ -296,6 +304,7 @@ impl Engine {
             if let Some(decoded) = &self.decoded[index] {
                 out.clone_from(&decoded.notes);
             }
+            report.inputs[index] = Some(inputs);
         }
         self.last_decode = started.elapsed();
         report

@@ -361,10 +361,7 @@ impl Worker {
         let Decision::Decode(kind) = due else {
             return due;
         };
-        let revision = self.settings.stored.revision();
-        if revision != self.stored.0 {
-            self.stored = (revision, self.settings.stored.get());
-        }
+        self.refresh_stored();
         let loaded = self.engine().is_ok();
         let Some((_, Ok(engine))) = self.engine.as_ref().filter(|_| loaded) else {
             // Silent, but answered once, so the GUI and tests see the state.
@@ -381,6 +378,14 @@ impl Worker {
             Decision::Decode(kind)
         } else {
             Decision::Idle
+        }
+    }
+
+    /// Re-reads the stored latents if the GUI or a project load changed them.
+    fn refresh_stored(&mut self) {
+        let revision = self.settings.stored.revision();
+        if revision != self.stored.0 {
+            self.stored = (revision, self.settings.stored.get());
         }
     }
 
@@ -443,17 +448,12 @@ impl Worker {
     /// and the log say why.
     fn answer(&mut self, request: &DecodeRequest, kind: DecodeKind, phrase: &mut Phrase) {
         phrase.request_id = request.id;
-        let revision = self.settings.stored.revision();
-        if revision != self.stored.0 {
-            self.stored = (revision, self.settings.stored.get());
-        }
+        self.refresh_stored();
         let stored = std::mem::take(&mut self.stored.1);
         let status = self.settings.status.clone();
         match self.engine() {
             Ok(engine) => {
                 let report = engine.decode(&request.knobs, &stored, phrase);
-                let inputs =
-                    Part::ALL.map(|part| engine.part_inputs(part, &request.knobs, &stored));
                 let times = engine.part_decode_time;
                 status
                     .last_decode_ms
@@ -475,7 +475,7 @@ impl Worker {
                 status.decodes.fetch_add(1, Ordering::Relaxed);
                 // Inputs that failed count as sent too: a broken model is
                 // not retried on every wake, only when its inputs change.
-                self.sent = inputs;
+                self.sent = report.inputs;
             }
             Err(_) => {
                 // Silent, but answered: an offline bounce waiting for this
