@@ -139,11 +139,11 @@ const KNOBS: [(&str, f64); 3] = [
 ];
 
 #[test]
-fn a_knob_moved_100_ms_before_a_bar_line_is_heard_on_that_bar_line() {
+fn a_knob_moved_a_quarter_second_before_a_bar_line_is_heard_on_that_bar_line() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let bundle = Bundle::load(&clap_bundle()).unwrap();
     let bar = samples_per_bar(120.0);
-    let at = 2 * bar - (0.1 * RATE) as u64;
+    let at = 2 * bar - (0.25 * RATE) as u64;
     let moves: Vec<_> = KNOBS
         .iter()
         .map(|&(knob, value)| (at, knob, value))

@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 
 use crate::bridge::ChangeTiming;
 
-/// Slack for a sleeping worker to wake and start decoding.
-pub const SAFETY_MARGIN: Duration = Duration::from_millis(20);
+/// Slack for a sleeping worker to wake and start decoding, and for a decode
+/// slowed by a busy machine (a CPU quota can freeze a process for tens of
+/// milliseconds). Knob moves in the last ~0.1 s before a change point are
+/// heard from the next one.
+pub const SAFETY_MARGIN: Duration = Duration::from_millis(80);
 /// Previews come at most this often, and at most twice a bar.
 const PREVIEW_INTERVAL: Duration = Duration::from_millis(250);
 /// While the transport is stopped nothing is heard until play: stale parts

@@ -463,7 +463,12 @@ impl Worker {
                     if !report.decoded[index] {
                         continue;
                     }
-                    self.cost.observe(times[index]);
+                    // A part's first run after loading includes ONNX
+                    // Runtime's one-time set-up: it says nothing about the
+                    // next decodes and would start every final decode early.
+                    if self.sent[index].is_some() {
+                        self.cost.observe(times[index]);
+                    }
                     let mut problems = status.part_problems.lock();
                     problems[index] = report.errors[index].as_ref().map(|error| {
                         let problem = format!("{error}; it plays its last good phrase");
