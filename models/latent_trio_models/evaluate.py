@@ -15,25 +15,45 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import data, vocab
+from . import data, harmony, vocab
 from .attributes import measure
 from .model import MusicVAE
 
-HELDOUT_WINDOWS = 512
 ATTRIBUTE_EXAMPLES = 128
 ATTRIBUTE_STEPS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 INTERPOLATION_PAIRS = 32
 INTERPOLATION_STEPS = 11
+# Batch for scoring every held-out window without holding all their logits.
+BATCH = 512
 
 
-def heldout_windows(part: str, data_dir: Path, limit: int = HELDOUT_WINDOWS) -> np.ndarray:
-    """The first `limit` 2-bar test windows of `part`, in song order, each
-    distinct window once (as the converter keeps them)."""
+@dataclass
+class Windows:
+    """2-bar windows: tokens [windows, 32], and for bass and melody
+    the chord masks and keys of every step (harmony)."""
+
+    tokens: np.ndarray
+    chords: np.ndarray | None = None
+    keys: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def head(self, count: int) -> Windows:
+        """The first `count` windows."""
+        cut = lambda values: None if values is None else values[:count]  # noqa: E731
+        return Windows(self.tokens[:count], cut(self.chords), cut(self.keys))
+
+
+def heldout_windows(part: str, data_dir: Path, limit: int | None = None) -> Windows:
+    """Every distinct 2-bar test window of `part` (or the first `limit`), in
+    song order, each once (as the converter keeps them)."""
     counts = data.Counts()
     if part == "drums":
         songs = data.load_groove_split(data_dir, "test", counts)
@@ -41,30 +61,119 @@ def heldout_windows(part: str, data_dir: Path, limit: int = HELDOUT_WINDOWS) -> 
         songs = [song[part] for song in data.load_pop909_split(data_dir, "test", counts)]
     length = data.WINDOW_BARS * vocab.STEPS_PER_BAR
     found = ((song, start, length) for song in songs for start in data.windows(song, part, data.WINDOW_BARS, 1, counts))
-    rows = []
+    tokens, chords, keys = [], [], []
     for song, start, _ in data.unique_windows(found, counts, "held-out"):
-        rows.append(song.tokens[start : start + length])
-        if len(rows) == limit:
+        tokens.append(song.tokens[start : start + length])
+        if song.chords is not None:
+            chords.append(song.chords[start : start + length])
+            keys.append(song.keys[start : start + length])
+        if len(tokens) == limit:
             break
-    return np.array(rows, dtype=np.int64)
+    return Windows(
+        np.array(tokens, dtype=np.int64),
+        np.array(chords, dtype=np.uint16) if chords else None,
+        np.array(keys, dtype=np.int8) if keys else None,
+    )
 
 
-def token_accuracy(model: MusicVAE, tokens: np.ndarray) -> dict[str, float]:
+def chord_inputs(chords: np.ndarray | None) -> torch.Tensor | None:
+    """[batch, steps] chord masks -> [batch, steps, 13] model inputs."""
+    return None if chords is None else torch.as_tensor(harmony.chroma(chords))
+
+
+def batches(heldout: Windows, model: MusicVAE):
+    """(tokens, chord inputs or None) in batches; chords only for a model that reads them."""
+    for start in range(0, len(heldout), BATCH):
+        x = torch.as_tensor(heldout.tokens[start : start + BATCH], dtype=torch.long)
+        chords = heldout.chords if model.size.chord_size else None
+        yield x, chord_inputs(None if chords is None else chords[start : start + BATCH])
+
+
+def token_accuracy(model: MusicVAE, heldout: Windows) -> dict[str, float]:
     """MusicVAE's reconstruction accuracy from the encoder mean: teacher-forced
     (argmax given the true previous tokens), and fully sampled from the model's
     own previous tokens at temperature 1.0 and greedily."""
     model.eval()
-    x = torch.as_tensor(tokens, dtype=torch.long)
+    correct = {"teacher_forced_accuracy": 0, "sampled_accuracy_t1": 0, "greedy_accuracy": 0}
+    generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        mu, _ = model.encode(x)
-        forced = model.teacher_forced_logits(x, mu).argmax(-1)
-        generator = torch.Generator().manual_seed(0)
-        sampled = model.sample(mu, temperature=1.0, generator=generator)
-        greedy = model.sample(mu, temperature=0.0)
+        for x, chords in batches(heldout, model):
+            mu, _ = model.encode(x, chords)
+            decoded = {
+                "teacher_forced_accuracy": model.teacher_forced_logits(x, mu, chords).argmax(-1),
+                "sampled_accuracy_t1": model.sample(mu, temperature=1.0, generator=generator, chords=chords),
+                "greedy_accuracy": model.sample(mu, temperature=0.0, chords=chords),
+            }
+            for name, tokens in decoded.items():
+                correct[name] += int((tokens == x).sum())
+    return {name: round(count / heldout.tokens.size, 4) for name, count in correct.items()}
+
+
+def onset_f1(decoded: np.ndarray, truth: np.ndarray, part: str) -> dict[str, float]:
+    """F1 of decoded against true onsets. Drums: per hit (step and class), and
+    per class; melodic: note-ons by step alone and by step and pitch."""
+    def f1(found: np.ndarray, wanted: np.ndarray) -> float:
+        hits = int((found & wanted).sum())
+        total = int(found.sum()) + int(wanted.sum())
+        return round(2 * hits / total, 4) if total else 1.0
+
+    if part == "drums":
+        classes = np.arange(len(vocab.DRUM_CLASSES))
+        found = (decoded[..., None] >> classes) & 1 == 1
+        wanted = (truth[..., None] >> classes) & 1 == 1
+        return {
+            "per_hit_f1": f1(found, wanted),
+            "per_class_f1": {name: f1(found[..., k], wanted[..., k]) for k, (name, _, _) in enumerate(vocab.DRUM_CLASSES)},
+        }
+    found, wanted = decoded >= 2, truth >= 2
+    return {"note_on_f1_timing": f1(found, wanted), "note_on_f1_with_pitch": f1(found, wanted & (decoded == truth))}
+
+
+def reconstruction_f1(model: MusicVAE, heldout: Windows, part: str) -> dict:
+    """Onset F1 of the greedy decode of each window's encoder mean."""
+    model.eval()
+    decoded = []
+    with torch.no_grad():
+        for x, chords in batches(heldout, model):
+            mu, _ = model.encode(x, chords)
+            decoded.append(model.sample(mu, temperature=0.0, chords=chords).numpy())
+    return onset_f1(np.concatenate(decoded), heldout.tokens, part)
+
+
+def harmony_shares(tokens: np.ndarray, chords: np.ndarray, keys: np.ndarray) -> dict[str, float]:
+    """Share of note-ons that are tones of the chord sounding at their step
+    (steps with a chord), and that are in the key's scale (steps with a key;
+    natural minor for minor keys)."""
+    onsets = tokens >= 2
+    pitch_class = (np.where(onsets, tokens, 2) - 2 + vocab.MIN_PITCH) % 12
+    chord_tone = (chords.astype(np.int32) >> pitch_class) & 1 == 1
+    with_chord = onsets & (chords != harmony.NO_CHORD)
+    in_key = harmony.in_scale(pitch_class, keys)
+    with_key = onsets & (keys != harmony.NO_KEY)
     return {
-        "teacher_forced_accuracy": round((forced == x).float().mean().item(), 4),
-        "sampled_accuracy_t1": round((sampled == x).float().mean().item(), 4),
-        "greedy_accuracy": round((greedy == x).float().mean().item(), 4),
+        "chord_tone_share": round(float(chord_tone[with_chord].mean()), 4) if with_chord.any() else None,
+        "in_key_share": round(float(in_key[with_key].mean()), 4) if with_key.any() else None,
+    }
+
+
+def harmony_check(model: MusicVAE, heldout: Windows, samples_per_window: int = 1) -> dict:
+    """Chord-tone and in-key shares of the held-out data, and of prior
+    samples (z ~ N(0, I), temperature 1) decoded on the held-out chord
+    progressions: a chord-conditioned model should follow the chords about as
+    closely as the music it learned from."""
+    generator = torch.Generator().manual_seed(1)
+    samples = []
+    model.eval()
+    with torch.no_grad():
+        for _ in range(samples_per_window):
+            for x, chords in batches(heldout, model):
+                z = torch.randn(len(x), model.size.latent, generator=generator)
+                samples.append(model.sample(z, temperature=1.0, generator=generator, chords=chords).numpy())
+    repeat = lambda values: np.concatenate([values] * samples_per_window)  # noqa: E731
+    return {
+        "description": "note-ons that are chord tones (steps with a chord) and in the key's scale (major, or natural minor)",
+        "heldout_data": harmony_shares(heldout.tokens, heldout.chords, heldout.keys),
+        "prior_samples_on_heldout_chords": harmony_shares(np.concatenate(samples), repeat(heldout.chords), repeat(heldout.keys)),
     }
 
 
@@ -74,20 +183,20 @@ NOTES_NEEDED = {"register": 1, "interval": 2}
 
 
 def attribute_check(
-    model: MusicVAE, tokens: np.ndarray, part: str, vectors: dict[str, np.ndarray]
+    model: MusicVAE, heldout: Windows, part: str, vectors: dict[str, np.ndarray]
 ) -> dict[str, dict[str, float | None]]:
     """Mean measured attribute after decoding mu + t * vector, for each t
     (register and interval: over the decoded windows that have the notes to
     measure them; None if none has)."""
-    x = torch.as_tensor(tokens[:ATTRIBUTE_EXAMPLES], dtype=torch.long)
+    x, chords = next(batches(heldout.head(ATTRIBUTE_EXAMPLES), model))
     with torch.no_grad():
-        mu, _ = model.encode(x)
+        mu, _ = model.encode(x, chords)
         report = {}
         for name, vector in vectors.items():
             direction = torch.as_tensor(vector, dtype=torch.float32)
             report[name] = {}
             for t in ATTRIBUTE_STEPS:
-                decoded = model.sample(mu + t * direction, 0.0).numpy()
+                decoded = model.sample(mu + t * direction, 0.0, chords=chords).numpy()
                 values = measure(name, decoded, part)
                 if name in NOTES_NEEDED:
                     values = values[(decoded >= 2).sum(-1) >= NOTES_NEEDED[name]]
@@ -102,16 +211,18 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return torch.sin((1 - t) * omega) / sin * a + torch.sin(t * omega) / sin * b
 
 
-def interpolation_check(model: MusicVAE, tokens: np.ndarray) -> list[float]:
+def interpolation_check(model: MusicVAE, heldout: Windows) -> list[float]:
     """Mean Hamming distance (share of steps that differ) from the start
-    sequence along a slerp between the latents of two held-out windows."""
-    x = torch.as_tensor(tokens[: 2 * INTERPOLATION_PAIRS], dtype=torch.long)
+    sequence along a slerp between the latents of two held-out windows (over
+    the first window's chords)."""
+    x, chords = next(batches(heldout.head(2 * INTERPOLATION_PAIRS), model))
     with torch.no_grad():
-        mu, _ = model.encode(x)
+        mu, _ = model.encode(x, chords)
         a, b = mu[0::2], mu[1::2]
-        start = model.sample(a, 0.0)
+        chords = None if chords is None else chords[0::2]
+        start = model.sample(a, 0.0, chords=chords)
         return [
-            round((model.sample(slerp(a, b, t), 0.0) != start).float().mean().item(), 4)
+            round((model.sample(slerp(a, b, t), 0.0, chords=chords) != start).float().mean().item(), 4)
             for t in np.linspace(0, 1, INTERPOLATION_STEPS)
         ]
 

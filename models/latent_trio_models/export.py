@@ -20,7 +20,7 @@ import onnxruntime
 import torch
 from torch import nn
 
-from . import attributes, evaluate, step_graph, vocab
+from . import attributes, evaluate, harmony, step_graph, vocab
 from .data import load_windows
 from .model import ModelSize, MusicVAE
 
@@ -33,14 +33,14 @@ QUANTIZED_ACCURACY_LOSS = 0.01
 
 
 class EncoderGraph(nn.Module):
-    """tokens [batch, steps] -> mu, sigma [batch, latent]."""
+    """tokens [batch, steps] (and chords [batch, steps, 13]) -> mu, sigma [batch, latent]."""
 
     def __init__(self, model: MusicVAE):
         super().__init__()
         self.model = model
 
-    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.encode(tokens)
+    def forward(self, tokens: torch.Tensor, chords: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.encode(tokens, chords)
 
 
 class DecoderInitGraph(nn.Module):
@@ -70,10 +70,13 @@ def signatures(size: ModelSize) -> dict[str, dict]:
     state = [size.decoder_layers, "batch", size.decoder_hidden]
     z = tensor("z", "float32", ["batch", size.latent])
     conditioning = tensor("conditioning", "float32", ["batch", 4 * size.decoder_hidden])
+    # A chord-conditioned model reads the chord of every step it encodes and decodes.
+    chords = [tensor("chords", "float32", ["batch", size.steps, size.chord_size])] if size.chord_size else []
+    chord = [tensor("chord", "float32", ["batch", size.chord_size])] if size.chord_size else []
     return {
         "encoder": {
             "file": "encoder.onnx",
-            "inputs": [tensor("tokens", "int64", ["batch", size.steps])],
+            "inputs": [tensor("tokens", "int64", ["batch", size.steps]), *chords],
             "outputs": [tensor("mu", "float32", ["batch", size.latent]), tensor("sigma", "float32", ["batch", size.latent])],
         },
         "decoder_init": {
@@ -83,7 +86,7 @@ def signatures(size: ModelSize) -> dict[str, dict]:
         },
         "decoder_step": {
             "file": "decoder_step.onnx",
-            "inputs": [tensor("token", "int64", ["batch"]), conditioning, tensor("h", "float32", state), tensor("c", "float32", state)],
+            "inputs": [tensor("token", "int64", ["batch"]), *chord, conditioning, tensor("h", "float32", state), tensor("c", "float32", state)],
             "outputs": [
                 tensor("logits", "float32", ["batch", size.vocab]),
                 tensor("h_out", "float32", state),
@@ -102,9 +105,10 @@ def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
     graphs = signatures(size)
     batch = 2
     tokens = torch.zeros(batch, size.steps, dtype=torch.long)
+    chords = (torch.zeros(batch, size.steps, size.chord_size),) if size.chord_size else ()
     z = torch.zeros(batch, size.latent)
     examples = {
-        "encoder": (EncoderGraph(model), (tokens,)),
+        "encoder": (EncoderGraph(model), (tokens, *chords)),
         "decoder_init": (DecoderInitGraph(model), (z,)),
     }
     for name, (module, args) in examples.items():
@@ -141,8 +145,11 @@ def _session(path: Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_decode(folder: Path, graphs: dict, z: np.ndarray, start_token: int, steps: int, choose) -> np.ndarray:
-    """Decodes step by step through the ONNX graphs, as the plugin does;
+def onnx_decode(
+    folder: Path, graphs: dict, z: np.ndarray, start_token: int, steps: int, choose, chords: np.ndarray | None = None
+) -> np.ndarray:
+    """Decodes step by step through the ONNX graphs, as the plugin does (with
+    chord inputs [batch, steps, 13] for a chord-conditioned model);
     `choose(step, logits)` gives the tokens fed to the next step. Returns the
     logits of every step [batch, steps, vocab]."""
     init = _session(folder / graphs["decoder_init"]["file"])
@@ -151,15 +158,26 @@ def onnx_decode(folder: Path, graphs: dict, z: np.ndarray, start_token: int, ste
     token = np.full(len(z), start_token, dtype=np.int64)
     logits = []
     for index in range(steps):
-        out, h, c = step.run(None, {"token": token, "conditioning": conditioning, "h": h, "c": c})
+        inputs = {"token": token, "conditioning": conditioning, "h": h, "c": c}
+        if chords is not None:
+            inputs["chord"] = chords[:, index]
+        out, h, c = step.run(None, inputs)
         logits.append(out)
         token = choose(index, out)
     return np.stack(logits, axis=1)
 
 
-def onnx_teacher_forced_logits(folder: Path, graphs: dict, tokens: np.ndarray, z: np.ndarray, start_token: int) -> np.ndarray:
+def onnx_teacher_forced_logits(
+    folder: Path, graphs: dict, tokens: np.ndarray, z: np.ndarray, start_token: int, chords: np.ndarray | None = None
+) -> np.ndarray:
     """Logits of every step, fed the true previous tokens, through the ONNX graphs."""
-    return onnx_decode(folder, graphs, z, start_token, tokens.shape[1], lambda index, _: tokens[:, index].astype(np.int64))
+    return onnx_decode(folder, graphs, z, start_token, tokens.shape[1], lambda index, _: tokens[:, index].astype(np.int64), chords)
+
+
+def onnx_encode(folder: Path, graphs: dict, tokens: np.ndarray, chords: np.ndarray | None = None) -> list[np.ndarray]:
+    """mu and sigma through the encoder graph."""
+    inputs = {"tokens": tokens} if chords is None else {"tokens": tokens, "chords": chords}
+    return _session(folder / graphs["encoder"]["file"]).run(None, inputs)
 
 
 def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed: int = 0) -> float:
@@ -168,29 +186,42 @@ def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed:
     steps of a step-wise decode fed the true previous tokens. `examples` differs
     from the export batch so that the dynamic batch axis is exercised too."""
     generator = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, model.size.vocab, (examples, model.size.steps), generator=generator)
-    z = torch.randn(examples, model.size.latent, generator=generator)
+    size = model.size
+    tokens = torch.randint(0, size.vocab, (examples, size.steps), generator=generator)
+    z = torch.randn(examples, size.latent, generator=generator)
+    chords = None
+    if size.chord_size:
+        masks = torch.randint(0, 1 << 12, (examples, size.steps), generator=generator).numpy()
+        chords = torch.as_tensor(harmony.chroma(masks))
     with torch.no_grad():
-        expected = [*model.encode(tokens), *model.initial_state(z), model.teacher_forced_logits(tokens, z)]
-    encoder = _session(folder / graphs["encoder"]["file"])
+        expected = [*model.encode(tokens, chords), *model.initial_state(z), model.teacher_forced_logits(tokens, z, chords)]
     init = _session(folder / graphs["decoder_init"]["file"])
+    chord_array = None if chords is None else chords.numpy()
     found = [
-        *encoder.run(None, {"tokens": tokens.numpy()}),
+        *onnx_encode(folder, graphs, tokens.numpy(), chord_array),
         *init.run(None, {"z": z.numpy()})[:2],
-        onnx_teacher_forced_logits(folder, graphs, tokens.numpy(), z.numpy(), model.start_token),
+        onnx_teacher_forced_logits(folder, graphs, tokens.numpy(), z.numpy(), model.start_token, chord_array),
     ]
     return max(float(np.abs(f - e.numpy()).max()) for f, e in zip(found, expected))
 
 
-def shipped_graph_score(folder: Path, graphs: dict, heldout: np.ndarray, start_token: int, reference: dict) -> dict:
+def shipped_graph_score(folder: Path, graphs: dict, heldout: evaluate.Windows, model: MusicVAE, reference: dict) -> dict:
     """Token accuracy of the graphs as shipped (the quantized step), measured
     the way `evaluate.token_accuracy` measures the PyTorch model: from the
     encoder mean, teacher-forced and greedy."""
-    mu, _ = _session(folder / graphs["encoder"]["file"]).run(None, {"tokens": heldout})
-    forced = onnx_teacher_forced_logits(folder, graphs, heldout, mu, start_token).argmax(-1)
-    greedy = onnx_decode(folder, graphs, mu, start_token, heldout.shape[1], lambda _, logits: logits.argmax(-1)).argmax(-1)
-    teacher_forced = round(float((forced == heldout).mean()), 4)
-    greedy_accuracy = round(float((greedy == heldout).mean()), 4)
+    forced_correct = greedy_correct = 0
+    for start in range(0, len(heldout), evaluate.BATCH):
+        tokens = heldout.tokens[start : start + evaluate.BATCH]
+        chords = None
+        if model.size.chord_size:
+            chords = harmony.chroma(heldout.chords[start : start + evaluate.BATCH])
+        mu, _ = onnx_encode(folder, graphs, tokens, chords)
+        forced = onnx_teacher_forced_logits(folder, graphs, tokens, mu, model.start_token, chords).argmax(-1)
+        greedy = onnx_decode(folder, graphs, mu, model.start_token, tokens.shape[1], lambda _, logits: logits.argmax(-1), chords)
+        forced_correct += int((forced == tokens).sum())
+        greedy_correct += int((greedy.argmax(-1) == tokens).sum())
+    teacher_forced = round(forced_correct / heldout.tokens.size, 4)
+    greedy_accuracy = round(greedy_correct / heldout.tokens.size, 4)
     for name, value in (("teacher_forced_accuracy", teacher_forced), ("greedy_accuracy", greedy_accuracy)):
         if value < reference[name] - QUANTIZED_ACCURACY_LOSS:
             raise ValueError(f"8-bit weights cost too much: {name} {value} against {reference[name]} in float32")
@@ -202,21 +233,23 @@ def shipped_graph_score(folder: Path, graphs: dict, heldout: np.ndarray, start_t
     }
 
 
-def encode_means(model: MusicVAE, tokens: np.ndarray, batch: int = 512) -> np.ndarray:
+def encode_means(model: MusicVAE, windows: evaluate.Windows) -> np.ndarray:
+    """Encoder means of `windows` (with their chords, for a model that reads them)."""
     model.eval()
     with torch.no_grad():
-        return np.concatenate(
-            [model.encode(torch.as_tensor(tokens[i : i + batch], dtype=torch.long))[0].numpy() for i in range(0, len(tokens), batch)]
-        )
+        return np.concatenate([model.encode(x, chords)[0].numpy() for x, chords in evaluate.batches(windows, model)])
 
 
-def latent_axes(model: MusicVAE, train: np.ndarray, part: str) -> dict:
+def latent_axes(model: MusicVAE, train: evaluate.Windows, part: str) -> dict:
     """Principal directions of the encoded training set (with their standard
     deviations) and attribute vectors (top quartile mean minus bottom quartile
     mean of the latents, MusicVAE section 5.3)."""
     rng = np.random.default_rng(0)
-    sample = train[rng.choice(len(train), min(AXIS_WINDOWS, len(train)), replace=False)]
-    mu = encode_means(model, sample)
+    chosen = rng.choice(len(train), min(AXIS_WINDOWS, len(train)), replace=False)
+    pick = lambda values: None if values is None else values[chosen]  # noqa: E731
+    windows = evaluate.Windows(train.tokens[chosen], pick(train.chords), pick(train.keys))
+    sample = windows.tokens
+    mu = encode_means(model, windows)
     centred = mu - mu.mean(0)
     _, singular, directions = np.linalg.svd(centred, full_matrices=False)
     stds = singular / np.sqrt(len(mu) - 1)
@@ -267,11 +300,14 @@ def evaluation(model: MusicVAE, part: str, data: Path, axes: dict, folder: Path,
     vectors = {a["name"]: np.asarray(a["vector"], dtype=np.float32) for a in axes["attributes"]}
     source = "Groove MIDI Dataset official test split" if part == "drums" else "POP909 test songs (song number % 10 == 0)"
     accuracy = evaluate.token_accuracy(model, heldout)
+    harmony_report = {} if part == "drums" else {"harmony_check": evaluate.harmony_check(model, heldout)}
     return {
-        "heldout": f"first {len(heldout)} 2-bar windows (hop 1 bar, 4+ onsets) of the {source}",
+        "heldout": f"all {len(heldout)} distinct 2-bar windows (hop 1 bar, 4+ onsets) of the {source}",
         "heldout_windows": int(len(heldout)),
         **accuracy,
-        "shipped_graphs": shipped_graph_score(folder, graphs, heldout, model.start_token, accuracy),
+        "greedy_onsets": evaluate.reconstruction_f1(model, heldout, part),
+        **harmony_report,
+        "shipped_graphs": shipped_graph_score(folder, graphs, heldout, model, accuracy),
         "attribute_check": {
             "description": "mean measured attribute after decoding (greedy) mu + t * vector for t in -2..2",
             "examples": min(len(heldout), evaluate.ATTRIBUTE_EXAMPLES),
@@ -344,11 +380,12 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
         if megabytes > 15:
             raise ValueError(f"{spec['file']} is {megabytes:.1f} MB, over the 15 MB budget")
     windows = load_windows(converted, part)
-    axes = latent_axes(model, windows["train_2bar"].astype(np.int64), part)
+    train = evaluate.Windows(windows["train_2bar"].astype(np.int64), windows.get("train_2bar_chord"), windows.get("train_2bar_key"))
+    axes = latent_axes(model, train, part)
     (out / "latent_axes.json").write_text(json.dumps(axes))
     history = state.get("history", [])
     manifest = {
-        "format_version": 2,
+        "format_version": 3,
         "name": f"{part}_2bar",
         "part": part,
         "vocabulary": vocabulary(part),
@@ -357,6 +394,12 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
         "bars": model.size.steps // vocab.STEPS_PER_BAR,
         "latent_size": model.size.latent,
         "hierarchical": False,
+        "chords": {
+            "size": model.size.chord_size,
+            "encoding": "12 pitch classes (C first; 1 where the chord has the pitch class, its bass note included), then 1 for no chord",
+        }
+        if model.size.chord_size
+        else None,
         "decoder": {"layers": model.size.decoder_layers, "hidden": model.size.decoder_hidden},
         "graphs": graphs,
         "latent_axes": "latent_axes.json",

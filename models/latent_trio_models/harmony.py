@@ -12,6 +12,8 @@ import numpy as np
 
 NO_CHORD = 0
 NO_KEY = -1
+# Model inputs per step: 12 pitch classes and a no-chord flag (`chroma`).
+CHROMA_SIZE = 13
 
 PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
@@ -89,6 +91,23 @@ def chroma(masks: np.ndarray) -> np.ndarray:
     """[..., 13] float inputs: the 12 pitch classes, then a no-chord flag."""
     bits = (masks[..., None].astype(np.int32) >> np.arange(12)) & 1
     return np.concatenate([bits, (masks == NO_CHORD)[..., None]], axis=-1).astype(np.float32)
+
+
+# Scale steps above the tonic: major, and natural minor.
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
+
+
+def in_scale(pitch_classes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each pitch class is in the scale of its key (False where the
+    key is unknown)."""
+    major = np.zeros(12, dtype=bool)
+    major[list(MAJOR_SCALE)] = True
+    minor = np.zeros(12, dtype=bool)
+    minor[list(MINOR_SCALE)] = True
+    keys = keys.astype(np.int16)
+    degree = (pitch_classes - keys % 12) % 12
+    return np.where(keys < 0, False, np.where(keys >= 12, minor[degree], major[degree]))
 
 
 def spans_at(times: np.ndarray, starts: np.ndarray, ends: np.ndarray, values: np.ndarray, outside: int) -> np.ndarray:

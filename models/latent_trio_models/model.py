@@ -32,7 +32,7 @@ class ModelSize:
     encoder_hidden: int = 256
     decoder_hidden: int = 256
     decoder_layers: int = 2
-    # 13 (harmony.chroma) for chord-conditioned models, 0 without chords.
+    # harmony.CHROMA_SIZE for chord-conditioned models, 0 without chords.
     chord_size: int = 0
 
     def as_dict(self) -> dict:

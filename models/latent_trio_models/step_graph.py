@@ -47,11 +47,13 @@ def _gates(a: np.ndarray) -> np.ndarray:
 def _cell_weights(model: MusicVAE, layer: int) -> tuple[np.ndarray, np.ndarray]:
     """The layer's step input and recurrent weights stacked as one
     [input + hidden, 4 * hidden] matrix, and its bias. The first layer's
-    input is the token embedding alone: z enters through `conditioning`."""
+    input is the token embedding (and the step's chord, for a chord-conditioned
+    model): z enters through `conditioning`."""
     lstm = model.decoder
     w_ih = _gates(getattr(lstm, f"weight_ih_l{layer}").detach().numpy())
     if layer == 0:
-        w_ih = w_ih[:, : model.size.embedding]
+        embedding, latent = model.size.embedding, model.size.latent
+        w_ih = np.concatenate([w_ih[:, :embedding], w_ih[:, embedding + latent :]], axis=1)
     w_hh = _gates(getattr(lstm, f"weight_hh_l{layer}").detach().numpy())
     bias = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).detach().numpy()
     return np.ascontiguousarray(np.concatenate([w_ih, w_hh], axis=1).T), _gates(bias)
@@ -60,15 +62,16 @@ def _cell_weights(model: MusicVAE, layer: int) -> tuple[np.ndarray, np.ndarray]:
 def conditioning_weights(model: MusicVAE) -> tuple[np.ndarray, np.ndarray]:
     """conditioning = z @ weights + bias: z's part of the first layer's gates
     ([latent, 4 * hidden], gate order of this graph) plus that layer's bias."""
-    embedding = model.size.embedding
-    w_z = _gates(model.decoder.weight_ih_l0.detach().numpy())[:, embedding:]
+    embedding, latent = model.size.embedding, model.size.latent
+    w_z = _gates(model.decoder.weight_ih_l0.detach().numpy())[:, embedding : embedding + latent]
     _, bias = _cell_weights(model, 0)
     return np.ascontiguousarray(w_z.T), bias
 
 
 def build(model: MusicVAE) -> onnx.ModelProto:
-    """The float32 step graph: token [batch], conditioning [batch, 4 * hidden],
-    h and c [layers, batch, hidden] -> logits [batch, vocab], h_out, c_out."""
+    """The float32 step graph: token [batch], (chord [batch, 13] for a
+    chord-conditioned model), conditioning [batch, 4 * hidden], h and c
+    [layers, batch, hidden] -> logits [batch, vocab], h_out, c_out."""
     size = model.size
     hidden = size.decoder_hidden
     nodes: list[onnx.NodeProto] = []
@@ -88,15 +91,18 @@ def build(model: MusicVAE) -> onnx.ModelProto:
     constant("embedding", model.decoder_embedding.weight.detach().numpy())
     node("Gather", ["embedding", "token"], ["embedded_2d"])
     node("Unsqueeze", ["embedded_2d", "axis_0"], ["embedded"])
+    chords = size.chord_size > 0
+    if chords:
+        node("Unsqueeze", ["chord", "axis_0"], ["chord_3d"])
     node("Unsqueeze", ["conditioning", "axis_0"], ["conditioning_3d"])
     layers = size.decoder_layers
     node("Split", ["h"], [f"h{k}" for k in range(layers)], axis=0)
     node("Split", ["c"], [f"c{k}" for k in range(layers)], axis=0)
 
-    cell_input = "embedded"
+    cell_input = ["embedded", "chord_3d"] if chords else ["embedded"]
     for k in range(layers):
         weights, bias = _cell_weights(model, k)
-        node("Concat", [cell_input, f"h{k}"], [f"x{k}"], axis=-1)
+        node("Concat", [*cell_input, f"h{k}"], [f"x{k}"], axis=-1)
         node("MatMul", [f"x{k}", constant(f"weights_{k}", weights)], [f"product{k}"])
         # The first layer's bias is in the conditioning.
         offset = "conditioning_3d" if k == 0 else constant(f"bias_{k}", bias)
@@ -110,7 +116,7 @@ def build(model: MusicVAE) -> onnx.ModelProto:
         node("Add", [f"kept{k}", f"written{k}"], [f"c_new{k}"])
         node("Tanh", [f"c_new{k}"], [f"c_squashed{k}"])
         node("Mul", [f"o{k}", f"c_squashed{k}"], [f"h_new{k}"])
-        cell_input = f"h_new{k}"
+        cell_input = [f"h_new{k}"]
 
     last = f"h_new{layers - 1}"
     to_logits = model.to_logits
@@ -123,6 +129,7 @@ def build(model: MusicVAE) -> onnx.ModelProto:
     state = [layers, "batch", hidden]
     inputs = [
         helper.make_tensor_value_info("token", TensorProto.INT64, ["batch"]),
+        *([helper.make_tensor_value_info("chord", TensorProto.FLOAT, ["batch", size.chord_size])] if chords else []),
         helper.make_tensor_value_info("conditioning", TensorProto.FLOAT, ["batch", 4 * hidden]),
         helper.make_tensor_value_info("h", TensorProto.FLOAT, state),
         helper.make_tensor_value_info("c", TensorProto.FLOAT, state),

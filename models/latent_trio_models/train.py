@@ -28,61 +28,55 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import harmony, vocab
+from . import evaluate, harmony, vocab
 from .data import load_windows
 from .model import ModelSize, MusicVAE, kl_divergence, with_chord_inputs
 
 TRANSPOSE = range(-5, 7)
 
 
-def transpose(
-    tokens: np.ndarray, part: str, rng: np.random.Generator, chords: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Shifts each melodic window by a random interval that keeps it in range
-    (the bass also in its register), its chords with it; drums pass through.
-    Training split only."""
+def random_shifts(tokens: np.ndarray, part: str, rng: np.random.Generator) -> np.ndarray:
+    """A random transposition per melodic window that keeps it in range (the
+    bass also in its register); 0 for drums."""
+    shifts = np.zeros(len(tokens), dtype=np.int64)
     if part == "drums":
-        return tokens, chords
+        return shifts
     low, high = (vocab.BASS_MIN_PITCH, vocab.BASS_MAX_PITCH) if part == "bass" else (vocab.MIN_PITCH, vocab.MAX_PITCH)
-    out = tokens.copy()
-    moved = None if chords is None else chords.copy()
-    for index, row in enumerate(out):
+    for index, row in enumerate(tokens):
         notes = row >= 2
         if not notes.any():
             continue
         pitches = row[notes] - 2 + vocab.MIN_PITCH
         choices = [k for k in TRANSPOSE if pitches.min() + k >= low and pitches.max() + k <= high]
-        shift = int(rng.choice(choices)) if choices else 0
-        row[notes] += shift
-        if moved is not None:
-            moved[index] = harmony.transpose_chords(moved[index], shift)
+        shifts[index] = int(rng.choice(choices)) if choices else 0
+    return shifts
+
+
+def transpose(
+    tokens: np.ndarray, shifts: np.ndarray, chords: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each window's notes moved by its shift, its chords with them."""
+    out = np.where(tokens >= 2, tokens + shifts[:, None], tokens)
+    if chords is None:
+        return out, None
+    moved = np.stack([harmony.transpose_chords(row, int(shift)) for row, shift in zip(chords, shifts)])
     return out, moved
 
 
-def chord_tensor(chords: np.ndarray | None) -> torch.Tensor | None:
-    """[batch, steps] chord masks -> [batch, steps, 13] model inputs."""
-    return None if chords is None else torch.as_tensor(harmony.chroma(chords))
-
-
-def teacher_forced_accuracy(
-    model: MusicVAE, tokens: np.ndarray, chords: np.ndarray | None = None, batch: int = 256
-) -> float:
+def teacher_forced_accuracy(model: MusicVAE, windows: evaluate.Windows) -> float:
     """Share of steps whose argmax matches the data, decoding from the encoder mean."""
     model.eval()
-    correct = total = 0
+    correct = 0
     with torch.no_grad():
-        for start in range(0, len(tokens), batch):
-            x = torch.as_tensor(tokens[start : start + batch], dtype=torch.long)
-            c = chord_tensor(None if chords is None else chords[start : start + batch])
-            mu, _ = model.encode(x, c)
-            correct += (model.teacher_forced_logits(x, mu, c).argmax(-1) == x).sum().item()
-            total += x.numel()
+        for x, chords in evaluate.batches(windows, model):
+            mu, _ = model.encode(x, chords)
+            correct += (model.teacher_forced_logits(x, mu, chords).argmax(-1) == x).sum().item()
     model.train()
-    return correct / total
+    return correct / windows.tokens.size
 
 
-def model_name(part: str, chords: bool) -> str:
-    return f"{part}_2bar_chords" if chords else f"{part}_2bar"
+def model_name(part: str) -> str:
+    return f"{part}_2bar"
 
 
 def checkpoint_path(name: str) -> Path:
@@ -121,33 +115,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-minutes", type=float, default=4.0)
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument(
-        "--chords",
-        action="store_true",
-        help="condition on the chord of every step (bass, melody); starts from the committed "
-        "unconditioned model when there is nothing to resume",
-    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    if args.chords and args.part == "drums":
-        parser.error("drums take no chords")
+    # Bass and melody follow the chord of every step; drums take none.
+    chords = args.part != "drums"
     windows = load_windows(args.data, args.part)
-    train, validation = windows["train_2bar"].astype(np.int64), windows["validation_2bar"].astype(np.int64)
-    train_chords = windows["train_2bar_chord"] if args.chords else None
-    validation_chords = windows["validation_2bar_chord"] if args.chords else None
-    size = ModelSize(vocab=vocab.vocab_size(args.part), chord_size=13 if args.chords else 0)
+    train = windows["train_2bar"].astype(np.int64)
+    train_chords = windows["train_2bar_chord"] if chords else None
+    validation = evaluate.Windows(windows["validation_2bar"].astype(np.int64), windows.get("validation_2bar_chord"))
+    size = ModelSize(vocab=vocab.vocab_size(args.part), chord_size=harmony.CHROMA_SIZE if chords else 0)
     model = MusicVAE(size)
-    name = model_name(args.part, args.chords)
+    name = model_name(args.part)
     path = checkpoint_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"step": 0, "wall_time_s": 0.0, "history": []}
     saved = None
     sources = [path, committed_weights_path(name)]
-    if args.chords:
-        sources.append(committed_weights_path(model_name(args.part, False)))
     source = next((source for source in sources if source.exists()), None) if args.resume else None
     if source is not None:
         saved = torch.load(source, weights_only=True)
@@ -163,6 +149,9 @@ def main() -> None:
             model.load_state_dict(saved["model"])
         rng = np.random.default_rng(state["step"])
         print(f"resumed at step {state['step']} from {source}", flush=True)
+    if chords:
+        # When training began to hide the key from the latent (see the loop).
+        state.setdefault("key_free_latent_from_step", state["step"])
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     if saved is not None and "optimizer" in saved:
         optimizer.load_state_dict(saved["optimizer"])
@@ -183,9 +172,16 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         rows = rng.integers(0, len(train), args.batch)
-        tokens, chords = transpose(train[rows], args.part, rng, None if train_chords is None else train_chords[rows])
-        batch, chords = torch.as_tensor(tokens), chord_tensor(chords)
-        mu, sigma = model.encode(batch, chords)
+        window_chords = None if train_chords is None else train_chords[rows]
+        # The encoder hears each window in one key and the decoder must play
+        # it in another, given only that key's chords: the latent keeps what
+        # the music does (contour, rhythm, roughly where it sits) and leaves
+        # the key to the chords, so a latent from anywhere plays in the key
+        # of the progression it is given.
+        heard, heard_chords = transpose(train[rows], random_shifts(train[rows], args.part, rng), window_chords)
+        tokens, step_chords = transpose(train[rows], random_shifts(train[rows], args.part, rng), window_chords)
+        batch, chords = torch.as_tensor(tokens), evaluate.chord_inputs(step_chords)
+        mu, sigma = model.encode(torch.as_tensor(heard), evaluate.chord_inputs(heard_chords))
         z = mu + sigma * torch.randn_like(sigma)
         inputs = model.shifted(batch)
         sampling = sampling_probability(step, args.sampling_rate, args.max_sampling)
@@ -222,7 +218,7 @@ def main() -> None:
             }
             if state["step"] % args.validate_every == 0:
                 # Every validation window: a prefix is one drummer / a few songs.
-                record["validation_tf_accuracy"] = round(teacher_forced_accuracy(model, validation, validation_chords), 4)
+                record["validation_tf_accuracy"] = round(teacher_forced_accuracy(model, validation), 4)
             state["history"].append(record)
             print(json.dumps(record), flush=True)
         if time.time() - last_save > args.checkpoint_minutes * 60:

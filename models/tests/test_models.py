@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import REPOSITORY
-from latent_trio_models import attributes, evaluate, export, step_graph
+from latent_trio_models import attributes, evaluate, export, harmony, step_graph
 from latent_trio_models.model import ModelSize, MusicVAE
 
 PARTS = ("drums", "bass", "melody")
@@ -43,7 +43,9 @@ def model_folder(request) -> Path:
 
 def test_every_graph_matches_its_manifest_and_fits_the_size_budget(model_folder: Path):
     manifest = json.loads((model_folder / "manifest.json").read_text())
-    assert manifest["format_version"] == 2 and manifest["name"] == model_folder.name
+    assert manifest["format_version"] == 3 and manifest["name"] == model_folder.name
+    # Bass and melody follow chords; drums take none.
+    assert (manifest["chords"] is not None) == (manifest["part"] != "drums")
     part = manifest["part"]
     size = manifest["vocabulary"]["size"]
     assert manifest["start_token"] == size, "the start token is the row after the vocabulary"
@@ -80,17 +82,26 @@ def test_the_manifest_teacher_forced_accuracy_is_reproduced_from_held_out_data(m
     graphs = manifest["graphs"]
     heldout = evaluate.heldout_windows(manifest["part"], data_dir)
     assert len(heldout) == manifest["evaluation"]["heldout_windows"]
-    # numpy + onnxruntime only, as the plugin runs it.
-    mu, _ = session(model_folder / graphs["encoder"]["file"]).run(None, {"tokens": heldout})
+    tokens = heldout.tokens
+    # numpy + onnxruntime only, as the plugin runs it, on the windows' own chords.
+    encoder_inputs = {"tokens": tokens}
+    chords = None
+    if manifest["chords"]:
+        chords = harmony.chroma(heldout.chords)
+        encoder_inputs["chords"] = chords
+    mu, _ = session(model_folder / graphs["encoder"]["file"]).run(None, encoder_inputs)
     h, c, conditioning = session(model_folder / graphs["decoder_init"]["file"]).run(None, {"z": mu})
     step = session(model_folder / graphs["decoder_step"]["file"])
-    previous = np.full(len(heldout), manifest["start_token"], dtype=np.int64)
+    previous = np.full(len(tokens), manifest["start_token"], dtype=np.int64)
     correct = 0
-    for index in range(heldout.shape[1]):
-        logits, h, c = step.run(None, {"token": previous, "conditioning": conditioning, "h": h, "c": c})
-        correct += int((logits.argmax(-1) == heldout[:, index]).sum())
-        previous = heldout[:, index]
-    accuracy = correct / heldout.size
+    for index in range(tokens.shape[1]):
+        inputs = {"token": previous, "conditioning": conditioning, "h": h, "c": c}
+        if chords is not None:
+            inputs["chord"] = chords[:, index]
+        logits, h, c = step.run(None, inputs)
+        correct += int((logits.argmax(-1) == tokens[:, index]).sum())
+        previous = tokens[:, index]
+    accuracy = correct / tokens.size
     shipped = manifest["evaluation"]["shipped_graphs"]["teacher_forced_accuracy"]
     assert abs(accuracy - shipped) < 0.01, f"measured {accuracy:.4f}, manifest says {shipped}"
     # The 8-bit step graph plays as well as the float32 model it came from.
@@ -98,14 +109,29 @@ def test_the_manifest_teacher_forced_accuracy_is_reproduced_from_held_out_data(m
     assert accuracy > trained - export.QUANTIZED_ACCURACY_LOSS, f"8-bit {accuracy:.4f} against float32 {trained}"
 
 
-def test_the_exported_graphs_give_the_pytorch_encoding_and_logits(tmp_path: Path):
+@pytest.mark.parametrize("chord_size", [0, harmony.CHROMA_SIZE])
+def test_the_exported_graphs_give_the_pytorch_encoding_and_logits(tmp_path: Path, chord_size: int):
     torch.manual_seed(7)
-    model = MusicVAE(ModelSize(vocab=90, latent=16, embedding=8, encoder_hidden=24, decoder_hidden=32))
+    size = ModelSize(vocab=90, latent=16, embedding=8, encoder_hidden=24, decoder_hidden=32, chord_size=chord_size)
+    model = MusicVAE(size)
     graphs = export.export_graphs(model, tmp_path)
     assert export.parity(model, tmp_path, graphs) < export.PARITY_TOLERANCE
     # And the parity check itself notices a wrong graph.
     other = MusicVAE(model.size)
     assert export.parity(other, tmp_path, graphs) > export.PARITY_TOLERANCE
+
+
+def test_a_chord_conditioned_step_graph_hears_the_chord(tmp_path: Path):
+    torch.manual_seed(5)
+    model = MusicVAE(ModelSize(vocab=90, latent=16, embedding=8, encoder_hidden=24, decoder_hidden=32, chord_size=harmony.CHROMA_SIZE))
+    graphs = export.export_graphs(model, tmp_path)
+    tokens = np.zeros((1, model.size.steps), dtype=np.int64)
+    z = np.zeros((1, model.size.latent), dtype=np.float32)
+    c_major = harmony.chroma(np.full((1, model.size.steps), harmony.chord_mask("C:maj")))
+    f_sharp = harmony.chroma(np.full((1, model.size.steps), harmony.chord_mask("F#:maj")))
+    under_c = export.onnx_teacher_forced_logits(tmp_path, graphs, tokens, z, model.start_token, c_major)
+    under_f_sharp = export.onnx_teacher_forced_logits(tmp_path, graphs, tokens, z, model.start_token, f_sharp)
+    assert np.abs(under_c - under_f_sharp).max() > 1e-3, "the chord input reaches the logits"
 
 
 def test_the_8_bit_step_graph_predicts_the_tokens_of_the_float32_one(tmp_path: Path):

@@ -45,7 +45,13 @@ def test_transposing_a_window_moves_its_chords_by_the_same_interval():
     tokens = np.full((1, 32), vocab.NO_EVENT, dtype=np.int64)
     tokens[0, 0] = vocab.pitch_to_token(pitch)
     chords = np.full((1, 32), harmony.chord_mask("C:maj"), dtype=np.uint16)
+    seen = set()
     for _ in range(20):
-        moved, moved_chords = train.transpose(tokens, "bass", rng, chords)
+        shifts = train.random_shifts(tokens, "bass", rng)
+        moved, moved_chords = train.transpose(tokens, shifts, chords)
         shift = int(moved[0, 0] - tokens[0, 0])
+        seen.add(shift)
+        assert shift == shifts[0] and (moved[0, 1:] == vocab.NO_EVENT).all()
         assert moved_chords[0, 0] == harmony.transpose_chords(chords[0, :1], shift)[0]
+        assert vocab.BASS_MIN_PITCH <= pitch + shift <= vocab.BASS_MAX_PITCH
+    assert len(seen) > 3, "the shift is random"

@@ -13,8 +13,9 @@ use latent_trio::bridge::{DecodeRequest, bridge};
 use latent_trio::engine::Engine;
 use latent_trio::engine::runtime::{MODELS_ENV, ProviderChoice};
 use latent_trio::engine::worker::{self, EngineStatus, WorkerSettings};
-use latent_trio::knobs::{KnobSnapshot, PartKnobs};
+use latent_trio::knobs::KnobSnapshot;
 use latent_trio::pattern::{Part, PartPhrase};
+use latent_trio::stored::StoredLatents;
 
 const RUNS: usize = 200;
 
@@ -45,19 +46,23 @@ fn main() {
         started.elapsed().as_secs_f64() * 1e3
     );
 
+    let stored = StoredLatents::default();
     for part in Part::ALL {
-        let Ok(model) = &mut engine.parts[part.index()] else {
-            panic!("{} model missing", part.name());
-        };
         let mut out = PartPhrase::default();
-        let knobs = PartKnobs::default();
         let times: Vec<Duration> = (0..RUNS)
             .map(|run| {
                 let started = Instant::now();
-                let z = model.latent(run as u32, &knobs, None);
-                model
-                    .decode(&z, run as u32, knobs.temperature, &mut out)
-                    .unwrap();
+                let knobs = KnobSnapshot {
+                    seed: run as u32,
+                    ..KnobSnapshot::default()
+                };
+                let inputs = engine
+                    .part_inputs(part, &knobs, &stored)
+                    .unwrap_or_else(|| panic!("{} model missing", part.name()));
+                let Ok(model) = &mut engine.parts[part.index()] else {
+                    unreachable!("the inputs came from this model");
+                };
+                model.decode(&inputs, &mut out).unwrap();
                 started.elapsed()
             })
             .collect();

@@ -4,6 +4,7 @@
 //! snapshot. Because a phrase is a pure function of its snapshot, a bounce, a
 //! reloaded project and the CLI all play the same notes for the same knobs.
 
+use crate::harmony::HarmonySettings;
 use crate::pattern::Part;
 
 /// Latent knobs per part that move along the model's principal axes.
@@ -90,6 +91,8 @@ pub struct KnobSnapshot {
     pub scenes_on: bool,
     /// Position between scene A (0) and B (1).
     pub morph: f32,
+    /// Key, progression and scale lock, which bass and melody follow.
+    pub harmony: HarmonySettings,
 }
 
 impl KnobSnapshot {
@@ -102,6 +105,7 @@ impl KnobSnapshot {
     /// the decode, so toggling a part never asks the worker for anything.
     pub fn decodes_like(&self, other: &KnobSnapshot) -> bool {
         self.seed == other.seed
+            && self.harmony == other.harmony
             && self.stored_revision == other.stored_revision
             && self.scenes_on == other.scenes_on
             && (!self.scenes_on || self.morph == other.morph)

@@ -7,6 +7,7 @@
 pub mod bridge;
 pub mod editor;
 pub mod engine;
+pub mod harmony;
 pub mod knobs;
 pub mod midi_clip;
 pub mod midi_file;

@@ -2,7 +2,8 @@
 //! automation lanes: never rename one.
 //!
 //! Ids: `seed`, `new_seed`, `change_every`, `provider`, `bypass`, `scenes`,
-//! `morph`, `morph_bars`, `output`, `output_channel_1`, and per part
+//! `morph`, `morph_bars`, `output`, `output_channel_1`, `key`, `progression`,
+//! `scale_lock`, and per part
 //! (`drums_`, `bass_`, `melody_` prefixes) `on`, `channel`, `temperature`,
 //! `latent_1`..`latent_8`, `density`, `syncopation`, `register`.
 
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use nice_plug::prelude::*;
 
 use crate::engine::runtime::ProviderChoice;
+use crate::harmony::{HarmonySettings, PRESETS};
 use crate::knobs::{ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_RANGE, PartKnobs};
 use crate::pattern::Part;
 use crate::stored::SharedStoredLatents;
@@ -22,6 +24,10 @@ pub const MAX_SEED: i32 = 9999;
 pub const MAX_TEMPERATURE: f32 = 1.5;
 /// Longest morph glide, in bars.
 pub const MAX_MORPH_BARS: i32 = 32;
+/// How the Key parameter shows each tonic.
+const NOTE_NAMES: [&str; 12] = [
+    "C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B",
+];
 
 /// How often new material may take over.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +170,16 @@ pub struct LatentTrioParams {
     /// With one part sent: on MIDI channel 1 instead of the part's channel.
     #[id = "output_channel_1"]
     pub output_channel_1: BoolParam,
+    /// The key's tonic, 0 = C; bass and melody play in it.
+    #[id = "key"]
+    pub key: IntParam,
+    /// Which chord progression bass and melody follow (an index into
+    /// [`PRESETS`], shown by name); a change is heard on the next bar line.
+    #[id = "progression"]
+    pub progression: IntParam,
+    /// Keeps bass and melody in the key's scale at any temperature.
+    #[id = "scale_lock"]
+    pub scale_lock: BoolParam,
     /// Drums.
     #[nested(id_prefix = "drums", group = "Drums")]
     pub drums: PartParams,
@@ -344,6 +360,37 @@ impl Default for LatentTrioParams {
             .with_unit(" bars"),
             output: EnumParam::new("Output", Output::AllParts),
             output_channel_1: BoolParam::new("One Part on Channel 1", false),
+            key: IntParam::new("Key", 0, IntRange::Linear { min: 0, max: 11 })
+                .with_value_to_string(Arc::new(|value| {
+                    NOTE_NAMES[value.rem_euclid(12) as usize].to_string()
+                }))
+                .with_string_to_value(Arc::new(|text| {
+                    let text = text.trim();
+                    NOTE_NAMES
+                        .iter()
+                        .position(|name| name.eq_ignore_ascii_case(text))
+                        .map(|index| index as i32)
+                })),
+            progression: IntParam::new(
+                "Progression",
+                0,
+                IntRange::Linear {
+                    min: 0,
+                    max: PRESETS.len() as i32 - 1,
+                },
+            )
+            .with_value_to_string(Arc::new(|value| {
+                PRESETS
+                    .get(value as usize)
+                    .map_or_else(String::new, |preset| preset.name.to_string())
+            }))
+            .with_string_to_value(Arc::new(|text| {
+                PRESETS
+                    .iter()
+                    .position(|preset| preset.name.eq_ignore_ascii_case(text.trim()))
+                    .map(|index| index as i32)
+            })),
+            scale_lock: BoolParam::new("Scale Lock", true),
             drums: PartParams::new(Part::Drums),
             bass: PartParams::new(Part::Bass),
             melody: PartParams::new(Part::Melody),
@@ -396,6 +443,11 @@ impl LatentTrioParams {
             stored_revision: self.stored.revision(),
             scenes_on: self.scenes_on.value(),
             morph,
+            harmony: HarmonySettings {
+                key_root: self.key.value().rem_euclid(12) as u8,
+                preset: self.progression.value().max(0) as usize,
+                scale_lock: self.scale_lock.value(),
+            },
         }
     }
 }

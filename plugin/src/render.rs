@@ -5,9 +5,10 @@
 //! seed and knobs.
 
 use crate::engine::{Engine, ModelError};
+use crate::harmony::PhraseChords;
 use crate::knobs::KnobSnapshot;
 use crate::midi_file::{TICKS_PER_QUARTER, TimedNote, Track};
-use crate::pattern::{Part, Phrase};
+use crate::pattern::{Note, PHRASE_STEPS, Part, Phrase};
 use crate::sequencer::clock::Meter;
 use crate::sequencer::{BlockInput, PartRouting, Sequencer, SequencerOutput};
 use crate::stored::StoredLatents;
@@ -26,7 +27,13 @@ pub struct RenderSettings {
     /// Phrases one after another, each `bars` long, decoded with the seeds
     /// `seed`, `seed + 1`, ...: variations of the same latent.
     pub variations: u32,
+    /// Adds a track of the chords bass and melody followed, as block
+    /// chords on this 0-based channel.
+    pub chords_channel: Option<u8>,
 }
+
+/// Where the chords track voices its chords: the octave from middle C up.
+const CHORD_OCTAVE: u8 = 60;
 
 struct TickRecorder {
     block_start: u64,
@@ -68,6 +75,10 @@ pub fn render(
             name: part.title().into(),
             notes: Vec::new(),
         })
+        .chain(settings.chords_channel.map(|_| Track {
+            name: "Chords".into(),
+            notes: Vec::new(),
+        }))
         .collect();
     let ticks_per_variation = (f64::from(settings.bars)
         * settings.meter.bar_quarters()
@@ -80,7 +91,14 @@ pub fn render(
         };
         engine.decode(&knobs, stored, &mut phrase).result()?;
         let start = u64::from(variation) * ticks_per_variation;
-        for (track, played) in tracks.iter_mut().zip(phrase_tracks(&phrase, settings)) {
+        let mut played = phrase_tracks(&phrase, settings);
+        if let Some(channel) = settings.chords_channel {
+            played.push(Track {
+                name: "Chords".into(),
+                notes: chord_notes(&engine.harmony(&knobs).0, channel, settings),
+            });
+        }
+        for (track, played) in tracks.iter_mut().zip(played) {
             track
                 .notes
                 .extend(played.notes.into_iter().map(|note| TimedNote {
@@ -104,6 +122,30 @@ pub fn phrase_tracks(phrase: &Phrase, settings: &RenderSettings) -> Vec<Track> {
         })
         .collect()
 }
+
+/// `chords` as block chords, played by the sequencer like a part (so that
+/// they fall on the bars exactly as the notes they were followed by do).
+fn chord_notes(chords: &PhraseChords, channel: u8, settings: &RenderSettings) -> Vec<TimedNote> {
+    let mut phrase = Phrase::default();
+    let mut step = 0;
+    while step < PHRASE_STEPS {
+        let chord = chords[step];
+        let length = chords[step..].iter().take_while(|&&c| c == chord).count();
+        for pitch in (CHORD_OCTAVE..CHORD_OCTAVE + 12).filter(|&pitch| chord.contains(pitch)) {
+            phrase.part_mut(Part::Melody).push(Note {
+                step: step as u8,
+                length_steps: length as u8,
+                pitch,
+                velocity: CHORD_VELOCITY,
+            });
+        }
+        step += length;
+    }
+    play_part(&phrase, Part::Melody, channel, settings)
+}
+
+/// Chords sit behind the parts.
+const CHORD_VELOCITY: u8 = 70;
 
 /// The events the sequencer plays for one part of `phrase`, in ticks.
 pub fn play_part(

@@ -86,8 +86,12 @@ fn a_render_has_tempo_meter_and_one_track_per_part_on_its_channel() {
         TrackEventKind::Meta(MetaMessage::TimeSignature(7, 3, _, _))
     )));
     let tracks = note_ons(&path);
-    assert_eq!(tracks.len(), 4, "a conductor track and drums, bass, melody");
-    for (track, channel) in tracks[1..].iter().zip([9u8, 1, 0]) {
+    assert_eq!(
+        tracks.len(),
+        5,
+        "a conductor track, drums, bass, melody and the chords they followed"
+    );
+    for (track, channel) in tracks[1..].iter().zip([9u8, 1, 0, 3]) {
         assert!(!track.is_empty(), "every part plays");
         assert!(
             track.iter().all(|&(_, c, _)| c == channel),
@@ -144,6 +148,17 @@ fn bad_options_are_explained() {
         ),
         (vec!["--parts", "drums,kazoo"], "unknown part"),
         (vec!["--meter", "4/3"], "not supported"),
+        (
+            vec!["--chords", "Am F Xyz G"],
+            "cannot read the chord \"Xyz\"",
+        ),
+        (vec!["--chords", "C F G"], "found 3"),
+        (vec!["--key", "A dorian"], "cannot read the key"),
+        (
+            vec!["--key", "A minor", "--progression", "I V vi IV"],
+            "is in major",
+        ),
+        (vec!["--progression", "I IV V"], "unknown progression"),
     ] {
         let output = render(&out, &args);
         assert!(!output.status.success());
@@ -215,4 +230,47 @@ fn an_unsuitable_input_clip_is_refused_in_plain_words() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not a MIDI file"), "{stderr}");
     assert!(!out.exists(), "nothing is written");
+}
+
+#[test]
+fn bass_and_melody_play_a_typed_progression_and_the_file_has_its_chords() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("am.mid");
+    let output = render(
+        &path,
+        &["--key", "A minor", "--chords", "Am F C G", "--bars", "4"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tracks = note_ons(&path);
+    // Block chords on channel 4, two a bar, voiced from middle C up.
+    let chords = &tracks[4];
+    let at = |tick: u32| -> Vec<u8> {
+        let mut keys: Vec<u8> = chords
+            .iter()
+            .filter(|&&(t, c, _)| t == tick && c == 3)
+            .map(|&(_, _, key)| key)
+            .collect();
+        keys.sort_unstable();
+        keys
+    };
+    assert_eq!(at(0), [60, 64, 69], "A minor");
+    assert_eq!(at(960), [60, 65, 69], "F");
+    assert_eq!(at(1920), [60, 64, 67], "C");
+    assert_eq!(at(2880), [62, 67, 71], "G");
+    assert_eq!(at(3840), [60, 64, 69], "the progression loops");
+    // With the scale lock on (the default) every bass and melody note is in A minor.
+    let a_minor = [9u8, 11, 0, 2, 4, 5, 7];
+    for track in &tracks[2..4] {
+        assert!(!track.is_empty());
+        assert!(
+            track
+                .iter()
+                .all(|&(_, _, key)| a_minor.contains(&(key % 12))),
+            "{track:?}"
+        );
+    }
 }

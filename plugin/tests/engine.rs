@@ -8,9 +8,11 @@ use latent_trio::engine::manifest::FORMAT_VERSION;
 use latent_trio::engine::model::PartModel;
 use latent_trio::engine::runtime::{self, Provider, ProviderChoice};
 use latent_trio::engine::{Engine, ModelError};
+use latent_trio::harmony::{Chord, HarmonySettings};
 use latent_trio::knobs::{
     ATTRIBUTE_KNOBS, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PartKnobs,
 };
+use latent_trio::params::MAX_TEMPERATURE;
 use latent_trio::pattern::{Part, Phrase};
 use latent_trio::stored::{ClipLatent, Scene, StoredLatents};
 
@@ -242,15 +244,23 @@ fn a_future_manifest_or_a_model_for_another_part_is_refused() {
         .err()
         .expect("refused");
     assert!(error.to_string().contains("\"drums\" model"), "{error}");
-    let error = refusal_of_format_version(3).to_string();
-    assert!(error.contains("format version 3"), "{error}");
+    let newer = FORMAT_VERSION + 1;
+    let error = refusal_of_format_version(newer).to_string();
+    assert!(
+        error.contains(&format!("format version {newer}")),
+        "{error}"
+    );
     assert!(error.contains("a newer Latent Trio"), "{error}");
 }
 
 #[test]
-fn a_model_of_an_older_format_is_refused_with_how_to_export_it_again() {
-    let error = refusal_of_format_version(1).to_string();
-    assert!(error.contains("format version 1 is older"), "{error}");
+fn a_model_of_the_previous_format_is_refused_with_how_to_export_it_again() {
+    let older = FORMAT_VERSION - 1;
+    let error = refusal_of_format_version(older).to_string();
+    assert!(
+        error.contains(&format!("format version {older} is older")),
+        "{error}"
+    );
     assert!(error.contains("export the model again"), "{error}");
 }
 
@@ -267,6 +277,133 @@ fn refusal_of_format_version(version: u32) -> ModelError {
     load(dir.path(), Part::Drums, ProviderChoice::Cpu)
         .err()
         .expect("refused")
+}
+
+#[test]
+fn a_chord_conditioned_graph_whose_manifest_omits_the_chord_input_is_refused() {
+    let dir = model_copy(Part::Bass);
+    let path = dir.path().join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(manifest["chords"].is_object(), "the bass follows chords");
+    manifest["chords"] = serde_json::Value::Null;
+    for graph in ["encoder", "decoder_step"] {
+        let inputs = manifest["graphs"][graph]["inputs"].as_array_mut().unwrap();
+        inputs.retain(|input| !input["name"].as_str().unwrap().starts_with("chord"));
+    }
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(error, ModelError::GraphSignature { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("chord"), "{error}");
+}
+
+/// Share of `part`'s note-ons over `seeds` phrases (default knobs at
+/// `temperature`, with `harmony`) whose pitch `fits` the chord at its step.
+fn share_of_note_ons(
+    engine: &mut Engine,
+    part: Part,
+    harmony: HarmonySettings,
+    temperature: f32,
+    fits: impl Fn(Chord, u8) -> bool,
+) -> f64 {
+    let chords = match &engine.typed_harmony {
+        Some((progression, _)) => progression.phrase_chords(),
+        None => harmony.progression().phrase_chords(),
+    };
+    let (mut fitting, mut total) = (0, 0);
+    for seed in 0..40 {
+        let mut knobs = KnobSnapshot {
+            seed,
+            harmony,
+            ..KnobSnapshot::default()
+        };
+        for part in &mut knobs.parts {
+            part.temperature = temperature;
+        }
+        let phrase = decode(engine, &knobs);
+        for note in phrase.part(part).notes() {
+            total += 1;
+            fitting += usize::from(fits(chords[usize::from(note.step)], note.pitch));
+        }
+    }
+    assert!(total > 100, "{total} {} notes", part.name());
+    fitting as f64 / total as f64
+}
+
+fn unlocked(key_root: u8, preset: usize) -> HarmonySettings {
+    HarmonySettings {
+        key_root,
+        preset,
+        scale_lock: false,
+    }
+}
+
+#[test]
+fn bass_and_melody_follow_the_progression_they_are_given() {
+    let mut engine = engine();
+    let is_chord_tone = |chord: Chord, pitch: u8| chord.contains(pitch);
+    // I V vi IV in C, then in G, then Am F C G typed in A minor; the scale
+    // lock off, so this is what the models do on their own.
+    for (harmony, typed) in [
+        (unlocked(0, 0), None),
+        (unlocked(7, 0), None),
+        (
+            unlocked(0, 0),
+            Some(("Am F C G".parse().unwrap(), "A minor".parse().unwrap())),
+        ),
+    ] {
+        engine.typed_harmony = typed;
+        let scale = engine
+            .typed_harmony
+            .as_ref()
+            .map_or_else(|| harmony.key().scale(), |(_, key)| key.scale());
+        let bass = share_of_note_ons(&mut engine, Part::Bass, harmony, 0.5, is_chord_tone);
+        let melody = share_of_note_ons(&mut engine, Part::Melody, harmony, 0.5, |_, pitch| {
+            scale.contains(pitch)
+        });
+        println!("{harmony:?}: bass chord tones {bass:.3}, melody in key {melody:.3}");
+        assert!(bass > 0.8, "bass chord tones {bass:.3} for {harmony:?}");
+        assert!(melody > 0.9, "melody in key {melody:.3} for {harmony:?}");
+    }
+}
+
+#[test]
+fn with_the_scale_lock_no_note_leaves_the_key_at_any_temperature() {
+    let mut engine = engine();
+    for (key_root, preset) in [(0, 0), (9, 5), (3, 7)] {
+        let locked = HarmonySettings {
+            key_root,
+            preset,
+            scale_lock: true,
+        };
+        let scale = locked.key().scale();
+        for temperature in [0.5, 1.0, MAX_TEMPERATURE] {
+            for part in [Part::Bass, Part::Melody] {
+                let in_key =
+                    share_of_note_ons(&mut engine, part, locked, temperature, |_, pitch| {
+                        scale.contains(pitch)
+                    });
+                assert_eq!(in_key, 1.0, "{part:?} at {temperature} in {locked:?}");
+            }
+        }
+    }
+    // Unlocked, the hottest melody does leave the key now and then: the lock
+    // is what keeps it in.
+    let free = unlocked(0, 0);
+    let scale = free.key().scale();
+    let in_key = share_of_note_ons(
+        &mut engine,
+        Part::Melody,
+        free,
+        MAX_TEMPERATURE,
+        |_, pitch| scale.contains(pitch),
+    );
+    assert!(in_key < 1.0, "unlocked melody in key {in_key}");
 }
 
 #[test]

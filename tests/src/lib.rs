@@ -905,7 +905,16 @@ pub fn cli_onsets(seed: u32, bars: u32, meter: (u16, u16)) -> Onsets {
     let _ = std::fs::remove_dir_all(&dir);
     let smf = midly::Smf::parse(&bytes).expect("a MIDI file");
     let mut notes = Onsets::new();
-    for track in &smf.tracks {
+    // The chords bass and melody followed are the file's, not the plugin's.
+    let is_chords = |track: &[midly::TrackEvent<'_>]| {
+        track.iter().any(|event| {
+            matches!(
+                event.kind,
+                midly::TrackEventKind::Meta(midly::MetaMessage::TrackName(b"Chords"))
+            )
+        })
+    };
+    for track in smf.tracks.iter().filter(|track| !is_chords(track)) {
         let mut tick = 0u32;
         for event in track {
             tick += event.delta.as_int();

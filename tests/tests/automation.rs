@@ -41,11 +41,22 @@ const KNOBS: [(&str, f64); 3] = [
     ("Melody Density", 1.5),
 ];
 
-fn changes_on(change: Option<f64>, at: u64, expected_bar: u64) {
+/// Note-ons as (sample, channel, key).
+type NoteOns = Vec<(u64, u16, u16)>;
+
+/// Runs with `knobs` moved at `at` and checks that the music changes from
+/// `expected_bar` on; returns the note-ons (before, after) of the runs
+/// without and with the move.
+fn changes_on(
+    knobs: &[(&str, f64)],
+    change: Option<f64>,
+    at: u64,
+    expected_bar: u64,
+) -> (NoteOns, NoteOns) {
     let bundle = Bundle::load(&clap_bundle()).unwrap();
     let before = run(&bundle, change, &[], 0, 8);
-    let after = run(&bundle, change, &KNOBS, 0, 8);
-    let automated = run(&bundle, change, &KNOBS, at, 8);
+    let after = run(&bundle, change, knobs, 0, 8);
+    let automated = run(&bundle, change, knobs, at, 8);
     let line = expected_bar * BAR;
     let expected: Vec<_> = before
         .iter()
@@ -58,21 +69,44 @@ fn changes_on(change: Option<f64>, at: u64, expected_bar: u64) {
         automated, expected,
         "the change lands on bar {expected_bar}"
     );
+    (before, after)
 }
 
 #[test]
 fn a_knob_moved_mid_bar_takes_over_on_the_next_bar_line() {
-    changes_on(None, BAR + BAR / 2 + 77, 2);
+    changes_on(&KNOBS, None, BAR + BAR / 2 + 77, 2);
 }
 
 #[test]
 fn with_change_every_2_bars_the_new_phrase_waits_for_an_even_bar() {
-    changes_on(Some(1.0), 2 * BAR + BAR / 4, 4);
+    changes_on(&KNOBS, Some(1.0), 2 * BAR + BAR / 4, 4);
 }
 
 #[test]
 fn with_change_every_4_bars_the_new_phrase_waits_for_bar_4() {
-    changes_on(Some(2.0), BAR / 3, 4);
+    changes_on(&KNOBS, Some(2.0), BAR / 3, 4);
+}
+
+#[test]
+fn a_new_key_and_progression_take_over_on_the_next_bar_line_and_leave_the_drums_alone() {
+    // A minor, i VI III VII.
+    let (before, after) = changes_on(
+        &[("Key", 9.0), ("Progression", 5.0)],
+        None,
+        BAR + BAR / 3,
+        2,
+    );
+    let drums = |notes: &[(u64, u16, u16)]| -> NoteOns {
+        notes.iter().filter(|n| n.1 == 9).copied().collect()
+    };
+    assert_eq!(drums(&before), drums(&after), "drums follow no chords");
+    let a_minor = [9u16, 11, 0, 2, 4, 5, 7];
+    let melodic: Vec<_> = after.iter().filter(|n| n.1 != 9).collect();
+    assert!(!melodic.is_empty());
+    assert!(
+        melodic.iter().all(|n| a_minor.contains(&(n.2 % 12))),
+        "bass and melody play in A minor: {melodic:?}"
+    );
 }
 
 #[test]

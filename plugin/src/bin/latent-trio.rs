@@ -2,7 +2,9 @@
 //!
 //! `latent-trio render --bars 8 --seed 7 --out groove.mid` writes the notes
 //! the plugin plays for that seed and those knobs; `--input clip.mid --part
-//! drums` starts the drums from a clip of your own. `latent-trio info` says
+//! drums` starts the drums from a clip of your own; `--key "A minor" --chords
+//! "Am F C G"` makes bass and melody follow a progression of your own (the
+//! file then has a fourth track with its chords). `latent-trio info` says
 //! which models and ONNX Runtime it finds and where they run.
 
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use latent_trio::engine::runtime::{self, ProviderChoice};
 use latent_trio::engine::{self, Engine};
+use latent_trio::harmony::{HarmonyError, HarmonySettings, Key, PRESETS, Progression};
 use latent_trio::knobs::{
     ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PRINCIPAL_RANGE, PartKnobs,
 };
@@ -43,7 +46,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Decode and write a .mid file.
-    Render(RenderArgs),
+    Render(Box<RenderArgs>),
     /// Show the models, the ONNX Runtime library and the provider in use.
     Info,
 }
@@ -79,6 +82,21 @@ struct RenderArgs {
     /// The part the --input clip is for: drums, bass or melody.
     #[arg(long, requires = "input")]
     part: Option<String>,
+    /// The key bass and melody play in, e.g. "A minor" or "Eb major" (default:
+    /// C, or the key of --chords' first chord).
+    #[arg(long)]
+    key: Option<String>,
+    /// The chord progression bass and melody follow: one of the plugin's
+    /// presets by name, e.g. "I V vi IV" or "i VI III VII (minor)", in --key.
+    #[arg(long, conflicts_with = "chords")]
+    progression: Option<String>,
+    /// A progression of your own: 1, 2 or 4 chord symbols sharing the 2-bar
+    /// phrase, e.g. "Am F C G" or "Dm7 G7 Cmaj7 Cmaj7".
+    #[arg(long)]
+    chords: Option<String>,
+    /// Let bass and melody play notes outside the key's scale.
+    #[arg(long)]
+    no_scale_lock: bool,
     /// Phrases one after another, each --bars long, with seeds seed, seed+1, ...
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     variations: u32,
@@ -156,7 +174,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     ));
                 }
             }
-            let knobs = parse_knobs(&args)?;
+            let mut knobs = parse_knobs(&args)?;
+            knobs.harmony = parse_harmony(&mut engine, &args)?;
             let meter = parse_meter(&args.meter)?;
             if !(args.tempo.is_finite() && (10.0..=999.0).contains(&args.tempo)) {
                 return Err(format!("tempo {} is outside 10..999 BPM", args.tempo));
@@ -168,6 +187,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 meter,
                 parts: parts.iter().map(|&p| (p, p.default_channel())).collect(),
                 variations: args.variations,
+                // What bass and melody followed, so that it can be heard.
+                chords_channel: parts
+                    .iter()
+                    .any(|&part| part != Part::Drums)
+                    .then_some(CHORDS_CHANNEL),
             };
             let tracks =
                 render(&mut engine, &knobs, &stored, &settings).map_err(|e| e.to_string())?;
@@ -187,6 +211,60 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The chords track's 0-based channel: the first the parts leave free.
+const CHORDS_CHANNEL: u8 = 3;
+
+/// Key, progression and scale lock from --key, --progression, --chords and
+/// --no-scale-lock; a typed progression goes to the engine.
+fn parse_harmony(engine: &mut Engine, args: &RenderArgs) -> Result<HarmonySettings, String> {
+    let key: Option<Key> = args
+        .key
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|error: HarmonyError| error.to_string())?;
+    let mut harmony = HarmonySettings {
+        scale_lock: !args.no_scale_lock,
+        ..HarmonySettings::default()
+    };
+    if let Some(text) = &args.chords {
+        let progression: Progression = text.parse().map_err(|e: HarmonyError| e.to_string())?;
+        let key = match key {
+            Some(key) => key,
+            None => Key::of_chord_symbol(text.split_whitespace().next().unwrap_or_default())
+                .map_err(|e| e.to_string())?,
+        };
+        engine.typed_harmony = Some((progression, key));
+        return Ok(harmony);
+    }
+    if let Some(name) = &args.progression {
+        harmony.preset = PRESETS
+            .iter()
+            .position(|preset| preset.name.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                let names: Vec<_> = PRESETS.iter().map(|p| format!("\"{}\"", p.name)).collect();
+                format!(
+                    "unknown progression \"{name}\" (one of {})",
+                    names.join(", ")
+                )
+            })?;
+    }
+    if let Some(key) = key {
+        let preset = harmony.preset();
+        if key.mode != preset.mode {
+            return Err(format!(
+                "the progression \"{}\" is in {}; give a {} key, or pick a {} progression",
+                preset.name,
+                preset.mode.name(),
+                preset.mode.name(),
+                key.mode.name()
+            ));
+        }
+        harmony.key_root = key.root;
+    }
+    Ok(harmony)
 }
 
 /// Encodes the --input clip, if any, as its part's starting latent.

@@ -83,6 +83,7 @@ impl ExportChoice {
             meter,
             parts,
             variations: 1,
+            chords_channel: None,
         };
         let folder = super::expand_home(self.folder.trim());
         std::fs::create_dir_all(&folder)

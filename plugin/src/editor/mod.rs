@@ -26,7 +26,7 @@ use nice_plug_egui::{
 use crate::bridge::NowPlaying;
 use crate::engine::worker::{EngineState, EngineStatus, WorkerCommand};
 use crate::params::{LatentTrioParams, MAX_SEED, PartParams};
-use crate::pattern::{Part, Phrase};
+use crate::pattern::{PHRASE_STEPS, Part, Phrase};
 use crate::stored::StoredLatents;
 use export::ExportChoice;
 use pattern_view::ViewStyle;
@@ -138,6 +138,8 @@ impl EditorApp {
     fn contents(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, stored: &StoredLatents) {
         self.header(ui, setter);
         ui.separator();
+        self.harmony(ui, setter);
+        ui.separator();
         self.scenes(ui, setter, stored);
         ui.separator();
         self.export_row(ui);
@@ -194,6 +196,40 @@ impl EditorApp {
             if params.output.value().only().is_some() {
                 ui.add(ParamSlider::for_param(&params.output_channel_1, setter));
             }
+        });
+    }
+
+    /// Key, progression (its chords, the one sounding highlighted) and the
+    /// scale lock.
+    fn harmony(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
+        let params = &self.shared.params;
+        let harmony = params.snapshot(0.0).harmony;
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Harmony").strong());
+            ui.label("Key");
+            ui.add(ParamSlider::for_param(&params.key, setter).with_width(50.0));
+            ui.label(harmony.key().mode.name());
+            ui.label("Progression");
+            ui.add(ParamSlider::for_param(&params.progression, setter).with_width(170.0));
+            let chords = harmony.preset().chord_names(harmony.key_root);
+            let sounding = self
+                .shared
+                .now_playing
+                .step()
+                .map(|step| step * chords.len() / PHRASE_STEPS);
+            for (index, name) in chords.iter().enumerate() {
+                let text = RichText::new(name).monospace();
+                if sounding == Some(index) {
+                    ui.label(
+                        text.strong()
+                            .background_color(ui.visuals().selection.bg_fill),
+                    );
+                } else {
+                    ui.label(text);
+                }
+            }
+            ui.add(ParamSlider::for_param(&params.scale_lock, setter).with_width(60.0))
+                .on_hover_text("Scale lock: bass and melody play only notes of the key");
         });
     }
 

@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::ModelError;
+use crate::harmony::CHROMA_SIZE;
 use crate::pattern::{DRUM_CLASSES, PHRASE_BARS, Part, STEPS_PER_BAR};
 
 /// The first note-on token of a melodic vocabulary: it starts `min_pitch`
 /// (tokens 0 and 1 are note-off and no-event).
 pub const FIRST_NOTE_ON_TOKEN: i64 = 2;
 
-/// The manifest format this build reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The manifest format this build reads (3: chord inputs).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The parsed and checked manifest of one model folder.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +40,9 @@ pub struct Manifest {
     pub hierarchical: bool,
     /// Decoder LSTM shape, which fixes the state tensors' shapes.
     pub decoder: DecoderShape,
+    /// The chord input of a chord-conditioned model (`None`: it takes none).
+    #[serde(default)]
+    pub chords: Option<ChordInput>,
     /// The ONNX graphs and their signatures.
     pub graphs: Graphs,
     /// File name of the latent axes, beside the manifest.
@@ -100,6 +104,13 @@ impl Vocabulary {
     }
 }
 
+/// How a chord-conditioned model reads the chord of each step.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ChordInput {
+    /// Inputs per step: [`CHROMA_SIZE`] (12 pitch classes and no-chord).
+    pub size: usize,
+}
+
 /// Decoder LSTM shape.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 pub struct DecoderShape {
@@ -112,11 +123,11 @@ pub struct DecoderShape {
 /// The step-wise decoding graphs (and the encoder, which MIDI import uses).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Graphs {
-    /// tokens -> mu, sigma.
+    /// tokens (and chords) -> mu, sigma.
     pub encoder: GraphSpec,
     /// z -> h, c, conditioning (z's share of the first layer's gates, once per phrase).
     pub decoder_init: GraphSpec,
-    /// token, conditioning, h, c -> logits, h_out, c_out.
+    /// token, (chord,) conditioning, h, c -> logits, h_out, c_out.
     pub decoder_step: GraphSpec,
 }
 
@@ -255,6 +266,14 @@ impl Manifest {
                 )));
             }
         }
+        if let Some(chords) = &self.chords
+            && chords.size != CHROMA_SIZE
+        {
+            return Err(wrong(format!(
+                "its chord input has {} values a step; this version feeds {CHROMA_SIZE} (12 pitch classes and no-chord)",
+                chords.size
+            )));
+        }
         if self.start_token != self.vocabulary.size() as i64 {
             return Err(wrong(format!(
                 "start token {} should be the vocabulary size {}",
@@ -323,10 +342,27 @@ impl Manifest {
             outputs,
         };
         let steps = self.steps_per_bar * self.bars;
+        // A chord-conditioned model reads the chords of the window it
+        // encodes, and the chord of each step it decodes.
+        let mut encoder_inputs = vec![tensor("tokens", "int64", vec![batch(), fixed(steps)])];
+        let mut step_inputs = vec![tensor("token", "int64", vec![batch()])];
+        if let Some(chords) = &self.chords {
+            encoder_inputs.push(tensor(
+                "chords",
+                "float32",
+                vec![batch(), fixed(steps), fixed(chords.size)],
+            ));
+            step_inputs.push(tensor(
+                "chord",
+                "float32",
+                vec![batch(), fixed(chords.size)],
+            ));
+        }
+        step_inputs.extend([conditioning(), state("h"), state("c")]);
         Graphs {
             encoder: graph(
                 &self.graphs.encoder.file,
-                vec![tensor("tokens", "int64", vec![batch(), fixed(steps)])],
+                encoder_inputs,
                 vec![
                     tensor("mu", "float32", vec![batch(), fixed(self.latent_size)]),
                     tensor("sigma", "float32", vec![batch(), fixed(self.latent_size)]),
@@ -339,12 +375,7 @@ impl Manifest {
             ),
             decoder_step: graph(
                 &self.graphs.decoder_step.file,
-                vec![
-                    tensor("token", "int64", vec![batch()]),
-                    conditioning(),
-                    state("h"),
-                    state("c"),
-                ],
+                step_inputs,
                 vec![
                     tensor(
                         "logits",

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::harmony::{self, Chord, Key, PhraseChords, Progression};
 use crate::knobs::KnobSnapshot;
 use crate::midi_clip::{self, ClipError};
 use crate::pattern::{Part, PartPhrase, Phrase};
@@ -162,6 +163,18 @@ pub struct PartInputs {
     pub seed: u32,
     /// Sampling temperature.
     pub temperature: f32,
+    /// What a chord-following part plays over (`None` for one that takes
+    /// no chords, so a new progression never decodes the drums again).
+    pub harmony: Option<PartHarmony>,
+}
+
+/// The chords a part follows, and the notes it may play.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartHarmony {
+    /// The chord at every step.
+    pub chords: PhraseChords,
+    /// With the scale lock on: the key's scale, outside which no note is played.
+    pub scale: Option<Chord>,
 }
 
 /// A part's last good decode: its inputs and the notes they gave.
@@ -203,6 +216,9 @@ pub struct Engine {
     /// Per part, the latent the last decode used (empty where the part's
     /// model did not load): what "store scene" keeps.
     pub last_latents: [Vec<f32>; 3],
+    /// A typed progression in a typed key that bass and melody follow
+    /// instead of the snapshot's preset (the CLI's `--chords` and `--key`).
+    pub typed_harmony: Option<(Progression, Key)>,
     /// Per part: the last good decode.
     decoded: [Option<DecodedPart>; 3],
 }
@@ -224,6 +240,7 @@ impl Engine {
             last_decode: Duration::ZERO,
             part_decode_time: [Duration::ZERO; 3],
             last_latents: Default::default(),
+            typed_harmony: None,
             decoded: Default::default(),
         })
     }
@@ -250,11 +267,31 @@ impl Engine {
             let clip = stored.clip(part).map(|clip| clip.latent.as_slice());
             model.latent(knobs.seed, part_knobs, clip)
         });
+        let harmony = model.follows_chords().then(|| {
+            let (chords, key) = self.harmony(knobs);
+            PartHarmony {
+                chords,
+                scale: knobs.harmony.scale_lock.then(|| key.scale()),
+            }
+        });
         Some(PartInputs {
             latent,
             seed: knobs.seed,
             temperature: part_knobs.temperature,
+            harmony,
         })
+    }
+
+    /// The chord at every step that bass and melody follow under `knobs`,
+    /// and its key: the typed progression if there is one, else the preset.
+    pub fn harmony(&self, knobs: &KnobSnapshot) -> (PhraseChords, Key) {
+        match &self.typed_harmony {
+            Some((progression, key)) => (progression.phrase_chords(), *key),
+            None => (
+                knobs.harmony.progression().phrase_chords(),
+                knobs.harmony.key(),
+            ),
+        }
     }
 
     /// Whether `part`'s last good decode came from exactly `inputs`.
@@ -290,7 +327,7 @@ impl Engine {
                 let part_started = Instant::now();
                 report.decoded[index] = true;
                 let mut notes = PartPhrase::default();
-                match model.decode(&inputs.latent, inputs.seed, inputs.temperature, &mut notes) {
+                match model.decode(&inputs, &mut notes) {
                     Ok(()) => {
                         self.decoded[index] = Some(DecodedPart {
                             inputs: inputs.clone(),
@@ -327,7 +364,7 @@ impl Engine {
                 .map(|name| name.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             summary: clip.summary(),
-            latent: model.encode(&clip.tokens)?,
+            latent: model.encode(&clip.tokens, &harmony::default_progression())?,
         })
     }
 

@@ -8,11 +8,14 @@ use ort::session::{Session, SessionOutputs};
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 
 use super::latent::LatentAxes;
-use super::manifest::{Dimension, GraphSpec, Manifest, TensorSpec, Vocabulary, describe};
+use super::manifest::{
+    Dimension, FIRST_NOTE_ON_TOKEN, GraphSpec, Manifest, TensorSpec, Vocabulary, describe,
+};
 use super::random::SeededRandom;
 use super::runtime::{Provider, ProviderChoice, Runtime};
 use super::tokens::tokens_to_notes;
-use super::{ModelError, ModelResult};
+use super::{ModelError, ModelResult, PartInputs};
+use crate::harmony::{CHROMA_SIZE, Chord, PhraseChords};
 use crate::knobs::PartKnobs;
 use crate::pattern::{PHRASE_STEPS, Part, PartPhrase};
 
@@ -106,14 +109,39 @@ impl PartModel {
         &self.manifest.vocabulary
     }
 
-    /// Decodes `z` step by step at `temperature`, sampling with the seed's
-    /// stream; returns one token per 16th step.
-    pub fn decode_tokens(
-        &mut self,
-        z: &[f32],
-        seed: u32,
-        temperature: f32,
-    ) -> ModelResult<Vec<i64>> {
+    /// Whether the model follows chords (reads the chord of every step).
+    pub fn follows_chords(&self) -> bool {
+        self.manifest.chords.is_some()
+    }
+
+    /// Decodes `inputs` step by step: their latent at their temperature,
+    /// over their chords for a chord-conditioned model (and only in their
+    /// scale, if it is locked), sampling with the seed's stream; returns one
+    /// token per 16th step.
+    pub fn decode_tokens(&mut self, inputs: &PartInputs) -> ModelResult<Vec<i64>> {
+        let (z, seed, temperature) = (&inputs.latent, inputs.seed, inputs.temperature);
+        let chords = inputs
+            .harmony
+            .map_or_else(|| [Chord::NONE; PHRASE_STEPS], |harmony| harmony.chords);
+        // Note-on tokens of pitches outside a locked scale.
+        let locked_out: Vec<usize> = match (
+            inputs.harmony.and_then(|h| h.scale),
+            &self.manifest.vocabulary,
+        ) {
+            (
+                Some(scale),
+                Vocabulary::Melodic {
+                    min_pitch,
+                    max_pitch,
+                    ..
+                },
+            ) => (*min_pitch..=*max_pitch)
+                .filter(|&pitch| !scale.contains(pitch))
+                .map(|pitch| (FIRST_NOTE_ON_TOKEN + i64::from(pitch - min_pitch)) as usize)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut masked = vec![0.0f32; self.manifest.vocabulary.size()];
         // The conditioning and token tensors are made once and read by every
         // step; each step's state outputs are handed straight back as the
         // next step's inputs, so nothing is copied between steps.
@@ -123,22 +151,47 @@ impl PartModel {
         let conditioning = take_output(&mut init, "conditioning")?;
         drop(init);
         let mut token = Tensor::from_array(([1usize], vec![self.manifest.start_token]))?;
+        let mut chord = Tensor::from_array(([1usize, CHROMA_SIZE], vec![0.0f32; CHROMA_SIZE]))?;
+        let follows_chords = self.follows_chords();
         let mut random = SeededRandom::new(seed, self.part.index(), SAMPLING_STREAM);
         let mut tokens = Vec::with_capacity(PHRASE_STEPS);
-        for _ in 0..PHRASE_STEPS {
-            let mut outputs = self.decoder_step.run(ort::inputs![
-                "token" => &token,
-                "conditioning" => &conditioning,
-                "h" => &h,
-                "c" => &c,
-            ])?;
+        for step_chord in &chords {
+            let mut outputs = if follows_chords {
+                chord
+                    .extract_tensor_mut()
+                    .1
+                    .copy_from_slice(&step_chord.chroma());
+                self.decoder_step.run(ort::inputs![
+                    "token" => &token,
+                    "chord" => &chord,
+                    "conditioning" => &conditioning,
+                    "h" => &h,
+                    "c" => &c,
+                ])?
+            } else {
+                self.decoder_step.run(ort::inputs![
+                    "token" => &token,
+                    "conditioning" => &conditioning,
+                    "h" => &h,
+                    "c" => &c,
+                ])?
+            };
             let logits = outputs["logits"].try_extract_tensor::<f32>()?.1;
             if logits.iter().any(|l| !l.is_finite()) {
                 return Err(ModelError::NotFinite {
                     folder: self.folder.clone(),
                 });
             }
-            let next = random.sample_logits(logits, temperature) as i64;
+            let next = if locked_out.is_empty() {
+                random.sample_logits(logits, temperature)
+            } else {
+                // Out of the scale: no probability at any temperature.
+                masked.copy_from_slice(logits);
+                for &token in &locked_out {
+                    masked[token] = f32::NEG_INFINITY;
+                }
+                random.sample_logits(&masked, temperature)
+            } as i64;
             h = take_output(&mut outputs, "h_out")?;
             c = take_output(&mut outputs, "c_out")?;
             token.extract_tensor_mut().1[0] = next;
@@ -147,26 +200,25 @@ impl PartModel {
         Ok(tokens)
     }
 
-    /// Decodes the phrase of latent `z` into `out`, sampling at
-    /// `temperature` with the seed's stream.
-    pub fn decode(
-        &mut self,
-        z: &[f32],
-        seed: u32,
-        temperature: f32,
-        out: &mut PartPhrase,
-    ) -> ModelResult<()> {
-        let tokens = self.decode_tokens(z, seed, temperature)?;
+    /// Decodes the phrase of `inputs` into `out` (see [`Self::decode_tokens`]).
+    pub fn decode(&mut self, inputs: &PartInputs, out: &mut PartPhrase) -> ModelResult<()> {
+        let tokens = self.decode_tokens(inputs)?;
         tokens_to_notes(&self.manifest.vocabulary, &tokens, out);
         Ok(())
     }
 
-    /// Encoder mean of one window of tokens (MIDI import uses it to find the
-    /// latent of a musician's own pattern).
-    pub fn encode(&mut self, tokens: &[i64]) -> ModelResult<Vec<f32>> {
-        let outputs = self
-            .encoder
-            .run(ort::inputs!["tokens" => Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?])?;
+    /// Encoder mean of one window of tokens over `chords` (MIDI import uses
+    /// it to find the latent of a musician's own pattern).
+    pub fn encode(&mut self, tokens: &[i64], chords: &PhraseChords) -> ModelResult<Vec<f32>> {
+        let tokens = Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?;
+        let outputs = if self.follows_chords() {
+            let chroma: Vec<f32> = chords.iter().flat_map(|chord| chord.chroma()).collect();
+            let chords = Tensor::from_array(([1usize, chords.len(), CHROMA_SIZE], chroma))?;
+            self.encoder
+                .run(ort::inputs!["tokens" => tokens, "chords" => chords])?
+        } else {
+            self.encoder.run(ort::inputs!["tokens" => tokens])?
+        };
         Ok(outputs["mu"].try_extract_tensor::<f32>()?.1.to_vec())
     }
 }

@@ -1,0 +1,129 @@
+"""Fills the result tables of models/README.md from the committed manifests,
+so that every number there is the one the exporter measured.
+
+Run: python -m latent_trio_models.report   (rewrites the marked tables in place)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+PARTS = ("drums", "bass", "melody")
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{round(seconds / 60)} min"
+
+
+def results(manifests: dict[str, dict]) -> str:
+    rows = []
+    for name, manifest in manifests.items():
+        training, evaluation = manifest["training"], manifest["evaluation"]
+        shipped = evaluation["shipped_graphs"]
+        validation = (training.get("last_validation") or {}).get("validation_tf_accuracy", "")
+        rows.append(
+            [
+                f"`{name}`",
+                training["train_windows"],
+                training["steps"],
+                f"{_minutes(training['wall_time_s'])} ({training['hardware']})",
+                validation,
+                evaluation["heldout_windows"],
+                evaluation["teacher_forced_accuracy"],
+                evaluation["sampled_accuracy_t1"],
+                evaluation["greedy_accuracy"],
+                shipped["teacher_forced_accuracy"],
+                shipped["greedy_accuracy"],
+                f"{manifest['parity_max_abs_diff']:.1e}",
+            ]
+        )
+    header = [
+        "Model",
+        "Train windows",
+        "Steps",
+        "Training wall time",
+        "Validation TF acc. (last)",
+        "Held-out windows",
+        "Held-out TF acc.",
+        "Sampled acc. (t=1)",
+        "Greedy acc.",
+        "8-bit TF acc.",
+        "8-bit greedy acc.",
+        "ONNX parity (float32)",
+    ]
+    return _table(header, rows)
+
+
+def onsets(manifests: dict[str, dict]) -> str:
+    rows = []
+    for name, manifest in manifests.items():
+        found = manifest["evaluation"]["greedy_onsets"]
+        if "per_hit_f1" in found:
+            classes = ", ".join(f"{k} {v}" for k, v in found["per_class_f1"].items())
+            rows.append([f"`{name}`", f"per hit {found['per_hit_f1']}", classes])
+        else:
+            rows.append([f"`{name}`", f"timing {found['note_on_f1_timing']}", f"with pitch {found['note_on_f1_with_pitch']}"])
+    return _table(["Model", "Onset F1", "Detail"], rows)
+
+
+def harmony(manifests: dict[str, dict]) -> str:
+    rows = []
+    for name, manifest in manifests.items():
+        check = manifest["evaluation"].get("harmony_check")
+        if not check:
+            continue
+        data, samples = check["heldout_data"], check["prior_samples_on_heldout_chords"]
+        rows.append(
+            [f"`{name}`", data["chord_tone_share"], samples["chord_tone_share"], data["in_key_share"], samples["in_key_share"]]
+        )
+    header = ["Model", "Chord tones: held-out data", "Chord tones: prior samples", "In key: held-out data", "In key: prior samples"]
+    return _table(header, rows)
+
+
+def attributes(manifests: dict[str, dict]) -> str:
+    rows = []
+    for name, manifest in manifests.items():
+        for attribute, values in manifest["evaluation"]["attribute_check"]["results"].items():
+            rows.append([f"`{name}`", attribute, *values.values()])
+    return _table(["Model", "Attribute", "t = -2", "-1", "0", "+1", "+2"], rows)
+
+
+def interpolation(manifests: dict[str, dict]) -> str:
+    rows = [[f"`{name}`", *m["evaluation"]["interpolation_check"]["hamming"]] for name, m in manifests.items()]
+    return _table(["Model", *(f"{t / 10:.1f}" for t in range(11))], rows)
+
+
+def fill(readme: str, manifests: dict[str, dict]) -> str:
+    """`readme` with each `<!-- name:start ... -->` ... `<!-- name:end -->` block
+    replaced by its table."""
+    for name, build in (
+        ("results", results),
+        ("onsets", onsets),
+        ("harmony", harmony),
+        ("attributes", attributes),
+        ("interpolation", interpolation),
+    ):
+        pattern = re.compile(rf"(<!-- {name}:start[^>]*-->\n).*?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(readme):
+            raise ValueError(f"models/README.md has no {name} markers")
+        readme = pattern.sub(lambda m: m.group(1) + build(manifests) + "\n" + m.group(2), readme)
+    return readme
+
+
+def main() -> None:
+    models = Path("models")
+    manifests = {f"{part}_2bar": json.loads((models / f"{part}_2bar" / "manifest.json").read_text()) for part in PARTS}
+    readme = models / "README.md"
+    readme.write_text(fill(readme.read_text(), manifests))
+
+
+if __name__ == "__main__":
+    main()

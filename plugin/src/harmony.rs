@@ -1,0 +1,639 @@
+//! Chords as the chord-conditioned models hear them, and the progression the
+//! bass and melody follow.
+//!
+//! A chord is the set of pitch classes it sounds (its bass note included),
+//! as in the models' training data (POP909's chord annotations, see
+//! `models/latent_trio_models/harmony.py`); the models read it at every 16th
+//! step as 12 pitch-class flags plus a no-chord flag.
+
+use crate::pattern::PHRASE_STEPS;
+
+/// Inputs per step of a chord-conditioned model: 12 pitch classes (C first)
+/// and a no-chord flag.
+pub const CHROMA_SIZE: usize = 13;
+
+/// The pitch classes a chord sounds: bit 0 = C, bit 11 = B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Chord(u16);
+
+impl Chord {
+    /// No chord: the models were trained on songs that rest on none too.
+    pub const NONE: Chord = Chord(0);
+
+    /// The chord of `intervals` above `root` (a pitch class, 0 = C).
+    pub fn new(root: u8, intervals: &[u8]) -> Chord {
+        Chord(
+            intervals
+                .iter()
+                .fold(0, |mask, interval| mask | 1 << ((root + interval) % 12)),
+        )
+    }
+
+    /// A major triad on `root`.
+    pub fn major(root: u8) -> Chord {
+        Chord::new(root, &[0, 4, 7])
+    }
+
+    /// A minor triad on `root`.
+    pub fn minor(root: u8) -> Chord {
+        Chord::new(root, &[0, 3, 7])
+    }
+
+    /// The same chord `semitones` higher.
+    pub fn transposed(self, semitones: u8) -> Chord {
+        let k = semitones % 12;
+        Chord(((self.0 << k) | (self.0 >> (12 - k))) & 0xFFF)
+    }
+
+    /// Whether the chord sounds `pitch` (in any octave).
+    pub fn contains(self, pitch: u8) -> bool {
+        self.0 >> (pitch % 12) & 1 == 1
+    }
+
+    /// The model input of this chord: 12 pitch-class flags, then no-chord.
+    pub fn chroma(self) -> [f32; CHROMA_SIZE] {
+        let mut chroma = [0.0; CHROMA_SIZE];
+        for (pitch_class, flag) in chroma.iter_mut().take(12).enumerate() {
+            *flag = f32::from(self.0 >> pitch_class & 1 == 1);
+        }
+        chroma[12] = f32::from(self == Chord::NONE);
+        chroma
+    }
+}
+
+/// The chord sounding at every 16th step of a phrase.
+pub type PhraseChords = [Chord; PHRASE_STEPS];
+
+/// Chord symbol suffixes and the intervals above the root they sound.
+/// Longest first, so that "m7b5" is not read as "m" + "7b5".
+const SUFFIXES: &[(&str, &[u8])] = &[
+    ("7sus4", &[0, 5, 7, 10]),
+    ("mmaj7", &[0, 3, 7, 11]),
+    ("m7b5", &[0, 3, 6, 10]),
+    ("maj7", &[0, 4, 7, 11]),
+    ("maj9", &[0, 2, 4, 7, 11]),
+    ("min7", &[0, 3, 7, 10]),
+    ("add9", &[0, 2, 4, 7]),
+    ("dim7", &[0, 3, 6, 9]),
+    ("sus2", &[0, 2, 7]),
+    ("sus4", &[0, 5, 7]),
+    ("min", &[0, 3, 7]),
+    ("maj", &[0, 4, 7]),
+    ("dim", &[0, 3, 6]),
+    ("aug", &[0, 4, 8]),
+    ("sus", &[0, 5, 7]),
+    ("m7", &[0, 3, 7, 10]),
+    ("m9", &[0, 2, 3, 7, 10]),
+    ("m6", &[0, 3, 7, 9]),
+    ("M7", &[0, 4, 7, 11]),
+    ("-7", &[0, 3, 7, 10]),
+    ("°7", &[0, 3, 6, 9]),
+    ("m", &[0, 3, 7]),
+    ("-", &[0, 3, 7]),
+    ("°", &[0, 3, 6]),
+    ("ø", &[0, 3, 6, 10]),
+    ("+", &[0, 4, 8]),
+    ("7", &[0, 4, 7, 10]),
+    ("9", &[0, 2, 4, 7, 10]),
+    ("6", &[0, 4, 7, 9]),
+    ("5", &[0, 7]),
+    ("", &[0, 4, 7]),
+];
+
+/// Why a typed chord, key or progression could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HarmonyError {
+    /// A chord symbol that is not a chord.
+    #[error(
+        "cannot read the chord \"{0}\": write a root A-G (with # or b), then a kind such as m, 7, m7, maj7, dim, aug, sus4, and optionally /bass (e.g. Am, F#m7b5, C/E)"
+    )]
+    Chord(String),
+    /// A key that is not a key.
+    #[error(
+        "cannot read the key \"{0}\": write a root and major or minor (e.g. \"A minor\", \"Eb major\", \"F#m\")"
+    )]
+    Key(String),
+    /// A progression of a length that does not share 2 bars evenly.
+    #[error(
+        "a progression here is 1, 2 or 4 chords sharing 2 bars (4 chords: two a bar); found {0}"
+    )]
+    Length(usize),
+}
+
+/// The pitch class (0 = C) of a note name ("C", "F#", "Bb"), and what follows it.
+fn pitch_class(text: &str) -> Option<(u8, &str)> {
+    let mut chars = text.chars();
+    let natural = match chars.next()? {
+        'C' => 0,
+        'D' => 2,
+        'E' => 4,
+        'F' => 5,
+        'G' => 7,
+        'A' => 9,
+        'B' => 11,
+        _ => return None,
+    };
+    let rest = &text[1..];
+    let (shift, rest) = if let Some(rest) = rest.strip_prefix(['#', '♯']) {
+        (1, rest)
+    } else if let Some(rest) = rest.strip_prefix(['b', '♭']) {
+        (11, rest)
+    } else {
+        (0, rest)
+    };
+    Some(((natural + shift) % 12, rest))
+}
+
+impl std::str::FromStr for Chord {
+    type Err = HarmonyError;
+
+    /// Reads a chord symbol: "Am", "F#m7b5", "Bbmaj7", "C/E", "Gsus4", or
+    /// "N" / "N.C." for no chord.
+    fn from_str(text: &str) -> Result<Chord, HarmonyError> {
+        let text = text.trim();
+        if matches!(text, "N" | "N.C." | "NC") {
+            return Ok(Chord::NONE);
+        }
+        let wrong = || HarmonyError::Chord(text.to_string());
+        let (symbol, bass) = match text.split_once('/') {
+            Some((symbol, bass)) => match pitch_class(bass) {
+                Some((bass, "")) => (symbol, Some(bass)),
+                _ => return Err(wrong()),
+            },
+            None => (text, None),
+        };
+        let (root, suffix) = pitch_class(symbol).ok_or_else(wrong)?;
+        let (_, intervals) = SUFFIXES
+            .iter()
+            .find(|(name, _)| *name == suffix)
+            .ok_or_else(wrong)?;
+        let chord = Chord::new(root, intervals);
+        Ok(bass.map_or(chord, |bass| Chord(chord.0 | 1 << bass)))
+    }
+}
+
+/// Major or minor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The major scale.
+    #[default]
+    Major,
+    /// The natural minor scale.
+    Minor,
+}
+
+impl Mode {
+    /// "major" or "minor".
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Major => "major",
+            Mode::Minor => "minor",
+        }
+    }
+}
+
+/// A key: the tonic's pitch class and the mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Key {
+    /// Pitch class of the tonic, 0 = C.
+    pub root: u8,
+    /// Major or minor.
+    pub mode: Mode,
+}
+
+impl Key {
+    /// The key's scale as a set of pitch classes.
+    pub fn scale(self) -> Chord {
+        match self.mode {
+            Mode::Major => Chord::new(self.root, &[0, 2, 4, 5, 7, 9, 11]),
+            Mode::Minor => Chord::new(self.root, &[0, 2, 3, 5, 7, 8, 10]),
+        }
+    }
+}
+
+impl Key {
+    /// The key a chord symbol suggests as a progression's first chord: its
+    /// root, minor if the chord has a minor third and no major one ("Am7" ->
+    /// A minor, "Cmaj7" -> C major).
+    pub fn of_chord_symbol(symbol: &str) -> Result<Key, HarmonyError> {
+        let chord: Chord = symbol.parse()?;
+        let (root, _) =
+            pitch_class(symbol.trim()).ok_or_else(|| HarmonyError::Chord(symbol.into()))?;
+        let minor = chord.contains(root + 3) && !chord.contains(root + 4);
+        Ok(Key {
+            root,
+            mode: if minor { Mode::Minor } else { Mode::Major },
+        })
+    }
+}
+
+impl std::str::FromStr for Key {
+    type Err = HarmonyError;
+
+    /// Reads "A minor", "Eb major", "F#m", "C".
+    fn from_str(text: &str) -> Result<Key, HarmonyError> {
+        let wrong = || HarmonyError::Key(text.to_string());
+        let (root, rest) = pitch_class(text.trim()).ok_or_else(wrong)?;
+        let mode = match rest.trim().to_lowercase().as_str() {
+            "" | "major" | "maj" => Mode::Major,
+            "m" | "minor" | "min" => Mode::Minor,
+            _ => return Err(wrong()),
+        };
+        Ok(Key { root, mode })
+    }
+}
+
+/// Chords that share a phrase's 2 bars equally: 1 (the whole phrase), 2 (a
+/// bar each) or 4 (two a bar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progression(Vec<Chord>);
+
+impl Progression {
+    /// The progression of `chords`, if their number shares 2 bars evenly.
+    pub fn new(chords: Vec<Chord>) -> Result<Progression, HarmonyError> {
+        match chords.len() {
+            1 | 2 | 4 => Ok(Progression(chords)),
+            other => Err(HarmonyError::Length(other)),
+        }
+    }
+
+    /// The chords in order.
+    pub fn chords(&self) -> &[Chord] {
+        &self.0
+    }
+
+    /// The chord at every step of the phrase.
+    pub fn phrase_chords(&self) -> PhraseChords {
+        let per_chord = PHRASE_STEPS / self.0.len();
+        std::array::from_fn(|step| self.0[step / per_chord])
+    }
+}
+
+impl std::str::FromStr for Progression {
+    type Err = HarmonyError;
+
+    /// Reads chord symbols separated by spaces, commas or bar lines
+    /// ("Am F C G", "Dm7 | G7 | Cmaj7 | Cmaj7").
+    fn from_str(text: &str) -> Result<Progression, HarmonyError> {
+        let chords = text
+            .split(|c: char| c.is_whitespace() || c == '|' || c == ',')
+            .filter(|symbol| !symbol.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<Chord>, _>>()?;
+        Progression::new(chords)
+    }
+}
+
+/// A common progression, written in scale degrees so that it plays in any
+/// key: each chord is (semitones above the tonic, intervals above its root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressionPreset {
+    /// What the menu shows, e.g. "I V vi IV".
+    pub name: &'static str,
+    /// The mode it belongs to (which scale the scale lock keeps).
+    pub mode: Mode,
+    /// Its chords.
+    pub degrees: &'static [(u8, &'static [u8])],
+}
+
+const MAJOR: &[u8] = &[0, 4, 7];
+const MINOR: &[u8] = &[0, 3, 7];
+const MINOR_7: &[u8] = &[0, 3, 7, 10];
+const DOMINANT_7: &[u8] = &[0, 4, 7, 10];
+const MAJOR_7: &[u8] = &[0, 4, 7, 11];
+
+/// The progressions a musician picks from, most common first. The last is
+/// not diatonic (a borrowed bVII).
+pub const PRESETS: &[ProgressionPreset] = &[
+    ProgressionPreset {
+        name: "I V vi IV",
+        mode: Mode::Major,
+        degrees: &[(0, MAJOR), (7, MAJOR), (9, MINOR), (5, MAJOR)],
+    },
+    ProgressionPreset {
+        name: "vi IV I V",
+        mode: Mode::Major,
+        degrees: &[(9, MINOR), (5, MAJOR), (0, MAJOR), (7, MAJOR)],
+    },
+    ProgressionPreset {
+        name: "I vi IV V",
+        mode: Mode::Major,
+        degrees: &[(0, MAJOR), (9, MINOR), (5, MAJOR), (7, MAJOR)],
+    },
+    ProgressionPreset {
+        name: "I IV",
+        mode: Mode::Major,
+        degrees: &[(0, MAJOR), (5, MAJOR)],
+    },
+    ProgressionPreset {
+        name: "ii7 V7 Imaj7 Imaj7",
+        mode: Mode::Major,
+        degrees: &[(2, MINOR_7), (7, DOMINANT_7), (0, MAJOR_7), (0, MAJOR_7)],
+    },
+    ProgressionPreset {
+        name: "i VI III VII (minor)",
+        mode: Mode::Minor,
+        degrees: &[(0, MINOR), (8, MAJOR), (3, MAJOR), (10, MAJOR)],
+    },
+    ProgressionPreset {
+        name: "i iv v i (minor)",
+        mode: Mode::Minor,
+        degrees: &[(0, MINOR), (5, MINOR), (7, MINOR), (0, MINOR)],
+    },
+    ProgressionPreset {
+        name: "I bVII IV I",
+        mode: Mode::Major,
+        degrees: &[(0, MAJOR), (10, MAJOR), (5, MAJOR), (0, MAJOR)],
+    },
+];
+
+/// How chord names spell each root (flats where musicians mostly write them).
+const ROOT_NAMES: [&str; 12] = [
+    "C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B",
+];
+
+impl ProgressionPreset {
+    /// Its chord symbols with the tonic on `root`, e.g. "A E F#m D".
+    pub fn chord_names(&self, root: u8) -> Vec<String> {
+        self.degrees
+            .iter()
+            .map(|&(degree, intervals)| {
+                // The plain spelling: "maj7" rather than "M7", "dim" rather than "°".
+                let suffix = SUFFIXES
+                    .iter()
+                    .filter(|(_, known)| *known == intervals)
+                    .map(|(name, _)| *name)
+                    .min_by_key(|name| {
+                        let symbolic = !name.chars().all(|c| c.is_ascii_alphanumeric())
+                            || name.starts_with('M');
+                        (symbolic, name.len())
+                    })
+                    .unwrap_or("?");
+                format!("{}{suffix}", ROOT_NAMES[usize::from((root + degree) % 12)])
+            })
+            .collect()
+    }
+
+    /// Its chords with the tonic on `root` (0 = C).
+    pub fn in_key(&self, root: u8) -> Progression {
+        Progression(
+            self.degrees
+                .iter()
+                .map(|&(degree, intervals)| Chord::new(root + degree, intervals))
+                .collect(),
+        )
+    }
+}
+
+/// What bass and melody follow and how strictly: the harmony part of a
+/// knob snapshot, plain `Copy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HarmonySettings {
+    /// Pitch class of the tonic, 0 = C.
+    pub key_root: u8,
+    /// Index into [`PRESETS`].
+    pub preset: usize,
+    /// Notes outside the key's scale get no probability.
+    pub scale_lock: bool,
+}
+
+impl Default for HarmonySettings {
+    fn default() -> Self {
+        HarmonySettings {
+            key_root: 0,
+            preset: 0,
+            scale_lock: true,
+        }
+    }
+}
+
+impl HarmonySettings {
+    /// The chosen preset (the first if the index is out of range).
+    pub fn preset(self) -> &'static ProgressionPreset {
+        PRESETS.get(self.preset).unwrap_or(&PRESETS[0])
+    }
+
+    /// The key: the root, in the preset's mode.
+    pub fn key(self) -> Key {
+        Key {
+            root: self.key_root % 12,
+            mode: self.preset().mode,
+        }
+    }
+
+    /// The progression in the key.
+    pub fn progression(self) -> Progression {
+        self.preset().in_key(self.key_root % 12)
+    }
+}
+
+/// What bass and melody follow until a progression is chosen: the first
+/// preset in C major, I V vi IV, two chords a bar (C G | Am F).
+pub fn default_progression() -> PhraseChords {
+    HarmonySettings::default().progression().phrase_chords()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chord_is_the_pitch_classes_it_sounds_in_any_octave() {
+        let a_minor = Chord::minor(9);
+        assert!(a_minor.contains(57) && a_minor.contains(60) && a_minor.contains(64 + 12));
+        assert!(!a_minor.contains(59));
+        let chroma = a_minor.chroma();
+        assert_eq!(chroma.iter().sum::<f32>(), 3.0);
+        assert_eq!(
+            (chroma[0], chroma[4], chroma[9], chroma[12]),
+            (1.0, 1.0, 1.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn a_transposed_chord_wraps_round_the_octave() {
+        assert_eq!(Chord::major(7).transposed(7), Chord::major(2));
+        assert_eq!(Chord::minor(9).transposed(12), Chord::minor(9));
+        assert_eq!(Chord::NONE.transposed(5), Chord::NONE);
+    }
+
+    #[test]
+    fn no_chord_raises_only_the_no_chord_flag() {
+        let chroma = Chord::NONE.chroma();
+        assert_eq!(chroma[12], 1.0);
+        assert_eq!(chroma.iter().sum::<f32>(), 1.0);
+    }
+
+    fn chord(symbol: &str) -> Chord {
+        symbol.parse().unwrap()
+    }
+
+    #[test]
+    fn every_common_chord_symbol_reads_as_its_pitch_classes() {
+        let cases: &[(&str, u8, &[u8])] = &[
+            ("C", 0, &[0, 4, 7]),
+            ("Am", 9, &[0, 3, 7]),
+            ("F#m", 6, &[0, 3, 7]),
+            ("Bb", 10, &[0, 4, 7]),
+            ("Ebmaj7", 3, &[0, 4, 7, 11]),
+            ("CM7", 0, &[0, 4, 7, 11]),
+            ("G7", 7, &[0, 4, 7, 10]),
+            ("Dm7", 2, &[0, 3, 7, 10]),
+            ("D-7", 2, &[0, 3, 7, 10]),
+            ("Bm7b5", 11, &[0, 3, 6, 10]),
+            ("Bø", 11, &[0, 3, 6, 10]),
+            ("Bdim", 11, &[0, 3, 6]),
+            ("C#dim7", 1, &[0, 3, 6, 9]),
+            ("Caug", 0, &[0, 4, 8]),
+            ("C+", 0, &[0, 4, 8]),
+            ("Gsus4", 7, &[0, 5, 7]),
+            ("Gsus", 7, &[0, 5, 7]),
+            ("Dsus2", 2, &[0, 2, 7]),
+            ("G7sus4", 7, &[0, 5, 7, 10]),
+            ("F6", 5, &[0, 4, 7, 9]),
+            ("Am6", 9, &[0, 3, 7, 9]),
+            ("Cadd9", 0, &[0, 2, 4, 7]),
+            ("E5", 4, &[0, 7]),
+        ];
+        for &(symbol, root, intervals) in cases {
+            assert_eq!(chord(symbol), Chord::new(root, intervals), "{symbol}");
+        }
+    }
+
+    #[test]
+    fn a_slash_chord_adds_its_bass_note() {
+        assert_eq!(chord("C/E"), chord("C"));
+        assert_eq!(chord("C/Bb"), chord("C7"));
+        assert_eq!(chord("Am/G"), chord("Am7"));
+        assert!(chord("D/F#").contains(6));
+    }
+
+    #[test]
+    fn garbage_is_refused_with_how_to_write_a_chord() {
+        for garbage in ["H", "am", "Cx", "C/H", "C/", "7", "", "Cmaj13#11"] {
+            let error = garbage.parse::<Chord>().unwrap_err();
+            assert!(
+                error.to_string().contains("write a root A-G"),
+                "{garbage}: {error}"
+            );
+        }
+        assert_eq!(chord("N.C."), Chord::NONE);
+    }
+
+    #[test]
+    fn a_typed_progression_shares_the_two_bars_equally() {
+        let progression: Progression = "Am F C G".parse().unwrap();
+        let chords = progression.phrase_chords();
+        assert_eq!(
+            (chords[0], chords[8], chords[16], chords[24]),
+            (chord("Am"), chord("F"), chord("C"), chord("G"))
+        );
+        let two: Progression = "Dm7 | G7".parse().unwrap();
+        assert_eq!(
+            (two.phrase_chords()[15], two.phrase_chords()[16]),
+            (chord("Dm7"), chord("G7"))
+        );
+        let error = "C F G".parse::<Progression>().unwrap_err();
+        assert!(error.to_string().contains("found 3"), "{error}");
+        assert!(
+            "Am F Xyz G"
+                .parse::<Progression>()
+                .unwrap_err()
+                .to_string()
+                .contains("Xyz")
+        );
+    }
+
+    #[test]
+    fn keys_read_in_the_ways_musicians_write_them() {
+        let a_minor = Key {
+            root: 9,
+            mode: Mode::Minor,
+        };
+        for text in ["A minor", "Am", "A min", " A Minor "] {
+            assert_eq!(text.parse::<Key>(), Ok(a_minor), "{text}");
+        }
+        assert_eq!(
+            "Eb major".parse::<Key>(),
+            Ok(Key {
+                root: 3,
+                mode: Mode::Major
+            })
+        );
+        assert_eq!(
+            "F#".parse::<Key>(),
+            Ok(Key {
+                root: 6,
+                mode: Mode::Major
+            })
+        );
+        assert!("A dorian".parse::<Key>().is_err());
+        assert_eq!(Key::of_chord_symbol("Am7"), Ok(a_minor));
+        assert_eq!(
+            Key::of_chord_symbol("Cmaj7"),
+            Ok(Key {
+                root: 0,
+                mode: Mode::Major
+            })
+        );
+        assert!(a_minor.scale().contains(67) && !a_minor.scale().contains(68));
+    }
+
+    #[test]
+    fn a_preset_plays_in_the_chosen_key() {
+        let in_a = HarmonySettings {
+            key_root: 9,
+            preset: 0,
+            scale_lock: true,
+        };
+        let chords = in_a.progression();
+        assert_eq!(
+            chords.chords(),
+            &[chord("A"), chord("E"), chord("F#m"), chord("D")]
+        );
+        assert_eq!(PRESETS[0].chord_names(9), ["A", "E", "F#m", "D"]);
+        assert_eq!(PRESETS[4].chord_names(0), ["Dm7", "G7", "Cmaj7", "Cmaj7"]);
+        let minor = HarmonySettings {
+            key_root: 9,
+            preset: 5,
+            scale_lock: true,
+        };
+        assert_eq!(
+            minor.key(),
+            Key {
+                root: 9,
+                mode: Mode::Minor
+            }
+        );
+        assert_eq!(
+            minor.progression().chords(),
+            &[chord("Am"), chord("F"), chord("C"), chord("G")]
+        );
+        // Every diatonic preset's chords lie in its key's scale.
+        for (index, preset) in PRESETS
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.name.contains("bVII"))
+        {
+            let settings = HarmonySettings {
+                key_root: 2,
+                preset: index,
+                scale_lock: true,
+            };
+            let scale = settings.key().scale();
+            for chord in settings.progression().chords() {
+                assert_eq!(chord.0 & !scale.0, 0, "{} in D", preset.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_progression_changes_chord_every_half_bar() {
+        let chords = default_progression();
+        assert_eq!(chords[0], Chord::major(0));
+        assert_eq!(chords[7], Chord::major(0));
+        assert_eq!(chords[8], Chord::major(7));
+        assert_eq!(chords[16], Chord::minor(9));
+        assert_eq!(chords[31], Chord::major(5));
+    }
+}
