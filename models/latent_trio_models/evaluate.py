@@ -9,6 +9,7 @@ each manifest; this module's command line gives the token accuracies of a
 checkpoint while it trains:
 
 Run: python -m latent_trio_models.evaluate --part drums [--checkpoint PATH]
+     python -m latent_trio_models.evaluate --part melody --harmony   (the data's own harmony figures)
 """
 
 from __future__ import annotations
@@ -112,10 +113,11 @@ def token_accuracy(model: MusicVAE, heldout: Windows) -> dict[str, float]:
 def onset_f1(decoded: np.ndarray, truth: np.ndarray, part: str) -> dict[str, float]:
     """F1 of decoded against true onsets. Drums: per hit (step and class), and
     per class; melodic: note-ons by step alone and by step and pitch."""
-    def f1(found: np.ndarray, wanted: np.ndarray) -> float:
-        hits = int((found & wanted).sum())
+    def f1(found: np.ndarray, wanted: np.ndarray, hits: np.ndarray | None = None) -> float:
+        """2 * hits / (found + wanted); hits default to the onsets in both."""
+        hits = found & wanted if hits is None else hits
         total = int(found.sum()) + int(wanted.sum())
-        return round(2 * hits / total, 4) if total else 1.0
+        return round(2 * int(hits.sum()) / total, 4) if total else 1.0
 
     if part == "drums":
         classes = np.arange(len(vocab.DRUM_CLASSES))
@@ -126,7 +128,7 @@ def onset_f1(decoded: np.ndarray, truth: np.ndarray, part: str) -> dict[str, flo
             "per_class_f1": {name: f1(found[..., k], wanted[..., k]) for k, (name, _, _) in enumerate(vocab.DRUM_CLASSES)},
         }
     found, wanted = decoded >= 2, truth >= 2
-    return {"note_on_f1_timing": f1(found, wanted), "note_on_f1_with_pitch": f1(found, wanted & (decoded == truth))}
+    return {"note_on_f1_timing": f1(found, wanted), "note_on_f1_with_pitch": f1(found, wanted, found & wanted & (decoded == truth))}
 
 
 def reconstruction_f1(model: MusicVAE, heldout: Windows, part: str) -> dict:
@@ -154,6 +156,48 @@ def harmony_shares(tokens: np.ndarray, chords: np.ndarray, keys: np.ndarray) -> 
         "chord_tone_share": round(float(chord_tone[with_chord].mean()), 4) if with_chord.any() else None,
         "in_key_share": round(float(in_key[with_key].mean()), 4) if with_key.any() else None,
     }
+
+
+def sounding(tokens: np.ndarray) -> np.ndarray:
+    """The MIDI pitch sounding at each step of a melodic token sequence (-1: none)."""
+    pitches = np.full(len(tokens), -1, dtype=np.int64)
+    current = -1
+    for step, token in enumerate(tokens):
+        if token == vocab.NOTE_OFF:
+            current = -1
+        elif token >= 2:
+            current = int(token) - 2 + vocab.MIN_PITCH
+        pitches[step] = current
+    return pitches
+
+
+def pop909_harmony(data_dir: Path) -> dict:
+    """The held-out POP909 songs' own figures, to put beside what the plugin
+    plays (plugin/benches/harmony.rs): chord-tone and in-key shares of bass
+    and melody note-ons, and the share of beats where both sound and are a
+    minor second or a tritone apart."""
+    counts = data.Counts()
+    report: dict[str, float | None] = {}
+    clashes = shared = 0
+    for song in data.load_pop909_split(data_dir, "test", counts):
+        bass, melody = song["bass"], song["melody"]
+        low, high = sounding(bass.tokens), sounding(melody.tokens)
+        beats = np.arange(0, len(low), 4)
+        both = (low[beats] >= 0) & (high[beats] >= 0)
+        interval = (high[beats] - low[beats]) % 12
+        clashes += int((both & np.isin(interval, (1, 6, 11))).sum())
+        shared += int(both.sum())
+    for part in ("bass", "melody"):
+        songs = [song[part] for song in data.load_pop909_split(data_dir, "test", counts)]
+        shares = harmony_shares(
+            np.concatenate([s.tokens for s in songs]),
+            np.concatenate([s.chords for s in songs]),
+            np.concatenate([s.keys for s in songs]),
+        )
+        report[f"{part}_chord_tones"] = shares["chord_tone_share"]
+        report[f"{part}_in_key"] = shares["in_key_share"]
+    report["clashes_on_beats"] = round(clashes / max(shared, 1), 4)
+    return report
 
 
 def harmony_check(model: MusicVAE, heldout: Windows, samples_per_window: int = 1) -> dict:
@@ -232,8 +276,12 @@ def main() -> None:
     parser.add_argument("--part", choices=["drums", "bass", "melody"], required=True)
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--harmony", action="store_true", help="only the held-out POP909 songs' own harmony figures")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.harmony:
+        print(json.dumps(pop909_harmony(args.data)))
+        return
     from .export import load_checkpoint  # the exporter imports this module
 
     model, state = load_checkpoint(args.checkpoint or Path("models/work/checkpoints") / f"{args.part}_2bar.pt")

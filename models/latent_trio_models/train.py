@@ -115,6 +115,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-minutes", type=float, default=4.0)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--key-free-share",
+        type=float,
+        default=0.5,
+        help="share of bass and melody windows the encoder hears in another key than the decoder plays",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -173,13 +179,16 @@ def main() -> None:
             group["lr"] = lr
         rows = rng.integers(0, len(train), args.batch)
         window_chords = None if train_chords is None else train_chords[rows]
-        # The encoder hears each window in one key and the decoder must play
-        # it in another, given only that key's chords: the latent keeps what
-        # the music does (contour, rhythm, roughly where it sits) and leaves
-        # the key to the chords, so a latent from anywhere plays in the key
-        # of the progression it is given.
-        heard, heard_chords = transpose(train[rows], random_shifts(train[rows], args.part, rng), window_chords)
-        tokens, step_chords = transpose(train[rows], random_shifts(train[rows], args.part, rng), window_chords)
+        # For a share of the windows the encoder hears the music in one key
+        # and the decoder must play it in another, given only that key's
+        # chords: where the latent's key and the chords disagree, the decoder
+        # learns to follow the chords, so a latent from anywhere (a seed)
+        # plays in the progression's key; where they agree (an encoded clip)
+        # the latent keeps every note.
+        shifts = random_shifts(train[rows], args.part, rng)
+        other = np.where(rng.random(len(rows)) < args.key_free_share, random_shifts(train[rows], args.part, rng), shifts)
+        heard, heard_chords = transpose(train[rows], other, window_chords)
+        tokens, step_chords = transpose(train[rows], shifts, window_chords)
         batch, chords = torch.as_tensor(tokens), evaluate.chord_inputs(step_chords)
         mu, sigma = model.encode(torch.as_tensor(heard), evaluate.chord_inputs(heard_chords))
         z = mu + sigma * torch.randn_like(sigma)
