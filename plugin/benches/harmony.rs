@@ -107,6 +107,7 @@ fn main() {
                 key_root,
                 preset,
                 scale_lock,
+                played: None,
             };
             let chords = harmony.progression().phrase_chords();
             let mut tally = Tally::default();

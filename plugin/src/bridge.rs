@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use atomic_float::AtomicF32;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
+use crate::harmony::Chord;
 use crate::knobs::KnobSnapshot;
 use crate::pattern::Phrase;
 
@@ -200,6 +201,8 @@ pub struct NowPlaying {
     tempo: AtomicF32,
     /// Time signature, numerator and denominator.
     meter: [AtomicU32; 2],
+    /// The chord last played into the note input (its pitch classes; 0: none).
+    played_chord: AtomicU32,
 }
 
 impl Default for NowPlaying {
@@ -210,11 +213,24 @@ impl Default for NowPlaying {
             step: AtomicI32::new(-1),
             tempo: AtomicF32::new(120.0),
             meter: [AtomicU32::new(4), AtomicU32::new(4)],
+            played_chord: AtomicU32::new(0),
         }
     }
 }
 
 impl NowPlaying {
+    /// Audio thread: the chord last played into the note input.
+    pub fn publish_played_chord(&self, chord: Option<Chord>) {
+        let mask = chord.map_or(0, Chord::pitch_classes);
+        self.played_chord.store(u32::from(mask), Ordering::Relaxed);
+    }
+
+    /// The chord last played into the note input, if any.
+    pub fn played_chord(&self) -> Option<Chord> {
+        let mask = self.played_chord.load(Ordering::Relaxed) as u16;
+        (mask != 0).then(|| Chord::from_pitch_classes(mask))
+    }
+
     /// Publishes the state after a block (audio thread; lock-free).
     pub fn publish(
         &self,

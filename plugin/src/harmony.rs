@@ -39,6 +39,37 @@ impl Chord {
         Chord::new(root, &[0, 3, 7])
     }
 
+    /// The pitch classes as a mask (bit 0 = C).
+    pub fn pitch_classes(self) -> u16 {
+        self.0
+    }
+
+    /// The chord of these pitch classes (bit 0 = C; higher bits ignored).
+    pub fn from_pitch_classes(mask: u16) -> Chord {
+        Chord(mask & 0xFFF)
+    }
+
+    /// Its usual name if it is a chord the parser reads ("Am", "G7"), else
+    /// its notes ("C E G#").
+    pub fn name(self) -> String {
+        if self == Chord::NONE {
+            return "N.C.".into();
+        }
+        for root in 0..12u8 {
+            if !self.contains(root) {
+                continue;
+            }
+            if let Some(suffix) = spelled_suffix(|intervals| Chord::new(root, intervals) == self) {
+                return format!("{}{suffix}", ROOT_NAMES[usize::from(root)]);
+            }
+        }
+        (0..12u8)
+            .filter(|&pitch_class| self.contains(pitch_class))
+            .map(|pitch_class| ROOT_NAMES[usize::from(pitch_class)])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The same chord `semitones` higher.
     pub fn transposed(self, semitones: u8) -> Chord {
         let k = semitones % 12;
@@ -99,6 +130,22 @@ const SUFFIXES: &[(&str, &[u8])] = &[
     ("5", &[0, 7]),
     ("", &[0, 4, 7]),
 ];
+
+/// The plainest suffix whose intervals `fits` ("maj7" rather than "M7",
+/// "dim" rather than "°").
+fn spelled_suffix(fits: impl Fn(&[u8]) -> bool) -> Option<&'static str> {
+    SUFFIXES
+        .iter()
+        .filter(|(_, intervals)| fits(intervals))
+        .map(|(name, _)| *name)
+        .min_by_key(|name| {
+            // "sus" alone leaves the reader to guess sus4.
+            let unusual = !name.chars().all(|c| c.is_ascii_alphanumeric())
+                || name.starts_with('M')
+                || *name == "sus";
+            (unusual, name.len())
+        })
+}
 
 /// Why a typed chord, key or progression could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -224,6 +271,38 @@ impl Key {
             root,
             mode: if minor { Mode::Minor } else { Mode::Major },
         })
+    }
+}
+
+impl Key {
+    /// The chord a musician means by the notes held (`held`: bit k = pitch
+    /// class k): two or more pitch classes are the chord; a single note is
+    /// the root of the key's triad on it (a major triad if the note is not in
+    /// the key); nothing held is no chord.
+    pub fn chord_of_held(self, held: u16) -> Option<Chord> {
+        let held = held & 0xFFF;
+        match held.count_ones() {
+            0 => None,
+            1 => {
+                let root = held.trailing_zeros() as u8;
+                let scale = self.scale();
+                if !scale.contains(root) {
+                    return Some(Chord::major(root));
+                }
+                // Stack two thirds within the scale: the 3rd and 5th scale
+                // notes above the root.
+                let above = |from: u8| {
+                    (1..12)
+                        .map(|k| from + k)
+                        .find(|&p| scale.contains(p))
+                        .unwrap_or(from)
+                };
+                let third = above(above(root));
+                let fifth = above(above(third));
+                Some(Chord(1 << root | 1 << (third % 12) | 1 << (fifth % 12)))
+            }
+            _ => Some(Chord(held)),
+        }
     }
 }
 
@@ -358,17 +437,7 @@ impl ProgressionPreset {
         self.degrees
             .iter()
             .map(|&(degree, intervals)| {
-                // The plain spelling: "maj7" rather than "M7", "dim" rather than "°".
-                let suffix = SUFFIXES
-                    .iter()
-                    .filter(|(_, known)| *known == intervals)
-                    .map(|(name, _)| *name)
-                    .min_by_key(|name| {
-                        let symbolic = !name.chars().all(|c| c.is_ascii_alphanumeric())
-                            || name.starts_with('M');
-                        (symbolic, name.len())
-                    })
-                    .unwrap_or("?");
+                let suffix = spelled_suffix(|known| known == intervals).unwrap_or("?");
                 format!("{}{suffix}", ROOT_NAMES[usize::from((root + degree) % 12)])
             })
             .collect()
@@ -395,6 +464,9 @@ pub struct HarmonySettings {
     pub preset: usize,
     /// Notes outside the key's scale get no probability.
     pub scale_lock: bool,
+    /// The chord played into the plugin, when it follows played chords
+    /// (`None`: the preset plays).
+    pub played: Option<Chord>,
 }
 
 impl Default for HarmonySettings {
@@ -403,6 +475,7 @@ impl Default for HarmonySettings {
             key_root: 0,
             preset: 0,
             scale_lock: true,
+            played: None,
         }
     }
 }
@@ -421,9 +494,13 @@ impl HarmonySettings {
         }
     }
 
-    /// The progression in the key.
+    /// The progression in the key: the chord played in, held for the whole
+    /// phrase, or else the preset.
     pub fn progression(self) -> Progression {
-        self.preset().in_key(self.key_root % 12)
+        match self.played {
+            Some(chord) => Progression(vec![chord]),
+            None => self.preset().in_key(self.key_root % 12),
+        }
     }
 }
 
@@ -498,6 +575,18 @@ mod tests {
         for &(symbol, root, intervals) in cases {
             assert_eq!(chord(symbol), Chord::new(root, intervals), "{symbol}");
         }
+    }
+
+    #[test]
+    fn a_chord_is_named_as_musicians_write_it() {
+        for name in [
+            "C", "Am", "F#m", "Bb", "G7", "Dm7", "Ebmaj7", "Bdim", "Csus4", "Caug",
+        ] {
+            assert_eq!(chord(name).name(), name);
+        }
+        assert_eq!(Chord::from_pitch_classes(0b1_0001_0001).name(), "Caug");
+        assert_eq!(Chord::from_pitch_classes(0b11).name(), "C C#");
+        assert_eq!(Chord::NONE.name(), "N.C.");
     }
 
     #[test]
@@ -580,11 +669,55 @@ mod tests {
     }
 
     #[test]
+    fn held_notes_become_a_chord_and_a_single_note_is_a_root_in_the_key() {
+        let c_major = Key {
+            root: 0,
+            mode: Mode::Major,
+        };
+        let held = |pitches: &[u8]| pitches.iter().fold(0u16, |mask, p| mask | 1 << (p % 12));
+        assert_eq!(
+            c_major.chord_of_held(held(&[57, 60, 64])),
+            Some(chord("Am"))
+        );
+        assert_eq!(
+            c_major.chord_of_held(held(&[50])),
+            Some(chord("Dm")),
+            "ii in C"
+        );
+        assert_eq!(
+            c_major.chord_of_held(held(&[55, 67])),
+            Some(chord("G")),
+            "G in octaves"
+        );
+        assert_eq!(c_major.chord_of_held(held(&[59])), Some(chord("Bdim")));
+        assert_eq!(
+            c_major.chord_of_held(held(&[58])),
+            Some(chord("Bb")),
+            "out of the key"
+        );
+        assert_eq!(
+            c_major.chord_of_held(held(&[60, 67])),
+            Some(Chord::new(0, &[0, 7]))
+        );
+        assert_eq!(c_major.chord_of_held(0), None);
+        let a_minor = Key {
+            root: 9,
+            mode: Mode::Minor,
+        };
+        assert_eq!(
+            a_minor.chord_of_held(held(&[64])),
+            Some(chord("Em")),
+            "v in A minor"
+        );
+    }
+
+    #[test]
     fn a_preset_plays_in_the_chosen_key() {
         let in_a = HarmonySettings {
             key_root: 9,
             preset: 0,
             scale_lock: true,
+            played: None,
         };
         let chords = in_a.progression();
         assert_eq!(
@@ -597,6 +730,7 @@ mod tests {
             key_root: 9,
             preset: 5,
             scale_lock: true,
+            played: None,
         };
         assert_eq!(
             minor.key(),
@@ -619,6 +753,7 @@ mod tests {
                 key_root: 2,
                 preset: index,
                 scale_lock: true,
+                played: None,
             };
             let scale = settings.key().scale();
             for chord in settings.progression().chords() {

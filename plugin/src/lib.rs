@@ -30,6 +30,7 @@ use nice_plug::prelude::*;
 
 use bridge::{AudioSide, DecodeRequest, NowPlaying};
 use engine::worker::{self, EngineStatus, WorkerCommand, WorkerSettings};
+use harmony::Chord;
 use knobs::KnobSnapshot;
 use params::LatentTrioParams;
 use pattern::{Part, Phrase};
@@ -69,6 +70,11 @@ pub struct LatentTrio {
     /// Audio thread: the morph position being played, which follows the
     /// Morph knob one step per bar when "Morph Over" is set.
     played_morph: f32,
+    /// Audio thread: the keys held on the note input (bit k = MIDI key k).
+    held_keys: u128,
+    /// Audio thread: the chord last held on the note input; it stays when
+    /// the keys are let go, so a chord can be played and released.
+    played_chord: Option<Chord>,
     /// Set at activation: sample rate in Hz.
     sample_rate: f32,
     /// Set at activation: offline rendering may wait for the worker.
@@ -90,6 +96,8 @@ impl Default for LatentTrio {
             requested: None,
             last_request_id: 0,
             played_morph: 0.0,
+            held_keys: 0,
+            played_chord: None,
             sample_rate: 48_000.0,
             offline: false,
         }
@@ -178,7 +186,7 @@ impl LatentTrio {
         let Some(bridge) = &self.bridge else {
             return;
         };
-        let snapshot = self.params.snapshot(self.played_morph);
+        let snapshot = self.params.snapshot(self.played_morph, self.played_chord);
         // A bounce needs an offline request of its own, even for the same knobs.
         if self
             .requested
@@ -194,6 +202,50 @@ impl LatentTrio {
         if bridge.request(request) {
             self.last_request_id = request.id;
             self.requested = Some((snapshot, self.offline));
+        }
+    }
+
+    /// Reads the note input: the keys held make the played chord (see
+    /// [`harmony::Key::chord_of_held`]). Nothing from the input is passed
+    /// on, so a held key can never leave a note stuck.
+    fn hear_played_chords(&mut self, context: &mut impl ProcessContext<Self>) {
+        let before = self.held_keys;
+        while let Some(event) = context.next_event() {
+            match event {
+                NoteEvent::NoteOn {
+                    key: Key::Number(key),
+                    velocity,
+                    ..
+                } if velocity > 0.0 => self.held_keys |= 1 << (key & 0x7F),
+                NoteEvent::NoteOn {
+                    key: Key::Number(key),
+                    ..
+                }
+                | NoteEvent::NoteOff {
+                    key: Key::Number(key),
+                    ..
+                } => self.held_keys &= !(1 << (key & 0x7F)),
+                // Every note of a channel (or of all) ends.
+                NoteEvent::NoteOff {
+                    key: Key::Wildcard, ..
+                } => self.held_keys = 0,
+                _ => {}
+            }
+        }
+        if self.held_keys == before {
+            return;
+        }
+        let pitch_classes = (0..12).fold(0u16, |mask, pitch_class| {
+            let octaves = (pitch_class..128).step_by(12);
+            let held = octaves
+                .into_iter()
+                .any(|key| self.held_keys >> key & 1 == 1);
+            mask | u16::from(held) << pitch_class
+        });
+        let key = self.params.snapshot(self.played_morph, None).harmony.key();
+        if let Some(chord) = key.chord_of_held(pitch_classes) {
+            self.played_chord = Some(chord);
+            self.now_playing.publish_played_chord(self.played_chord);
         }
     }
 
@@ -254,6 +306,7 @@ impl Plugin for LatentTrio {
         main_output_channels: NonZeroU32::new(2),
         ..AudioIOLayout::const_default()
     }];
+    const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
     const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
 
@@ -332,6 +385,7 @@ impl Plugin for LatentTrio {
             self.params.seed_rolls.fetch_add(1, Ordering::Relaxed);
         }
         self.follow_morph(0);
+        self.hear_played_chords(context);
         self.request_if_changed();
 
         let transport = context.transport();

@@ -3,7 +3,7 @@
 //!
 //! Ids: `seed`, `new_seed`, `change_every`, `provider`, `bypass`, `scenes`,
 //! `morph`, `morph_bars`, `output`, `output_channel_1`, `key`, `progression`,
-//! `scale_lock`, and per part
+//! `scale_lock`, `follow`, and per part
 //! (`drums_`, `bass_`, `melody_` prefixes) `on`, `channel`, `temperature`,
 //! `latent_1`..`latent_8`, `density`, `syncopation`, `register`.
 
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use nice_plug::prelude::*;
 
 use crate::engine::runtime::ProviderChoice;
-use crate::harmony::{HarmonySettings, PRESETS};
+use crate::harmony::{Chord, HarmonySettings, PRESETS};
 use crate::knobs::{ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_RANGE, PartKnobs};
 use crate::pattern::Part;
 use crate::stored::SharedStoredLatents;
@@ -90,6 +90,19 @@ impl Output {
             Output::Melody => Some(Part::Melody),
         }
     }
+}
+
+/// What bass and melody follow.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// The Progression parameter.
+    #[id = "progression"]
+    #[name = "Progression"]
+    Progression,
+    /// The chord held on the note input (a keyboard, a chord track).
+    #[id = "played"]
+    #[name = "Played chords"]
+    PlayedChords,
 }
 
 /// Where the models run (the musician's request; the GUI shows what runs).
@@ -180,6 +193,10 @@ pub struct LatentTrioParams {
     /// Keeps bass and melody in the key's scale at any temperature.
     #[id = "scale_lock"]
     pub scale_lock: BoolParam,
+    /// Whether bass and melody follow the progression or the chords played
+    /// into the note input.
+    #[id = "follow"]
+    pub follow: EnumParam<Follow>,
     /// Drums.
     #[nested(id_prefix = "drums", group = "Drums")]
     pub drums: PartParams,
@@ -391,6 +408,7 @@ impl Default for LatentTrioParams {
                     .map(|index| index as i32)
             })),
             scale_lock: BoolParam::new("Scale Lock", true),
+            follow: EnumParam::new("Follow", Follow::Progression),
             drums: PartParams::new(Part::Drums),
             bass: PartParams::new(Part::Bass),
             melody: PartParams::new(Part::Melody),
@@ -434,9 +452,10 @@ impl LatentTrioParams {
 
     /// Everything a decode depends on, as plain values, with the morph
     /// position the audio thread is playing (which trails the Morph knob
-    /// while a glide is under way). Cheap enough for every audio block: a few
-    /// dozen atomic loads.
-    pub fn snapshot(&self, morph: f32) -> KnobSnapshot {
+    /// while a glide is under way) and the chord last played into the note
+    /// input (followed only when Follow says so). Cheap enough for every
+    /// audio block: a few dozen atomic loads.
+    pub fn snapshot(&self, morph: f32, played: Option<Chord>) -> KnobSnapshot {
         KnobSnapshot {
             seed: self.decode_seed(),
             parts: Part::ALL.map(|part| self.part(part).knobs()),
@@ -447,6 +466,7 @@ impl LatentTrioParams {
                 key_root: self.key.value().rem_euclid(12) as u8,
                 preset: self.progression.value().max(0) as usize,
                 scale_lock: self.scale_lock.value(),
+                played: played.filter(|_| self.follow.value() == Follow::PlayedChords),
             },
         }
     }

@@ -340,6 +340,7 @@ fn unlocked(key_root: u8, preset: usize) -> HarmonySettings {
         key_root,
         preset,
         scale_lock: false,
+        played: None,
     }
 }
 
@@ -373,20 +374,22 @@ fn bass_and_melody_follow_the_progression_they_are_given() {
 }
 
 #[test]
-fn with_the_scale_lock_no_note_leaves_the_key_at_any_temperature() {
+fn with_the_scale_lock_every_note_is_in_the_key_or_the_chord_at_any_temperature() {
     let mut engine = engine();
+    // C major, A minor, and Eb with a borrowed Db (bVII) chord.
     for (key_root, preset) in [(0, 0), (9, 5), (3, 7)] {
         let locked = HarmonySettings {
             key_root,
             preset,
             scale_lock: true,
+            played: None,
         };
         let scale = locked.key().scale();
         for temperature in [0.5, 1.0, MAX_TEMPERATURE] {
             for part in [Part::Bass, Part::Melody] {
                 let in_key =
-                    share_of_note_ons(&mut engine, part, locked, temperature, |_, pitch| {
-                        scale.contains(pitch)
+                    share_of_note_ons(&mut engine, part, locked, temperature, |chord, pitch| {
+                        scale.contains(pitch) || chord.contains(pitch)
                     });
                 assert_eq!(in_key, 1.0, "{part:?} at {temperature} in {locked:?}");
             }

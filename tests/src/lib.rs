@@ -18,7 +18,7 @@ use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
 use clack_host::events::event_types::TransportFlags;
 use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent};
-use clack_host::events::{EventFlags, EventHeader};
+use clack_host::events::{EventFlags, EventHeader, Match};
 use clack_host::prelude::*;
 use clack_host::utils::{BeatTime, SecondsTime};
 
@@ -459,6 +459,7 @@ impl Bundle {
             wall: 0,
             song: Song::default(),
             pending_params: Vec::new(),
+            pending_keys: Vec::new(),
             output: EventBuffer::with_capacity(4096),
             events: Vec::new(),
             last_process: std::time::Duration::ZERO,
@@ -482,6 +483,8 @@ pub struct Instance {
     /// The transport.
     pub song: Song,
     pending_params: Vec<(ClapId, f64)>,
+    /// Keys pressed or let go on the note input, for the next block.
+    pending_keys: Vec<(u8, bool)>,
     output: EventBuffer,
     /// Every note event so far.
     pub events: Vec<NoteEvent>,
@@ -545,6 +548,12 @@ impl Instance {
         let params = handle.get_extension::<PluginParams>()?;
         let text = CString::new(text).ok()?;
         params.text_to_value(&handle, id, &text)
+    }
+
+    /// Presses (`down`) or lets go of MIDI key `key` on the plugin's note
+    /// input, at the start of the next block.
+    pub fn key(&mut self, key: u8, down: bool) {
+        self.pending_keys.push((key, down));
     }
 
     /// Queues a parameter change (plain value) for the start of the next block.
@@ -637,9 +646,18 @@ impl Instance {
             (false, HostProfile::Ardour7) => self.sample_rate * 60.0 / song.tempo / 3840.0 + 1e-3,
             _ => 1e-3,
         };
-        let mut input = EventBuffer::with_capacity(self.pending_params.len());
+        let mut input =
+            EventBuffer::with_capacity(self.pending_params.len() + self.pending_keys.len());
         for (id, value) in self.pending_params.drain(..) {
             input.push(&ParamValueEvent::new(0, id, Pckn::match_all(), value));
+        }
+        for (key, down) in self.pending_keys.drain(..) {
+            let pckn = Pckn::new(0u16, 0u16, u16::from(key), Match::All);
+            if down {
+                input.push(&NoteOnEvent::new(0, pckn, 0.8));
+            } else {
+                input.push(&NoteOffEvent::new(0, pckn, 0.0));
+            }
         }
         let mut left = vec![0.0f32; frames as usize];
         let mut right = vec![0.0f32; frames as usize];

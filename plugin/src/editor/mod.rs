@@ -25,7 +25,7 @@ use nice_plug_egui::{
 
 use crate::bridge::NowPlaying;
 use crate::engine::worker::{EngineState, EngineStatus, WorkerCommand};
-use crate::params::{LatentTrioParams, MAX_SEED, PartParams};
+use crate::params::{Follow, LatentTrioParams, MAX_SEED, PartParams};
 use crate::pattern::{PHRASE_STEPS, Part, Phrase};
 use crate::stored::StoredLatents;
 use export::ExportChoice;
@@ -203,12 +203,21 @@ impl EditorApp {
     /// scale lock.
     fn harmony(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
         let params = &self.shared.params;
-        let harmony = params.snapshot(0.0).harmony;
+        let harmony = params.snapshot(0.0, None).harmony;
         ui.horizontal(|ui| {
             ui.label(RichText::new("Harmony").strong());
             ui.label("Key");
             ui.add(ParamSlider::for_param(&params.key, setter).with_width(50.0));
             ui.label(harmony.key().mode.name());
+            ui.label("Follow");
+            ui.add(ParamSlider::for_param(&params.follow, setter).with_width(110.0));
+            if params.follow.value() == Follow::PlayedChords {
+                let played = self.shared.now_playing.played_chord();
+                ui.label(played.map_or_else(
+                    || "play a chord into the note input (until then: the progression)".to_string(),
+                    |chord| format!("playing over {}", chord.name()),
+                ));
+            }
             ui.label("Progression");
             ui.add(ParamSlider::for_param(&params.progression, setter).with_width(170.0));
             let chords = harmony.preset().chord_names(harmony.key_root);

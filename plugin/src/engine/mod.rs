@@ -173,7 +173,8 @@ pub struct PartInputs {
 pub struct PartHarmony {
     /// The chord at every step.
     pub chords: PhraseChords,
-    /// With the scale lock on: the key's scale, outside which no note is played.
+    /// With the scale lock on: the key's scale; no note outside it and the
+    /// chord sounding is played.
     pub scale: Option<Chord>,
 }
 

@@ -115,29 +115,26 @@ impl PartModel {
     }
 
     /// Decodes `inputs` step by step: their latent at their temperature,
-    /// over their chords for a chord-conditioned model (and only in their
-    /// scale, if it is locked), sampling with the seed's stream; returns one
-    /// token per 16th step.
+    /// over their chords for a chord-conditioned model (and, with the scale
+    /// lock, only notes of the key or of the chord sounding), sampling with
+    /// the seed's stream; returns one token per 16th step.
     pub fn decode_tokens(&mut self, inputs: &PartInputs) -> ModelResult<Vec<i64>> {
         let (z, seed, temperature) = (&inputs.latent, inputs.seed, inputs.temperature);
         let chords = inputs
             .harmony
             .map_or_else(|| [Chord::NONE; PHRASE_STEPS], |harmony| harmony.chords);
-        // Note-on tokens of pitches outside a locked scale.
-        let locked_out: Vec<usize> = match (
-            inputs.harmony.and_then(|h| h.scale),
-            &self.manifest.vocabulary,
-        ) {
-            (
-                Some(scale),
-                Vocabulary::Melodic {
-                    min_pitch,
-                    max_pitch,
-                    ..
-                },
-            ) => (*min_pitch..=*max_pitch)
-                .filter(|&pitch| !scale.contains(pitch))
-                .map(|pitch| (FIRST_NOTE_ON_TOKEN + i64::from(pitch - min_pitch)) as usize)
+        let scale = inputs.harmony.and_then(|harmony| harmony.scale);
+        // The note-on tokens and their pitches, for the scale lock.
+        let note_ons: Vec<(usize, u8)> = match &self.manifest.vocabulary {
+            Vocabulary::Melodic {
+                min_pitch,
+                max_pitch,
+                ..
+            } if scale.is_some() => (*min_pitch..=*max_pitch)
+                .map(|pitch| {
+                    let token = FIRST_NOTE_ON_TOKEN + i64::from(pitch - min_pitch);
+                    (token as usize, pitch)
+                })
                 .collect(),
             _ => Vec::new(),
         };
@@ -182,15 +179,19 @@ impl PartModel {
                     folder: self.folder.clone(),
                 });
             }
-            let next = if locked_out.is_empty() {
-                random.sample_logits(logits, temperature)
-            } else {
-                // Out of the scale: no probability at any temperature.
-                masked.copy_from_slice(logits);
-                for &token in &locked_out {
-                    masked[token] = f32::NEG_INFINITY;
+            let next = match scale {
+                None => random.sample_logits(logits, temperature),
+                Some(scale) => {
+                    // Outside the key and the chord: no probability at any
+                    // temperature (a borrowed chord's own notes stay allowed).
+                    masked.copy_from_slice(logits);
+                    for &(token, pitch) in &note_ons {
+                        if !scale.contains(pitch) && !step_chord.contains(pitch) {
+                            masked[token] = f32::NEG_INFINITY;
+                        }
+                    }
+                    random.sample_logits(&masked, temperature)
                 }
-                random.sample_logits(&masked, temperature)
             } as i64;
             h = take_output(&mut outputs, "h_out")?;
             c = take_output(&mut outputs, "c_out")?;

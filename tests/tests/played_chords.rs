@@ -1,0 +1,126 @@
+//! Chords played into the note input (a keyboard, a host chord track) become
+//! what bass and melody follow, from the next bar line on, with Follow set to
+//! "Played chords". Nothing from the input is ever played back.
+
+use latent_trio_host::{Bundle, Instance, check_balanced, clap_bundle};
+
+const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
+/// A minor, as a keyboard player holds it: A2 C4 E4.
+const A_MINOR: [u8; 3] = [45, 60, 64];
+
+/// Note-ons (sample, channel, key).
+type NoteOns = Vec<(u64, u16, u16)>;
+
+fn following(bundle: &Bundle) -> Instance {
+    let mut instance = bundle.instantiate_offline(1024).unwrap();
+    instance.set("Follow", 1.0);
+    instance
+}
+
+fn press(instance: &mut Instance, keys: &[u8], down: bool) {
+    for &key in keys {
+        instance.key(key, down);
+    }
+}
+
+/// Plays `bars` bars, pressing `keys` at sample `at` (never, for `None`),
+/// letting them go at `release` if given; returns the note-ons.
+fn run(bundle: &Bundle, keys: &[u8], at: Option<u64>, release: Option<u64>, bars: u64) -> NoteOns {
+    let mut instance = following(bundle);
+    let mut played = 0;
+    while played < bars * BAR {
+        if Some(played) == at {
+            press(&mut instance, keys, true);
+        }
+        if Some(played) == release {
+            press(&mut instance, keys, false);
+        }
+        instance.block(512);
+        played += 512;
+    }
+    instance.song.playing = false;
+    instance.block(64);
+    check_balanced(&instance.events).unwrap();
+    instance
+        .events
+        .iter()
+        .filter(|e| e.on)
+        .map(|e| (e.sample, e.channel, e.key))
+        .collect()
+}
+
+fn bass(notes: &[(u64, u16, u16)], from: u64) -> Vec<u16> {
+    notes
+        .iter()
+        .filter(|n| n.1 == 1 && n.0 >= from)
+        .map(|n| n.2 % 12)
+        .collect()
+}
+
+#[test]
+fn a_chord_played_mid_bar_is_followed_from_the_next_bar_line() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let untouched = run(&bundle, &A_MINOR, None, None, 6);
+    let from_start = run(&bundle, &A_MINOR, Some(0), None, 6);
+    // Pressed in bar 2 (512-sample blocks: the press lands on a block start).
+    let at = 2 * BAR + 512 * 40;
+    let played = run(&bundle, &A_MINOR, Some(at), None, 6);
+    let line = 3 * BAR;
+    let expected: NoteOns = untouched
+        .iter()
+        .filter(|e| e.0 < line)
+        .chain(from_start.iter().filter(|e| e.0 >= line))
+        .copied()
+        .collect();
+    assert_ne!(untouched, from_start, "the played chord changes the music");
+    assert_eq!(played, expected, "the chord takes over on bar 3");
+    let tones = bass(&played, line);
+    let on_a_minor = tones.iter().filter(|&&pc| [9, 0, 4].contains(&pc)).count();
+    assert!(
+        on_a_minor * 10 >= tones.len() * 8,
+        "the bass plays A minor's notes: {tones:?}"
+    );
+    assert!(
+        played
+            .iter()
+            .all(|n| n.1 != 0 || !A_MINOR.contains(&(n.2 as u8)) || n.0 < at),
+        "the input is never echoed on channel 1"
+    );
+}
+
+#[test]
+fn a_released_chord_stays_until_the_next_one_and_a_single_key_is_a_root() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let held = run(&bundle, &A_MINOR, Some(0), None, 4);
+    let released = run(&bundle, &A_MINOR, Some(0), Some(BAR / 2), 4);
+    assert_eq!(held, released, "letting go keeps the chord");
+    // D alone in C major is D minor (ii), not D major.
+    let d = run(&bundle, &[50], Some(0), None, 4);
+    let d_minor = run(&bundle, &[50, 53, 57], Some(0), None, 4);
+    assert_eq!(d, d_minor);
+}
+
+#[test]
+fn a_chord_held_across_a_loop_and_a_stop_leaves_no_note_hanging() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let mut instance = following(&bundle);
+    press(&mut instance, &A_MINOR, true);
+    instance.song.looping = Some((0.0, 6.0));
+    for _ in 0..(3 * BAR / 512) {
+        instance.block(512);
+    }
+    assert!(instance.events.iter().any(|e| e.on), "it plays");
+    instance.song.playing = false;
+    instance.block(512);
+    let stopped = instance.events.len();
+    for _ in 0..20 {
+        instance.block(512);
+    }
+    press(&mut instance, &A_MINOR, false);
+    instance.block(512);
+    check_balanced(&instance.events).expect("every note ends");
+    assert!(
+        instance.events_since(stopped).is_empty(),
+        "nothing plays while stopped, held keys or not"
+    );
+}
