@@ -28,6 +28,12 @@ fn customised(bundle: &Bundle) -> Instance {
         // CLAP counts a stepped parameter's values from its minimum: channel 5.
         ("Bass Channel", 4.0),
         ("New Seed", 1.0),
+        // E minor, i iv v i, scale lock off, following played chords (none
+        // played yet: the progression plays).
+        ("Key", 4.0),
+        ("Progression", 6.0),
+        ("Scale Lock", 0.0),
+        ("Follow", 1.0),
     ] {
         instance.set(name, value);
     }
