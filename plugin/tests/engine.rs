@@ -203,15 +203,9 @@ fn a_corrupt_onnx_file_is_reported_by_name() {
 
 #[test]
 fn a_manifest_with_wrong_shapes_is_refused_with_the_difference() {
-    let dir = model_copy(Part::Melody);
-    let path = dir.path().join("manifest.json");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
-    manifest["latent_size"] = serde_json::json!(64);
-    std::fs::write(&path, manifest.to_string()).unwrap();
-    let error = load(dir.path(), Part::Melody, ProviderChoice::Cpu)
-        .err()
-        .expect("refused");
+    let error = refusal_of_edited_manifest(Part::Melody, |manifest| {
+        manifest["latent_size"] = serde_json::json!(64);
+    });
     assert!(
         matches!(error, ModelError::ManifestContent { .. }),
         "{error}"
@@ -266,35 +260,35 @@ fn a_model_of_the_previous_format_is_refused_with_how_to_export_it_again() {
 
 /// Why the drums model does not load when its manifest says `version`.
 fn refusal_of_format_version(version: u32) -> ModelError {
-    let dir = model_copy(Part::Drums);
+    refusal_of_edited_manifest(Part::Drums, |manifest| {
+        assert_eq!(manifest["format_version"], FORMAT_VERSION);
+        manifest["format_version"] = version.into();
+    })
+}
+
+/// Why a copy of `part`'s model does not load once `edit` changed its manifest.
+fn refusal_of_edited_manifest(part: Part, edit: impl FnOnce(&mut serde_json::Value)) -> ModelError {
+    let dir = model_copy(part);
     let path = dir.path().join("manifest.json");
-    let text = std::fs::read_to_string(&path).unwrap().replacen(
-        &format!("\"format_version\": {FORMAT_VERSION}"),
-        &format!("\"format_version\": {version}"),
-        1,
-    );
-    std::fs::write(&path, text).unwrap();
-    load(dir.path(), Part::Drums, ProviderChoice::Cpu)
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    load(dir.path(), part, ProviderChoice::Cpu)
         .err()
         .expect("refused")
 }
 
 #[test]
 fn a_chord_conditioned_graph_whose_manifest_omits_the_chord_input_is_refused() {
-    let dir = model_copy(Part::Bass);
-    let path = dir.path().join("manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert!(manifest["chords"].is_object(), "the bass follows chords");
-    manifest["chords"] = serde_json::Value::Null;
-    for graph in ["encoder", "decoder_step"] {
-        let inputs = manifest["graphs"][graph]["inputs"].as_array_mut().unwrap();
-        inputs.retain(|input| !input["name"].as_str().unwrap().starts_with("chord"));
-    }
-    std::fs::write(&path, manifest.to_string()).unwrap();
-    let error = load(dir.path(), Part::Bass, ProviderChoice::Cpu)
-        .err()
-        .expect("refused");
+    let error = refusal_of_edited_manifest(Part::Bass, |manifest| {
+        assert!(manifest["chords"].is_object(), "the bass follows chords");
+        manifest["chords"] = serde_json::Value::Null;
+        for graph in ["encoder", "decoder_step"] {
+            let inputs = manifest["graphs"][graph]["inputs"].as_array_mut().unwrap();
+            inputs.retain(|input| !input["name"].as_str().unwrap().starts_with("chord"));
+        }
+    });
     assert!(
         matches!(error, ModelError::GraphSignature { .. }),
         "{error}"

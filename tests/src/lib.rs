@@ -877,6 +877,19 @@ impl Instance {
             .map_err(|e| format!("{e:?}"))
     }
 
+    /// Stops the transport (every note ends), checks that no note was left
+    /// hanging, and returns every note-on as (sample, channel, key).
+    pub fn stop_and_note_ons(&mut self) -> Vec<(u64, u16, u16)> {
+        self.song.playing = false;
+        self.block(64);
+        check_balanced(&self.events).expect("every note ends");
+        self.events
+            .iter()
+            .filter(|e| e.on)
+            .map(|e| (e.sample, e.channel, e.key))
+            .collect()
+    }
+
     /// Note events since index `from`.
     pub fn events_since(&self, from: usize) -> &[NoteEvent] {
         &self.events[from..]
@@ -952,6 +965,22 @@ pub fn cli_onsets(seed: u32, bars: u32, meter: (u16, u16)) -> Onsets {
         }
     }
     notes
+}
+
+/// What a change at `line` should sound like: the notes of `before` up to
+/// the line and those of `after` from it (each a list of timed notes whose
+/// first field is the time, sorted by it).
+pub fn switched_at<T: Copy>(
+    before: &[(u64, T, T)],
+    after: &[(u64, T, T)],
+    line: u64,
+) -> Vec<(u64, T, T)> {
+    before
+        .iter()
+        .filter(|e| e.0 < line)
+        .chain(after.iter().filter(|e| e.0 >= line))
+        .copied()
+        .collect()
 }
 
 /// A small reproducible random source for generated scenarios.

@@ -2,7 +2,7 @@
 //! on the next bar line the Change setting allows. Offline rendering makes
 //! the worker's timing irrelevant, so the bar line is exact.
 
-use latent_trio_host::{Bundle, check_balanced, clap_bundle};
+use latent_trio_host::{Bundle, check_balanced, clap_bundle, switched_at};
 
 const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
 
@@ -24,15 +24,7 @@ fn run(
         instance.set(name, *value);
     }
     instance.play(bars * BAR - at, 512);
-    instance.song.playing = false;
-    instance.block(64);
-    check_balanced(&instance.events).unwrap();
-    instance
-        .events
-        .iter()
-        .filter(|e| e.on)
-        .map(|e| (e.sample, e.channel, e.key))
-        .collect()
+    instance.stop_and_note_ons()
 }
 
 const KNOBS: [(&str, f64); 3] = [
@@ -58,12 +50,7 @@ fn changes_on(
     let after = run(&bundle, change, knobs, 0, 8);
     let automated = run(&bundle, change, knobs, at, 8);
     let line = expected_bar * BAR;
-    let expected: Vec<_> = before
-        .iter()
-        .filter(|e| e.0 < line)
-        .chain(after.iter().filter(|e| e.0 >= line))
-        .copied()
-        .collect();
+    let expected = switched_at(&before, &after, line);
     assert_ne!(before, after, "the knobs change the music");
     assert_eq!(
         automated, expected,

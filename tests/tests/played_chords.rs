@@ -2,7 +2,7 @@
 //! what bass and melody follow, from the next bar line on, with Follow set to
 //! "Played chords". Nothing from the input is ever played back.
 
-use latent_trio_host::{Bundle, Instance, check_balanced, clap_bundle};
+use latent_trio_host::{Bundle, Instance, check_balanced, clap_bundle, switched_at};
 
 const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
 /// A minor, as a keyboard player holds it: A2 C4 E4.
@@ -38,15 +38,7 @@ fn run(bundle: &Bundle, keys: &[u8], at: Option<u64>, release: Option<u64>, bars
         instance.block(512);
         played += 512;
     }
-    instance.song.playing = false;
-    instance.block(64);
-    check_balanced(&instance.events).unwrap();
-    instance
-        .events
-        .iter()
-        .filter(|e| e.on)
-        .map(|e| (e.sample, e.channel, e.key))
-        .collect()
+    instance.stop_and_note_ons()
 }
 
 fn bass(notes: &[(u64, u16, u16)], from: u64) -> Vec<u16> {
@@ -66,12 +58,7 @@ fn a_chord_played_mid_bar_is_followed_from_the_next_bar_line() {
     let at = 2 * BAR + 512 * 40;
     let played = run(&bundle, &A_MINOR, Some(at), None, 6);
     let line = 3 * BAR;
-    let expected: NoteOns = untouched
-        .iter()
-        .filter(|e| e.0 < line)
-        .chain(from_start.iter().filter(|e| e.0 >= line))
-        .copied()
-        .collect();
+    let expected = switched_at(&untouched, &from_start, line);
     assert_ne!(untouched, from_start, "the played chord changes the music");
     assert_eq!(played, expected, "the chord takes over on bar 3");
     let tones = bass(&played, line);

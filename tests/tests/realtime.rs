@@ -7,7 +7,9 @@
 
 use std::sync::Mutex;
 
-use latent_trio_host::{Bundle, DecodeCount, Instance, Part, check_balanced, clap_bundle};
+use latent_trio_host::{
+    Bundle, DecodeCount, Instance, Part, check_balanced, clap_bundle, switched_at,
+};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -156,12 +158,7 @@ fn a_knob_moved_a_quarter_second_before_a_bar_line_is_heard_on_that_bar_line() {
         .collect();
     let after = play_with_moves(&mut offline(&bundle, 120.0), 4 * bar, &from_start, false);
     let line = 2 * bar;
-    let expected: Vec<_> = before
-        .iter()
-        .filter(|e| e.0 < line)
-        .chain(after.iter().filter(|e| e.0 >= line))
-        .copied()
-        .collect();
+    let expected = switched_at(&before, &after, line);
     assert_ne!(before, after, "the knobs change the music");
     assert_eq!(heard, expected, "the move is heard from bar 2 on");
 }
