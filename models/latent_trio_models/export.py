@@ -27,6 +27,8 @@ from .model import ModelSize, MusicVAE
 OPSET = 17
 PRINCIPAL_AXES = 8
 AXIS_WINDOWS = 8192
+# Training windows the attribute knobs are calibrated on.
+CALIBRATION_WINDOWS = 256
 PARITY_TOLERANCE = 1e-4
 # The most held-out token accuracy the 8-bit step graph may lose against float32.
 QUANTIZED_ACCURACY_LOSS = 0.01
@@ -258,17 +260,26 @@ def latent_axes(model: MusicVAE, train: evaluate.Windows, part: str) -> dict:
         for i in range(PRINCIPAL_AXES)
     ]
     vectors = []
+    calibration_windows = windows.head(CALIBRATION_WINDOWS)
     for name in attributes.attribute_names(part):
         measured = attributes.measure(name, sample, part)
         low, high = np.quantile(measured, [0.25, 0.75])
         top, bottom = mu[measured >= high], mu[measured <= low]
         if high <= low or len(top) == 0 or len(bottom) == 0:
             raise ValueError(f"attribute {name} does not vary in the training set")
+        raw = top.mean(0) - bottom.mean(0)
+        # A knob at +-1 moves its attribute about the data's interquartile range.
+        scale = evaluate.calibrate(model, calibration_windows, part, name, raw, float(high - low))
+        curves = evaluate.attribute_curves(model, calibration_windows, part, name, scale * raw)
         vectors.append(
             {
                 "name": name,
                 "description": attributes.ATTRIBUTES[name][0],
-                "vector": (top.mean(0) - bottom.mean(0)).round(6).tolist(),
+                "vector": (scale * raw).round(6).tolist(),
+                "calibration": {"data_iqr": round(float(high - low), 4), "scale_of_quartile_difference": round(scale, 4)},
+                # The plugin leaves out a knob whose attribute rises steadily
+                # along its vector for fewer than 90 % of phrases.
+                "monotonic_share": evaluate.monotonic_share(curves),
             }
         )
     return {"principal": principal, "attributes": vectors}
@@ -309,7 +320,9 @@ def evaluation(model: MusicVAE, part: str, data: Path, axes: dict, folder: Path,
         **harmony_report,
         "shipped_graphs": shipped_graph_score(folder, graphs, heldout, model, accuracy),
         "attribute_check": {
-            "description": "mean measured attribute after decoding (greedy) mu + t * vector for t in -2..2",
+            "description": "mean measured attribute after decoding (greedy) mu + t * vector for t in -2..2 "
+            "(vectors calibrated so that -1..+1 spans the training data's interquartile range), and the share "
+            "of windows whose attribute rises monotonically with t",
             "examples": min(len(heldout), evaluate.ATTRIBUTE_EXAMPLES),
             "results": evaluate.attribute_check(model, heldout, part, vectors),
         },

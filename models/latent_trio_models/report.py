@@ -93,7 +93,7 @@ def attributes(manifests: dict[str, dict]) -> str:
     for name, manifest in manifests.items():
         for attribute, values in manifest["evaluation"]["attribute_check"]["results"].items():
             rows.append([f"`{name}`", attribute, *values.values()])
-    return _table(["Model", "Attribute", "t = -2", "-1", "0", "+1", "+2"], rows)
+    return _table(["Model", "Attribute", "t = -2", "-1", "0", "+1", "+2", "Monotonic share"], rows)
 
 
 def interpolation(manifests: dict[str, dict]) -> str:

@@ -25,6 +25,7 @@ use nice_plug_egui::{
 
 use crate::bridge::NowPlaying;
 use crate::engine::worker::{EngineState, EngineStatus, WorkerCommand};
+use crate::knobs::AttributeKnob;
 use crate::params::{Follow, LatentTrioParams, MAX_SEED, PartParams};
 use crate::pattern::{PHRASE_STEPS, Part, Phrase};
 use crate::stored::StoredLatents;
@@ -362,7 +363,7 @@ impl EditorApp {
             }
         }
         self.clip_row(ui, part, stored);
-        knob_rows(ui, part, params, setter);
+        knob_rows(ui, part, params, setter, &self.shared.status);
     }
 
     /// Importing a .mid clip as the part's starting point.
@@ -400,24 +401,47 @@ impl EditorApp {
     }
 }
 
-fn knob_rows(ui: &mut egui::Ui, part: Part, params: &PartParams, setter: &ParamSetter) {
+fn knob_rows(
+    ui: &mut egui::Ui,
+    part: Part,
+    params: &PartParams,
+    setter: &ParamSetter,
+    status: &EngineStatus,
+) {
     egui::Grid::new(("knobs", part.index()))
         .num_columns(2)
         .spacing([6.0, 2.0])
         .show(ui, |ui| {
-            let mut row = |label: &str, param: &FloatParam| {
+            let mut row = |label: &str, param: &FloatParam, left_out: Option<String>| {
                 ui.label(label);
-                ui.add(ParamSlider::for_param(param, setter).with_width(SLIDER_WIDTH));
+                let slider = ParamSlider::for_param(param, setter).with_width(SLIDER_WIDTH);
+                match left_out {
+                    // Greyed: the model's direction for it is not reliable.
+                    Some(why) => {
+                        ui.add_enabled(false, slider).on_disabled_hover_text(why);
+                    }
+                    None => {
+                        ui.add(slider);
+                    }
+                }
                 ui.end_row();
             };
-            row("Temperature", &params.temperature);
+            row("Temperature", &params.temperature, None);
             for (index, knob) in params.latent.iter().enumerate() {
-                row(&format!("Latent {}", index + 1), &knob.value);
+                row(&format!("Latent {}", index + 1), &knob.value, None);
             }
-            row("Density", &params.density);
-            row("Syncopation", &params.syncopation);
-            if part != Part::Drums {
-                row("Register", &params.register);
+            for (knob, label, param) in [
+                (AttributeKnob::Density, "Density", &params.density),
+                (
+                    AttributeKnob::Syncopation,
+                    "Syncopation",
+                    &params.syncopation,
+                ),
+                (AttributeKnob::Register, "Register", &params.register),
+            ] {
+                if knob.applies_to(part) {
+                    row(label, param, status.knob_left_out(part, knob));
+                }
             }
         });
 }

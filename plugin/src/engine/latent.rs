@@ -40,7 +40,18 @@ struct AttributeAxisFile {
     #[serde(default)]
     description: String,
     vector: Vec<f32>,
+    /// Older exports did not measure it.
+    #[serde(default = "always")]
+    monotonic_share: f32,
 }
+
+fn always() -> f32 {
+    1.0
+}
+
+/// A knob whose attribute rises with it for fewer of the exporter's phrases
+/// than this is left out: it would not do what its name says.
+pub const MONOTONIC_NEEDED: f32 = 0.9;
 
 /// A direction in latent space with the spread of the data along it.
 #[derive(Debug, Clone)]
@@ -60,8 +71,12 @@ pub struct AttributeAxis {
     pub name: String,
     /// What the attribute measures, for the GUI.
     pub description: String,
-    /// Mean latent of the top quartile minus the bottom quartile.
+    /// Mean latent of the top quartile minus the bottom quartile, scaled so
+    /// that -1..+1 spans the data's interquartile range of the attribute.
     pub vector: Vec<f32>,
+    /// Share of phrases whose attribute rose steadily along the vector when
+    /// the model was exported.
+    pub monotonic_share: f32,
 }
 
 /// The axes of one model, checked against its latent size.
@@ -70,7 +85,8 @@ pub struct LatentAxes {
     /// At least [`PRINCIPAL_KNOBS`] principal axes, strongest first.
     pub principal: Vec<PrincipalAxis>,
     /// The attribute vector behind each attribute knob, `None` where the part
-    /// has no such knob.
+    /// has no such knob or the model's vector does not move the attribute
+    /// steadily (see [`MONOTONIC_NEEDED`]).
     pub knob_vectors: [Option<AttributeAxis>; ATTRIBUTE_KNOBS],
     /// Every attribute vector in the file.
     pub attributes: Vec<AttributeAxis>,
@@ -113,6 +129,7 @@ impl LatentAxes {
                         name: a.name,
                         description: a.description,
                         vector: a.vector,
+                        monotonic_share: a.monotonic_share,
                     })
                 } else {
                     Err(wrong(format!(
@@ -131,7 +148,9 @@ impl LatentAxes {
                 .iter()
                 .find(|a| a.name == knob.axis_name())
                 .ok_or_else(|| wrong(format!("no \"{}\" attribute vector", knob.axis_name())))?;
-            *slot = Some(axis.clone());
+            if axis.monotonic_share >= MONOTONIC_NEEDED {
+                *slot = Some(axis.clone());
+            }
         }
         Ok(LatentAxes {
             principal: file

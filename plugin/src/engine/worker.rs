@@ -14,10 +14,12 @@ use atomic_float::AtomicF32;
 use crossbeam_channel::{Receiver, never, select};
 use parking_lot::Mutex;
 
+use super::latent::MONOTONIC_NEEDED;
 use super::runtime::{Provider, ProviderChoice};
 use super::schedule::{Decision, DecodeCost, DecodeKind, DecodeSchedule};
 use super::{Engine, PartInputs, RuntimeError};
 use crate::bridge::{DecodeRequest, WorkerSide};
+use crate::knobs::{ATTRIBUTE_KNOBS, AttributeKnob};
 use crate::pattern::{Part, Phrase};
 use crate::stored::{Scene, SharedStoredLatents, StoredLatents};
 
@@ -106,6 +108,10 @@ pub struct EngineStatus {
     pub window_open: AtomicBool,
     /// Per part: why it is silent, if it is (worker writes, GUI reads).
     part_problems: Mutex<[Option<String>; 3]>,
+    /// Per part and attribute knob: the share of phrases its vector moved
+    /// steadily, where that was too few for the knob to be used (worker
+    /// writes, GUI reads).
+    knobs_left_out: Mutex<[[Option<f32>; ATTRIBUTE_KNOBS]; 3]>,
     /// Why nothing plays at all, or a note about the provider.
     message: Mutex<String>,
     /// ONNX Runtime's version, once loaded.
@@ -150,6 +156,19 @@ impl EngineStatus {
     /// A sentence about the engine as a whole (empty when all is well).
     pub fn message(&self) -> String {
         self.message.lock().clone()
+    }
+
+    /// Why `part`'s attribute knob `knob` does nothing, if it does not.
+    pub fn knob_left_out(&self, part: Part, knob: AttributeKnob) -> Option<String> {
+        let index = AttributeKnob::ALL.iter().position(|&k| k == knob)?;
+        self.knobs_left_out.lock()[part.index()][index].map(|share| {
+            format!(
+                "Off for this model: its {} direction raised {} steadily for only {:.0} % of phrases",
+                knob.axis_name(),
+                knob.axis_name(),
+                share * 100.0
+            )
+        })
     }
 
     /// Why `part` is silent, if it is.
@@ -199,11 +218,24 @@ impl EngineStatus {
         match engine {
             Ok(engine) => {
                 let mut problems = self.part_problems.lock();
+                let mut left_out = self.knobs_left_out.lock();
                 let mut notes = Vec::new();
                 for part in Part::ALL {
+                    left_out[part.index()] = Default::default();
                     problems[part.index()] = match &engine.parts[part.index()] {
                         Ok(model) => {
                             notes.extend(model.provider_note.clone());
+                            for (slot, knob) in
+                                left_out[part.index()].iter_mut().zip(AttributeKnob::ALL)
+                            {
+                                let unsteady = model.axes.attributes.iter().find(|axis| {
+                                    axis.name == knob.axis_name()
+                                        && axis.monotonic_share < MONOTONIC_NEEDED
+                                });
+                                *slot = unsteady
+                                    .filter(|_| knob.applies_to(part))
+                                    .map(|axis| axis.monotonic_share);
+                            }
                             None
                         }
                         Err(error) => {
