@@ -108,6 +108,7 @@ fn main() {
                 preset,
                 scale_lock,
                 played: None,
+                typed: false,
             };
             let chords = harmony.progression().phrase_chords();
             let mut tally = Tally::default();

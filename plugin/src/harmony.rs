@@ -259,6 +259,11 @@ impl Key {
 }
 
 impl Key {
+    /// The tonic's name, e.g. "Eb".
+    pub fn name(self) -> &'static str {
+        ROOT_NAMES[usize::from(self.root % 12)]
+    }
+
     /// The key a chord symbol suggests as a progression's first chord: its
     /// root, minor if the chord has a minor third and no major one ("Am7" ->
     /// A minor, "Cmaj7" -> C major).
@@ -360,6 +365,31 @@ impl std::str::FromStr for Progression {
             .map(str::parse)
             .collect::<Result<Vec<Chord>, _>>()?;
         Progression::new(chords)
+    }
+}
+
+/// A progression the musician typed, as typed (saved with the project and
+/// read again when used, so that what was typed is what the window shows).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TypedProgression {
+    /// Chord symbols, e.g. "Am F C G".
+    pub chords: String,
+    /// The key, e.g. "A minor"; `None`: the key of the first chord.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+impl TypedProgression {
+    /// The progression and its key, or why they cannot be read.
+    pub fn read(&self) -> Result<(Progression, Key), HarmonyError> {
+        let progression: Progression = self.chords.parse()?;
+        let key = match &self.key {
+            Some(key) => key.parse()?,
+            None => {
+                Key::of_chord_symbol(self.chords.split_whitespace().next().unwrap_or_default())?
+            }
+        };
+        Ok((progression, key))
     }
 }
 
@@ -467,6 +497,9 @@ pub struct HarmonySettings {
     /// The chord played into the plugin, when it follows played chords
     /// (`None`: the preset plays).
     pub played: Option<Chord>,
+    /// Follow the typed progression (saved with the project) instead of the
+    /// preset, where there is one that can be read.
+    pub typed: bool,
 }
 
 impl Default for HarmonySettings {
@@ -476,6 +509,7 @@ impl Default for HarmonySettings {
             preset: 0,
             scale_lock: true,
             played: None,
+            typed: false,
         }
     }
 }
@@ -718,6 +752,7 @@ mod tests {
             preset: 0,
             scale_lock: true,
             played: None,
+            typed: false,
         };
         let chords = in_a.progression();
         assert_eq!(
@@ -731,6 +766,7 @@ mod tests {
             preset: 5,
             scale_lock: true,
             played: None,
+            typed: false,
         };
         assert_eq!(
             minor.key(),
@@ -754,6 +790,7 @@ mod tests {
                 preset: index,
                 scale_lock: true,
                 played: None,
+                typed: false,
             };
             let scale = settings.key().scale();
             for chord in settings.progression().chords() {

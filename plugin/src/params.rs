@@ -99,6 +99,10 @@ pub enum Follow {
     #[id = "progression"]
     #[name = "Progression"]
     Progression,
+    /// The progression typed in the window (saved with the project).
+    #[id = "typed"]
+    #[name = "Typed chords"]
+    TypedChords,
     /// The chord held on the note input (a keyboard, a chord track).
     #[id = "played"]
     #[name = "Played chords"]
@@ -467,6 +471,7 @@ impl LatentTrioParams {
                 preset: self.progression.value().max(0) as usize,
                 scale_lock: self.scale_lock.value(),
                 played: played.filter(|_| self.follow.value() == Follow::PlayedChords),
+                typed: self.follow.value() == Follow::TypedChords,
             },
         }
     }

@@ -4,7 +4,7 @@
 //! the plugin's own, the file holds the notes the plugin plays for the same
 //! seed and knobs.
 
-use crate::engine::{Engine, ModelError};
+use crate::engine::{Engine, ModelError, harmony};
 use crate::harmony::PhraseChords;
 use crate::knobs::KnobSnapshot;
 use crate::midi_file::{TICKS_PER_QUARTER, TimedNote, Track};
@@ -95,7 +95,7 @@ pub fn render(
         if let Some(channel) = settings.chords_channel {
             played.push(Track {
                 name: "Chords".into(),
-                notes: chord_notes(&engine.harmony(&knobs).0, channel, settings),
+                notes: chord_notes(&harmony(&knobs, stored).0, channel, settings),
             });
         }
         for (track, played) in tracks.iter_mut().zip(played) {

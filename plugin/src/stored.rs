@@ -1,6 +1,7 @@
-//! Latents the musician stored: imported clips and the A/B scenes. They are
-//! saved with the project (a persisted field of the parameters) and read by
-//! the worker at every decode.
+//! What the musician stored beyond the parameters: the latents of imported
+//! clips and of the A/B scenes, and a typed chord progression. They are saved
+//! with the project (a persisted field of the parameters) and read by the
+//! worker at every decode.
 //!
 //! Threads: the GUI and the worker write, the worker reads; the audio thread
 //! only reads [`SharedStoredLatents::revision`], an atomic, to know when to
@@ -12,6 +13,7 @@ use nice_plug::params::persist::PersistentField;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use crate::harmony::TypedProgression;
 use crate::pattern::Part;
 
 /// Scene slots: A and B.
@@ -44,6 +46,9 @@ pub struct StoredLatents {
     pub clips: [Option<ClipLatent>; 3],
     /// Scene A and B.
     pub scenes: [Option<Scene>; SCENES],
+    /// The progression typed in the window (followed with Follow: Typed chords).
+    #[serde(default)]
+    pub typed_progression: Option<TypedProgression>,
 }
 
 impl StoredLatents {

@@ -9,7 +9,7 @@ use latent_trio::engine::manifest::FORMAT_VERSION;
 use latent_trio::engine::model::PartModel;
 use latent_trio::engine::runtime::{self, Provider, ProviderChoice};
 use latent_trio::engine::{Engine, ModelError};
-use latent_trio::harmony::{Chord, HarmonySettings};
+use latent_trio::harmony::{Chord, HarmonySettings, Key, TypedProgression};
 use latent_trio::knobs::{
     ATTRIBUTE_KNOBS, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PartKnobs,
 };
@@ -302,19 +302,16 @@ fn a_chord_conditioned_graph_whose_manifest_omits_the_chord_input_is_refused() {
     assert!(error.to_string().contains("chord"), "{error}");
 }
 
-/// Share of `part`'s note-ons over `seeds` phrases (default knobs at
-/// `temperature`, with `harmony`) whose pitch `fits` the chord at its step.
+/// Share of `part`'s note-ons over 40 seeds' phrases (default knobs at
+/// `temperature`, with `harmony` and `stored`) whose pitch `fits` the chord
+/// at its step.
 fn share_of_note_ons(
     engine: &mut Engine,
     part: Part,
-    harmony: HarmonySettings,
+    (harmony, stored): (HarmonySettings, &StoredLatents),
     temperature: f32,
     fits: impl Fn(Chord, u8) -> bool,
 ) -> f64 {
-    let chords = match &engine.typed_harmony {
-        Some((progression, _)) => progression.phrase_chords(),
-        None => harmony.progression().phrase_chords(),
-    };
     let (mut fitting, mut total) = (0, 0);
     for seed in 0..40 {
         let mut knobs = KnobSnapshot {
@@ -325,7 +322,8 @@ fn share_of_note_ons(
         for part in &mut knobs.parts {
             part.temperature = temperature;
         }
-        let phrase = decode(engine, &knobs);
+        let chords = latent_trio::engine::harmony(&knobs, stored).0;
+        let phrase = decode_with(engine, &knobs, stored);
         for note in phrase.part(part).notes() {
             total += 1;
             fitting += usize::from(fits(chords[usize::from(note.step)], note.pitch));
@@ -341,6 +339,7 @@ fn unlocked(key_root: u8, preset: usize) -> HarmonySettings {
         preset,
         scale_lock: false,
         played: None,
+        typed: false,
     }
 }
 
@@ -348,25 +347,43 @@ fn unlocked(key_root: u8, preset: usize) -> HarmonySettings {
 fn bass_and_melody_follow_the_progression_they_are_given() {
     let mut engine = engine();
     let is_chord_tone = |chord: Chord, pitch: u8| chord.contains(pitch);
-    // I V vi IV in C, then in G, then Am F C G typed in A minor; the scale
-    // lock off, so this is what the models do on their own.
-    for (harmony, typed) in [
-        (unlocked(0, 0), None),
-        (unlocked(7, 0), None),
+    let plain = StoredLatents::default();
+    let typed = StoredLatents {
+        typed_progression: Some(TypedProgression {
+            chords: "Dm Bb F C".into(),
+            key: None,
+        }),
+        ..StoredLatents::default()
+    };
+    // I V vi IV in C, then in G, then Dm Bb F C typed (D minor: its first
+    // chord); the scale lock off, so this is what the models do on their own.
+    for (harmony, stored, key) in [
+        (unlocked(0, 0), &plain, "C"),
+        (unlocked(7, 0), &plain, "G"),
         (
-            unlocked(0, 0),
-            Some(("Am F C G".parse().unwrap(), "A minor".parse().unwrap())),
+            HarmonySettings {
+                typed: true,
+                ..unlocked(0, 0)
+            },
+            &typed,
+            "D minor",
         ),
     ] {
-        engine.typed_harmony = typed;
-        let scale = engine
-            .typed_harmony
-            .as_ref()
-            .map_or_else(|| harmony.key().scale(), |(_, key)| key.scale());
-        let bass = share_of_note_ons(&mut engine, Part::Bass, harmony, 0.5, is_chord_tone);
-        let melody = share_of_note_ons(&mut engine, Part::Melody, harmony, 0.5, |_, pitch| {
-            scale.contains(pitch)
-        });
+        let scale = key.parse::<Key>().unwrap().scale();
+        let bass = share_of_note_ons(
+            &mut engine,
+            Part::Bass,
+            (harmony, stored),
+            0.5,
+            is_chord_tone,
+        );
+        let melody = share_of_note_ons(
+            &mut engine,
+            Part::Melody,
+            (harmony, stored),
+            0.5,
+            |_, pitch| scale.contains(pitch),
+        );
         println!("{harmony:?}: bass chord tones {bass:.3}, melody in key {melody:.3}");
         assert!(bass > 0.8, "bass chord tones {bass:.3} for {harmony:?}");
         assert!(melody > 0.9, "melody in key {melody:.3} for {harmony:?}");
@@ -383,14 +400,18 @@ fn with_the_scale_lock_every_note_is_in_the_key_or_the_chord_at_any_temperature(
             preset,
             scale_lock: true,
             played: None,
+            typed: false,
         };
         let scale = locked.key().scale();
         for temperature in [0.5, 1.0, MAX_TEMPERATURE] {
             for part in [Part::Bass, Part::Melody] {
-                let in_key =
-                    share_of_note_ons(&mut engine, part, locked, temperature, |chord, pitch| {
-                        scale.contains(pitch) || chord.contains(pitch)
-                    });
+                let in_key = share_of_note_ons(
+                    &mut engine,
+                    part,
+                    (locked, &StoredLatents::default()),
+                    temperature,
+                    |chord, pitch| scale.contains(pitch) || chord.contains(pitch),
+                );
                 assert_eq!(in_key, 1.0, "{part:?} at {temperature} in {locked:?}");
             }
         }
@@ -402,7 +423,7 @@ fn with_the_scale_lock_every_note_is_in_the_key_or_the_chord_at_any_temperature(
     let in_key = share_of_note_ons(
         &mut engine,
         Part::Melody,
-        free,
+        (free, &StoredLatents::default()),
         MAX_TEMPERATURE,
         |_, pitch| scale.contains(pitch),
     );

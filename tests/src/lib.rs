@@ -909,11 +909,17 @@ pub type Onsets = std::collections::BTreeSet<(i64, u16, u16)>;
 /// The note-ons `latent-trio render` (the debug CLI, with the test bundle's
 /// models) writes for the default knobs, `seed`, `bars` and `meter`.
 pub fn cli_onsets(seed: u32, bars: u32, meter: (u16, u16)) -> Onsets {
+    cli_onsets_with(seed, bars, meter, &[])
+}
+
+/// [`cli_onsets`] with `extra` arguments for `render` (e.g. `--chords`).
+pub fn cli_onsets_with(seed: u32, bars: u32, meter: (u16, u16), extra: &[&str]) -> Onsets {
     let dir = std::env::temp_dir().join(format!(
-        "latent-trio-render-{}-{seed}-{bars}-{}-{}",
+        "latent-trio-render-{}-{seed}-{bars}-{}-{}-{}",
         std::process::id(),
         meter.0,
-        meter.1
+        meter.1,
+        extra.len()
     ));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let out = dir.join("render.mid");
@@ -927,7 +933,9 @@ pub fn cli_onsets(seed: u32, bars: u32, meter: (u16, u16)) -> Onsets {
             "--seed",
             &seed.to_string(),
         ])
-        .args(["--meter", &format!("{}/{}", meter.0, meter.1), "--out"])
+        .args(["--meter", &format!("{}/{}", meter.0, meter.1)])
+        .args(extra)
+        .arg("--out")
         .arg(&out)
         .status()
         .expect("the CLI runs");
@@ -965,6 +973,20 @@ pub fn cli_onsets(seed: u32, bars: u32, meter: (u16, u16)) -> Onsets {
         }
     }
     notes
+}
+
+/// A saved CLAP state as JSON (nice-plug writes an 8-byte little-endian
+/// length, then JSON).
+pub fn state_json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(&bytes[8..]).expect("JSON state")
+}
+
+/// A CLAP state from its JSON, as nice-plug writes one.
+pub fn state_bytes(json: &serde_json::Value) -> Vec<u8> {
+    let text = serde_json::to_vec(json).expect("JSON");
+    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(text);
+    bytes
 }
 
 /// What a change at `line` should sound like: the notes of `before` up to

@@ -1,7 +1,7 @@
 //! Saved projects: what was saved plays back identically; broken state is
 //! refused and leaves the instance as it was.
 
-use latent_trio_host::{Bundle, Chaos, Instance, clap_bundle};
+use latent_trio_host::{Bundle, Chaos, Instance, clap_bundle, state_bytes, state_json};
 
 /// Note events of 16 bars from the song start, with samples counted from there.
 fn sixteen_bars(instance: &mut Instance) -> Vec<(u64, bool, u16, u16)> {
@@ -28,8 +28,8 @@ fn customised(bundle: &Bundle) -> Instance {
         // CLAP counts a stepped parameter's values from its minimum: channel 5.
         ("Bass Channel", 4.0),
         ("New Seed", 1.0),
-        // E minor, i iv v i, scale lock off, following played chords (none
-        // played yet: the progression plays).
+        // E minor, i iv v i, scale lock off, following typed chords (none
+        // typed yet: the progression plays).
         ("Key", 4.0),
         ("Progression", 6.0),
         ("Scale Lock", 0.0),
@@ -109,18 +109,6 @@ fn state_from_a_newer_major_version_is_not_applied() {
         "settings from the future are ignored"
     );
     assert_eq!(sixteen_bars(&mut instance), before);
-}
-
-/// nice-plug's CLAP state: an 8-byte little-endian length, then JSON.
-fn state_json(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(&bytes[8..]).expect("JSON state")
-}
-
-fn state_bytes(json: &serde_json::Value) -> Vec<u8> {
-    let text = serde_json::to_vec(json).unwrap();
-    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(text);
-    bytes
 }
 
 /// A saved state damaged the ways hand edits, old versions and broken disks

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use latent_trio::engine::runtime::{self, ProviderChoice};
 use latent_trio::engine::{self, Engine};
-use latent_trio::harmony::{HarmonyError, HarmonySettings, Key, PRESETS, Progression};
+use latent_trio::harmony::{HarmonyError, HarmonySettings, Key, PRESETS, TypedProgression};
 use latent_trio::knobs::{
     ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PRINCIPAL_RANGE, PartKnobs,
 };
@@ -175,12 +175,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             let mut knobs = parse_knobs(&args)?;
-            knobs.harmony = parse_harmony(&mut engine, &args)?;
+
             let meter = parse_meter(&args.meter)?;
             if !(args.tempo.is_finite() && (10.0..=999.0).contains(&args.tempo)) {
                 return Err(format!("tempo {} is outside 10..999 BPM", args.tempo));
             }
-            let stored = import_clip(&mut engine, &args)?;
+            let mut stored = import_clip(&mut engine, &args)?;
+            knobs.harmony = parse_harmony(&mut stored, &args)?;
             let settings = RenderSettings {
                 bars: args.bars,
                 tempo: args.tempo,
@@ -217,8 +218,9 @@ fn run(cli: Cli) -> Result<(), String> {
 const CHORDS_CHANNEL: u8 = 3;
 
 /// Key, progression and scale lock from --key, --progression, --chords and
-/// --no-scale-lock; a typed progression goes to the engine.
-fn parse_harmony(engine: &mut Engine, args: &RenderArgs) -> Result<HarmonySettings, String> {
+/// --no-scale-lock; a typed progression goes to `stored`, as the window
+/// stores one.
+fn parse_harmony(stored: &mut StoredLatents, args: &RenderArgs) -> Result<HarmonySettings, String> {
     let key: Option<Key> = args
         .key
         .as_deref()
@@ -229,14 +231,14 @@ fn parse_harmony(engine: &mut Engine, args: &RenderArgs) -> Result<HarmonySettin
         scale_lock: !args.no_scale_lock,
         ..HarmonySettings::default()
     };
-    if let Some(text) = &args.chords {
-        let progression: Progression = text.parse().map_err(|e: HarmonyError| e.to_string())?;
-        let key = match key {
-            Some(key) => key,
-            None => Key::of_chord_symbol(text.split_whitespace().next().unwrap_or_default())
-                .map_err(|e| e.to_string())?,
+    if let Some(chords) = &args.chords {
+        let typed = TypedProgression {
+            chords: chords.clone(),
+            key: args.key.clone(),
         };
-        engine.typed_harmony = Some((progression, key));
+        typed.read().map_err(|error| error.to_string())?;
+        stored.typed_progression = Some(typed);
+        harmony.typed = true;
         return Ok(harmony);
     }
     if let Some(name) = &args.progression {

@@ -25,6 +25,7 @@ use nice_plug_egui::{
 
 use crate::bridge::NowPlaying;
 use crate::engine::worker::{EngineState, EngineStatus, WorkerCommand};
+use crate::harmony::TypedProgression;
 use crate::knobs::AttributeKnob;
 use crate::params::{Follow, LatentTrioParams, MAX_SEED, PartParams};
 use crate::pattern::{PHRASE_STEPS, Part, Phrase};
@@ -66,6 +67,10 @@ pub struct EditorApp {
     export: ExportChoice,
     /// What became of the last export, in words.
     export_notice: Option<Result<String, String>>,
+    /// The chords being typed for Follow: Typed chords.
+    typed_chords: String,
+    /// Why the typed chords could not be used, if they could not.
+    typed_problem: Option<String>,
 }
 
 /// Creates the editor.
@@ -85,6 +90,8 @@ pub fn create(shared: EditorShared) -> Option<EguiEditor<EditorApp>> {
             clip_paths: Default::default(),
             export: ExportChoice::default(),
             export_notice: None,
+            typed_chords: String::new(),
+            typed_problem: None,
         },
     )
 }
@@ -139,7 +146,7 @@ impl EditorApp {
     fn contents(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, stored: &StoredLatents) {
         self.header(ui, setter);
         ui.separator();
-        self.harmony(ui, setter);
+        self.harmony(ui, setter, stored);
         ui.separator();
         self.scenes(ui, setter, stored);
         ui.separator();
@@ -200,11 +207,13 @@ impl EditorApp {
         });
     }
 
-    /// Key, progression (its chords, the one sounding highlighted) and the
+    /// Key, what bass and melody follow (a preset progression, typed chords
+    /// or chords played in), the chords with the one sounding lit, and the
     /// scale lock.
-    fn harmony(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
+    fn harmony(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, stored: &StoredLatents) {
         let params = &self.shared.params;
         let harmony = params.snapshot(0.0, None).harmony;
+        let follow = params.follow.value();
         ui.horizontal(|ui| {
             ui.label(RichText::new("Harmony").strong());
             ui.label("Key");
@@ -212,21 +221,79 @@ impl EditorApp {
             ui.label(harmony.key().mode.name());
             ui.label("Follow");
             ui.add(ParamSlider::for_param(&params.follow, setter).with_width(110.0));
-            if params.follow.value() == Follow::PlayedChords {
-                let played = self.shared.now_playing.played_chord();
-                ui.label(played.map_or_else(
-                    || "play a chord into the note input (until then: the progression)".to_string(),
-                    |chord| format!("playing over {}", chord.name()),
-                ));
+            ui.add(ParamSlider::for_param(&params.scale_lock, setter).with_width(60.0))
+                .on_hover_text("Scale lock: bass and melody play only notes of the key (and of the chord sounding)");
+        });
+        ui.horizontal(|ui| {
+            let typed = stored.typed_progression.as_ref();
+            // A reopened window (or a loaded project) shows what was typed.
+            if self.typed_chords.is_empty()
+                && let Some(typed) = typed
+            {
+                self.typed_chords.clone_from(&typed.chords);
             }
-            ui.label("Progression");
-            ui.add(ParamSlider::for_param(&params.progression, setter).with_width(170.0));
-            let chords = harmony.preset().chord_names(harmony.key_root);
+            let chords: Vec<String> = match follow {
+                Follow::Progression => {
+                    ui.label("Progression");
+                    ui.add(ParamSlider::for_param(&params.progression, setter).with_width(170.0));
+                    harmony.preset().chord_names(harmony.key_root)
+                }
+                Follow::TypedChords => {
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.typed_chords)
+                            .hint_text("Am F C G")
+                            .desired_width(170.0),
+                    );
+                    if ui
+                        .button("Use")
+                        .on_hover_text("1, 2 or 4 chords over the 2 bars; the first names the key")
+                        .clicked()
+                    {
+                        let typed = TypedProgression {
+                            chords: self.typed_chords.trim().to_string(),
+                            key: None,
+                        };
+                        self.typed_problem = typed.read().err().map(|error| error.to_string());
+                        if self.typed_problem.is_none() {
+                            params
+                                .stored
+                                .update(|stored| stored.typed_progression = Some(typed));
+                        }
+                    }
+                    match (&self.typed_problem, typed.map(TypedProgression::read)) {
+                        (Some(problem), _) => {
+                            ui.colored_label(ERROR, problem);
+                            Vec::new()
+                        }
+                        (None, Some(Ok((_, key)))) => {
+                            ui.label(format!("in {} {}", key.name(), key.mode.name()));
+                            typed.map_or_else(Vec::new, |typed| {
+                                typed
+                                    .chords
+                                    .split_whitespace()
+                                    .map(str::to_string)
+                                    .collect()
+                            })
+                        }
+                        _ => {
+                            ui.weak("type chords and press Use (until then: the progression)");
+                            Vec::new()
+                        }
+                    }
+                }
+                Follow::PlayedChords => {
+                    let played = self.shared.now_playing.played_chord();
+                    if played.is_none() {
+                        ui.weak("play a chord into the note input (until then: the progression)");
+                    }
+                    played.map(|chord| chord.name()).into_iter().collect()
+                }
+            };
             let sounding = self
                 .shared
                 .now_playing
                 .step()
-                .map(|step| step * chords.len() / PHRASE_STEPS);
+                .map(|step| step * chords.len().max(1) / PHRASE_STEPS);
             for (index, name) in chords.iter().enumerate() {
                 let text = RichText::new(name).monospace();
                 if sounding == Some(index) {
@@ -238,8 +305,6 @@ impl EditorApp {
                     ui.label(text);
                 }
             }
-            ui.add(ParamSlider::for_param(&params.scale_lock, setter).with_width(60.0))
-                .on_hover_text("Scale lock: bass and melody play only notes of the key");
         });
     }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::harmony::{self, Chord, Key, PhraseChords, Progression};
+use crate::harmony::{self, Chord, Key, PhraseChords};
 use crate::knobs::KnobSnapshot;
 use crate::midi_clip::{self, ClipError};
 use crate::pattern::{Part, PartPhrase, Phrase};
@@ -135,6 +135,24 @@ pub enum ClipImportError {
 /// Result of model operations.
 pub type ModelResult<T> = Result<T, ModelError>;
 
+/// The chord at every step that bass and melody follow under `knobs`, and
+/// its key: the chord played in, or the typed progression (when followed and
+/// readable), else the preset.
+pub fn harmony(knobs: &KnobSnapshot, stored: &StoredLatents) -> (PhraseChords, Key) {
+    let typed = stored
+        .typed_progression
+        .as_ref()
+        .filter(|_| knobs.harmony.typed && knobs.harmony.played.is_none())
+        .and_then(|typed| typed.read().ok());
+    match typed {
+        Some((progression, key)) => (progression.phrase_chords(), key),
+        None => (
+            knobs.harmony.progression().phrase_chords(),
+            knobs.harmony.key(),
+        ),
+    }
+}
+
 /// Folder name of the default model of each part.
 pub fn default_model_folder_name(part: Part) -> String {
     format!("{}_2bar", part.name())
@@ -217,9 +235,6 @@ pub struct Engine {
     /// Per part, the latent the last decode used (empty where the part's
     /// model did not load): what "store scene" keeps.
     pub last_latents: [Vec<f32>; 3],
-    /// A typed progression in a typed key that bass and melody follow
-    /// instead of the snapshot's preset (the CLI's `--chords` and `--key`).
-    pub typed_harmony: Option<(Progression, Key)>,
     /// Per part: the last good decode.
     decoded: [Option<DecodedPart>; 3],
 }
@@ -241,7 +256,6 @@ impl Engine {
             last_decode: Duration::ZERO,
             part_decode_time: [Duration::ZERO; 3],
             last_latents: Default::default(),
-            typed_harmony: None,
             decoded: Default::default(),
         })
     }
@@ -269,7 +283,7 @@ impl Engine {
             model.latent(knobs.seed, part_knobs, clip)
         });
         let harmony = model.follows_chords().then(|| {
-            let (chords, key) = self.harmony(knobs);
+            let (chords, key) = harmony(knobs, stored);
             PartHarmony {
                 chords,
                 scale: knobs.harmony.scale_lock.then(|| key.scale()),
@@ -281,18 +295,6 @@ impl Engine {
             temperature: part_knobs.temperature,
             harmony,
         })
-    }
-
-    /// The chord at every step that bass and melody follow under `knobs`,
-    /// and its key: the typed progression if there is one, else the preset.
-    pub fn harmony(&self, knobs: &KnobSnapshot) -> (PhraseChords, Key) {
-        match &self.typed_harmony {
-            Some((progression, key)) => (progression.phrase_chords(), *key),
-            None => (
-                knobs.harmony.progression().phrase_chords(),
-                knobs.harmony.key(),
-            ),
-        }
     }
 
     /// Whether `part`'s last good decode came from exactly `inputs`.

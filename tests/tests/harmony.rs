@@ -1,8 +1,13 @@
-//! Chords played into the note input (a keyboard, a host chord track) become
-//! what bass and melody follow, from the next bar line on, with Follow set to
-//! "Played chords". Nothing from the input is ever played back.
+//! What bass and melody follow besides the preset progressions: chords
+//! played into the note input (a keyboard, a host chord track), from the next
+//! bar line on, with Follow set to "Played chords" (nothing from the input is
+//! ever played back); and a progression typed in the window, saved with the
+//! project, with Follow set to "Typed chords".
 
-use latent_trio_host::{Bundle, Instance, check_balanced, clap_bundle, switched_at};
+use latent_trio_host::{
+    Bundle, Instance, check_balanced, clap_bundle, cli_onsets_with, state_bytes, state_json,
+    switched_at,
+};
 
 const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
 /// A minor, as a keyboard player holds it: A2 C4 E4.
@@ -13,7 +18,8 @@ type NoteOns = Vec<(u64, u16, u16)>;
 
 fn following(bundle: &Bundle) -> Instance {
     let mut instance = bundle.instantiate_offline(1024).unwrap();
-    instance.set("Follow", 1.0);
+    // Follow: Progression, Typed chords, Played chords.
+    instance.set("Follow", 2.0);
     instance
 }
 
@@ -109,5 +115,42 @@ fn a_chord_held_across_a_loop_and_a_stop_leaves_no_note_hanging() {
     assert!(
         instance.events_since(stopped).is_empty(),
         "nothing plays while stopped, held keys or not"
+    );
+}
+
+#[test]
+fn a_progression_typed_in_the_window_plays_what_the_cli_renders_with_chords() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let mut instance = bundle.instantiate_offline(1024).unwrap();
+    // What the window's "Use" stores, as a project saves it.
+    let mut state = state_json(&instance.save_state());
+    let mut stored: serde_json::Value =
+        serde_json::from_str(state["fields"]["stored-latents"].as_str().unwrap()).unwrap();
+    stored["typed_progression"] = serde_json::json!({"chords": "Dm Bb F C", "key": null});
+    state["fields"]["stored-latents"] = stored.to_string().into();
+    instance
+        .load_state(&state_bytes(&state))
+        .expect("the state loads");
+    instance.set("Follow", 1.0);
+    instance.song.playing = false;
+    instance.block(64);
+    instance.song.playing = true;
+    let from = instance.events.len();
+    instance.play_bars(4.0, 512);
+    instance.song.playing = false;
+    instance.block(64);
+    let heard: latent_trio_host::Onsets = instance
+        .events_since(from)
+        .iter()
+        .filter(|e| e.on)
+        .map(|e| (e.step.expect("on the grid"), e.channel, e.key))
+        .collect();
+    let rendered = cli_onsets_with(1, 4, (4, 4), &["--chords", "Dm Bb F C"]);
+    assert!(rendered.len() > 20);
+    assert_eq!(heard, rendered);
+    let preset = latent_trio_host::cli_onsets(1, 4, (4, 4));
+    assert_ne!(
+        heard, preset,
+        "the typed chords, not the preset, were followed"
     );
 }
