@@ -221,6 +221,7 @@ impl EditorApp {
             ui.label(harmony.key().mode.name());
             ui.label("Follow");
             ui.add(ParamSlider::for_param(&params.follow, setter).with_width(110.0));
+            ui.label("Scale lock");
             ui.add(ParamSlider::for_param(&params.scale_lock, setter).with_width(60.0))
                 .on_hover_text("Scale lock: bass and melody play only notes of the key (and of the chord sounding)");
         });
