@@ -24,7 +24,7 @@ import torch
 
 from . import data, harmony, vocab
 from .attributes import measure
-from .model import MusicVAE
+from .model import MusicVAE, kl_divergence
 
 ATTRIBUTE_EXAMPLES = 128
 ATTRIBUTE_STEPS = (-2.0, -1.0, 0.0, 1.0, 2.0)
@@ -108,6 +108,63 @@ def token_accuracy(model: MusicVAE, heldout: Windows) -> dict[str, float]:
             for name, tokens in decoded.items():
                 correct[name] += int((tokens == x).sum())
     return {name: round(count / heldout.tokens.size, 4) for name, count in correct.items()}
+
+
+# Mixing weights of the smoothed position+bigram baseline: P(token | step,
+# previous token), P(token | step), P(token).
+BASELINE_MIX = (0.6, 0.3, 0.1)
+
+
+def baselines(train: np.ndarray, heldout: np.ndarray, vocab_size: int) -> dict[str, float]:
+    """Two models without a latent, fitted on the training windows and scored
+    on the held-out ones: always the most frequent token, and the best
+    guess from the step and the previous token (teacher-forced accuracy, and
+    the per-window negative log-likelihood of a smoothed version, in nats)."""
+    steps = train.shape[1]
+    start = vocab_size  # the "previous token" of step 0
+    previous_train = np.concatenate([np.full((len(train), 1), start), train[:, :-1]], axis=1)
+    bigram = np.zeros((steps, vocab_size + 1, vocab_size))
+    np.add.at(bigram, (np.arange(steps)[None, :].repeat(len(train), 0), previous_train, train), 1.0)
+    unigram_step = bigram.sum(1) + 1e-9
+    unigram = np.bincount(train.ravel(), minlength=vocab_size) + 1.0
+    previous = np.concatenate([np.full((len(heldout), 1), start), heldout[:, :-1]], axis=1)
+    step_index = np.arange(steps)[None, :].repeat(len(heldout), 0)
+    counts = bigram[step_index, previous]  # [windows, steps, vocab]
+    seen = counts.sum(-1, keepdims=True)
+    guess = np.where(seen[..., 0] > 0, counts.argmax(-1), unigram_step.argmax(-1)[step_index])
+    w_bigram, w_step, w_global = BASELINE_MIX
+    probability = (
+        w_bigram * np.where(seen > 0, counts / np.maximum(seen, 1), unigram_step[step_index] / unigram_step[step_index].sum(-1, keepdims=True))
+        + w_step * unigram_step[step_index] / unigram_step[step_index].sum(-1, keepdims=True)
+        + w_global * unigram / unigram.sum()
+    )
+    chosen = np.take_along_axis(probability, heldout[..., None], -1)[..., 0]
+    return {
+        "most_frequent_token_accuracy": round(float((heldout == np.bincount(train.ravel()).argmax()).mean()), 4),
+        "position_bigram_accuracy": round(float((guess == heldout).mean()), 4),
+        "position_bigram_nll_per_window": round(float(-np.log(chosen).sum(-1).mean()), 2),
+    }
+
+
+def nll_per_window(model: MusicVAE, windows: Windows) -> dict[str, float]:
+    """Per window, in nats: the reconstruction's negative log-likelihood
+    decoding from the encoder mean (teacher-forced) and the KL of the
+    posterior from the prior; their sum bounds the model's NLL like the
+    baseline's."""
+    model.eval()
+    reconstruction = kl = 0.0
+    with torch.no_grad():
+        for x, chords in batches(windows, model):
+            mu, sigma = model.encode(x, chords)
+            logits = model.teacher_forced_logits(x, mu, chords)
+            reconstruction += float(torch.nn.functional.cross_entropy(logits.transpose(1, 2), x, reduction="sum"))
+            kl += float(kl_divergence(mu, sigma).sum())
+    count = len(windows)
+    return {
+        "reconstruction": round(reconstruction / count, 2),
+        "kl": round(kl / count, 2),
+        "total": round((reconstruction + kl) / count, 2),
+    }
 
 
 def onset_f1(decoded: np.ndarray, truth: np.ndarray, part: str) -> dict[str, float]:

@@ -305,8 +305,14 @@ def vocabulary(part: str) -> dict:
     }
 
 
-def evaluation(model: MusicVAE, part: str, data: Path, axes: dict, folder: Path, graphs: dict) -> dict:
-    """Held-out scores of the PyTorch model, and of the graphs in `folder` as shipped."""
+# Training windows scored for the train/held-out gap.
+GAP_WINDOWS = 4096
+
+
+def evaluation(model: MusicVAE, part: str, data: Path, axes: dict, folder: Path, graphs: dict, train: evaluate.Windows) -> dict:
+    """Held-out scores of the PyTorch model, and of the graphs in `folder` as
+    shipped, beside baselines fitted on `train` and the model's own score on
+    (a part of) `train`."""
     heldout = evaluate.heldout_windows(part, data)
     vectors = {a["name"]: np.asarray(a["vector"], dtype=np.float32) for a in axes["attributes"]}
     source = "Groove MIDI Dataset official test split" if part == "drums" else "POP909 test songs (song number % 10 == 0)"
@@ -316,6 +322,9 @@ def evaluation(model: MusicVAE, part: str, data: Path, axes: dict, folder: Path,
         "heldout": f"all {len(heldout)} distinct 2-bar windows (hop 1 bar, 4+ onsets) of the {source}",
         "heldout_windows": int(len(heldout)),
         **accuracy,
+        "train_teacher_forced_accuracy": evaluate.token_accuracy(model, train.head(GAP_WINDOWS))["teacher_forced_accuracy"],
+        "baselines": evaluate.baselines(train.tokens, heldout.tokens, vocab.vocab_size(part)),
+        "nll_per_window": evaluate.nll_per_window(model, heldout),
         "greedy_onsets": evaluate.reconstruction_f1(model, heldout, part),
         **harmony_report,
         "shipped_graphs": shipped_graph_score(folder, graphs, heldout, model, accuracy),
@@ -431,7 +440,7 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
             "final_log": history[-1] if history else None,
             "last_validation": next((r for r in reversed(history) if "validation_tf_accuracy" in r), None),
         },
-        "evaluation": evaluation(model, part, data, axes, out, graphs),
+        "evaluation": evaluation(model, part, data, axes, out, graphs, train),
         "parity_max_abs_diff": difference,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

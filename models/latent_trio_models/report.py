@@ -62,6 +62,34 @@ def results(manifests: dict[str, dict]) -> str:
     return _table(header, rows)
 
 
+def baselines(manifests: dict[str, dict]) -> str:
+    rows = []
+    for name, manifest in manifests.items():
+        evaluation = manifest["evaluation"]
+        base, nll = evaluation["baselines"], evaluation["nll_per_window"]
+        rows.append(
+            [
+                f"`{name}`",
+                base["most_frequent_token_accuracy"],
+                base["position_bigram_accuracy"],
+                evaluation["teacher_forced_accuracy"],
+                evaluation["train_teacher_forced_accuracy"],
+                base["position_bigram_nll_per_window"],
+                f"{nll['total']} ({nll['reconstruction']} + {nll['kl']})",
+            ]
+        )
+    header = [
+        "Model",
+        "Most frequent token acc.",
+        "Position+bigram acc.",
+        "VAE TF acc. (held-out)",
+        "VAE TF acc. (train)",
+        "Position+bigram NLL / window",
+        "VAE reconstruction + KL / window",
+    ]
+    return _table(header, rows)
+
+
 def onsets(manifests: dict[str, dict]) -> str:
     rows = []
     for name, manifest in manifests.items():
@@ -106,6 +134,7 @@ def fill(readme: str, manifests: dict[str, dict]) -> str:
     replaced by its table."""
     for name, build in (
         ("results", results),
+        ("baselines", baselines),
         ("onsets", onsets),
         ("harmony", harmony),
         ("attributes", attributes),

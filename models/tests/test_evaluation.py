@@ -38,3 +38,14 @@ def test_onset_f1_counts_drum_hits_per_class_and_melodic_notes_with_pitch():
     assert drums["per_class_f1"]["kick"] == 1.0 and drums["per_class_f1"]["snare"] == 0.0
     melody = evaluate.onset_f1(np.array([[C4, HOLD, G4, HOLD]]), np.array([[C4, HOLD, E4, HOLD]]), "melody")
     assert melody == {"note_on_f1_timing": 1.0, "note_on_f1_with_pitch": 0.5}
+
+
+def test_the_position_bigram_baseline_predicts_a_repeated_pattern_and_the_most_frequent_token_half_of_it():
+    train = np.array([[3, 5, 3, 5, 3, 5], [3, 5, 3, 5, 3, 5], [3, 3, 3, 5, 5, 3]])
+    heldout = np.array([[3, 5, 3, 5, 3, 5]])
+    scores = evaluate.baselines(train, heldout, vocab_size=8)
+    assert scores["most_frequent_token_accuracy"] == 0.5
+    assert scores["position_bigram_accuracy"] == 1.0
+    # Smoothed, so never infinite, and a surprise costs more than the pattern.
+    surprising = evaluate.baselines(train, np.array([[7, 7, 7, 7, 7, 7]]), vocab_size=8)
+    assert 0 < scores["position_bigram_nll_per_window"] < surprising["position_bigram_nll_per_window"] < np.inf
