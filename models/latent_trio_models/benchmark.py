@@ -23,7 +23,7 @@ import onnxruntime
 import torch
 from torch.nn import functional as F
 
-from . import export
+from . import export, harmony
 
 RUNS = 100
 PARTS = ("drums", "bass", "melody")
@@ -50,13 +50,16 @@ def torch_decoder(folder: Path):
     model, _ = export.load_checkpoint(export.weights_path(folder.parent, manifest["name"]))
     generator = torch.Generator().manual_seed(0)
 
+    chords = torch.as_tensor(phrase_chords(model.size.steps)) if model.size.chord_size else None
+
     @torch.no_grad()
     def decode() -> None:
         z = torch.randn(1, model.size.latent, generator=generator)
         state = model.initial_state(z)
         token = torch.full((1, 1), model.start_token, dtype=torch.long)
-        for _ in range(model.size.steps):
-            logits, state = model.decode_inputs(token, z, state)
+        for step in range(model.size.steps):
+            step_chord = None if chords is None else chords[:, step : step + 1]
+            logits, state = model.decode_inputs(token, z, state, step_chord)
             token = torch.multinomial(F.softmax(logits[:, -1] / 0.5, dim=-1), 1, generator=generator)
 
     return model, decode
@@ -71,17 +74,29 @@ def onnx_decoder(folder: Path):
     step = onnxruntime.InferenceSession(str(folder / "decoder_step.onnx"), options, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     steps = manifest["steps_per_bar"] * manifest["bars"]
+    chords = phrase_chords(steps)[0] if manifest.get("chords") else None
 
     def decode() -> None:
         z = rng.standard_normal((1, manifest["latent_size"])).astype(np.float32)
         h, c, conditioning = init.run(None, {"z": z})
         token = np.array([manifest["start_token"]], dtype=np.int64)
-        for _ in range(steps):
-            logits, h, c = step.run(None, {"token": token, "conditioning": conditioning, "h": h, "c": c})
+        for index in range(steps):
+            inputs = {"token": token, "conditioning": conditioning, "h": h, "c": c}
+            if chords is not None:
+                inputs["chord"] = chords[index : index + 1]
+            logits, h, c = step.run(None, inputs)
             p = np.exp((logits[0] - logits[0].max()) / 0.5)
             token = np.array([rng.choice(len(p), p=p / p.sum())], dtype=np.int64)
 
     return decode
+
+
+def phrase_chords(steps: int) -> np.ndarray:
+    """[1, steps, 13] model inputs of the plugin's default progression, C G Am F
+    (two chords a bar)."""
+    masks = [harmony.chord_mask(label) for label in ("C:maj", "G:maj", "A:min", "F:maj")]
+    per_chord = steps // len(masks)
+    return harmony.chroma(np.array([[masks[step // per_chord] for step in range(steps)]], dtype=np.uint16))
 
 
 def multiply_adds(size) -> int:
@@ -91,7 +106,7 @@ def multiply_adds(size) -> int:
     projection, 4 gates per LSTM layer."""
     gates = 4 * size.decoder_hidden
     per_phrase = size.latent * (2 * size.decoder_layers * size.decoder_hidden + gates)
-    first = gates * (size.embedding + size.decoder_hidden)
+    first = gates * (size.embedding + size.chord_size + size.decoder_hidden)
     rest = (size.decoder_layers - 1) * gates * 2 * size.decoder_hidden
     logits = size.decoder_hidden * size.vocab
     return per_phrase + size.steps * (first + rest + logits)
