@@ -32,6 +32,9 @@ pub struct RenderSettings {
     pub chords_channel: Option<u8>,
 }
 
+/// The chords track's 0-based channel (4): the first the parts leave free.
+pub const CHORDS_CHANNEL: u8 = 3;
+
 /// Where the chords track voices its chords: the octave from middle C up.
 const CHORD_OCTAVE: u8 = 60;
 
@@ -91,13 +94,7 @@ pub fn render(
         };
         engine.decode(&knobs, stored, &mut phrase).result()?;
         let start = u64::from(variation) * ticks_per_variation;
-        let mut played = phrase_tracks(&phrase, settings);
-        if let Some(channel) = settings.chords_channel {
-            played.push(Track {
-                name: "Chords".into(),
-                notes: chord_notes(&harmony(&knobs, stored).0, channel, settings),
-            });
-        }
+        let played = phrase_tracks(&phrase, &harmony(&knobs, stored).0, settings);
         for (track, played) in tracks.iter_mut().zip(played) {
             track
                 .notes
@@ -111,16 +108,22 @@ pub fn render(
 }
 
 /// `settings.bars` bars of `phrase` as the plugin plays them; one track per
-/// part (what the editor exports).
-pub fn phrase_tracks(phrase: &Phrase, settings: &RenderSettings) -> Vec<Track> {
-    settings
-        .parts
-        .iter()
-        .map(|&(part, channel)| Track {
-            name: part.title().into(),
-            notes: play_part(phrase, part, channel, settings),
-        })
-        .collect()
+/// part, and one of the `chords` followed if `settings` asks for it (what
+/// the editor exports).
+pub fn phrase_tracks(
+    phrase: &Phrase,
+    chords: &PhraseChords,
+    settings: &RenderSettings,
+) -> Vec<Track> {
+    let parts = settings.parts.iter().map(|&(part, channel)| Track {
+        name: part.title().into(),
+        notes: play_part(phrase, part, channel, settings),
+    });
+    let chords = settings.chords_channel.map(|channel| Track {
+        name: "Chords".into(),
+        notes: chord_notes(chords, channel, settings),
+    });
+    parts.chain(chords).collect()
 }
 
 /// `chords` as block chords, played by the sequencer like a part (so that

@@ -22,7 +22,7 @@ use latent_trio::midi_file;
 use latent_trio::params::MAX_SEED;
 use latent_trio::params::MAX_TEMPERATURE;
 use latent_trio::pattern::Part;
-use latent_trio::render::{RenderSettings, render};
+use latent_trio::render::{CHORDS_CHANNEL, RenderSettings, render};
 use latent_trio::sequencer::clock::Meter;
 use latent_trio::stored::StoredLatents;
 
@@ -213,9 +213,6 @@ fn run(cli: Cli) -> Result<(), String> {
         }
     }
 }
-
-/// The chords track's 0-based channel: the first the parts leave free.
-const CHORDS_CHANNEL: u8 = 3;
 
 /// Key, progression and scale lock from --key, --progression, --chords and
 /// --no-scale-lock; a typed progression goes to `stored`, as the window

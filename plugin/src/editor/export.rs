@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use crate::bridge::NowPlaying;
+use crate::engine::harmony;
 use crate::midi_file;
 use crate::params::LatentTrioParams;
 use crate::pattern::{Part, Phrase};
-use crate::render::{RenderSettings, phrase_tracks};
+use crate::render::{CHORDS_CHANNEL, RenderSettings, phrase_tracks};
 use crate::sequencer::clock::Meter;
 
 /// Bar counts offered for export.
@@ -77,14 +78,21 @@ impl ExportChoice {
             .filter(|&part| self.part.is_none_or(|only| only == part))
             .map(|part| (part, params.part(part).midi_channel()))
             .collect();
+        // What bass and melody follow, as a track of its own.
+        let follows_chords = parts.iter().any(|&(part, _)| part != Part::Drums);
         let settings = RenderSettings {
             bars: self.bars,
             tempo: now.tempo(),
             meter,
             parts,
             variations: 1,
-            chords_channel: None,
+            chords_channel: follows_chords.then_some(CHORDS_CHANNEL),
         };
+        let chords = harmony(
+            &params.snapshot(0.0, now.played_chord()),
+            &params.stored.get(),
+        )
+        .0;
         let folder = super::expand_home(self.folder.trim());
         std::fs::create_dir_all(&folder)
             .map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
@@ -101,7 +109,7 @@ impl ExportChoice {
             &path,
             settings.tempo,
             meter,
-            &phrase_tracks(phrase, &settings),
+            &phrase_tracks(phrase, &chords, &settings),
         )
         .map_err(|error| error.to_string())?;
         Ok(format!("Wrote {}", path.display()))
