@@ -197,6 +197,11 @@ fn ten_thousand_random_transport_moves_and_automations_never_hang_a_note() {
                     let value = min + (max - min) * chaos.unit();
                     instance.set(name, value);
                 }
+                // Keys pressed and let go on the note input (Follow is
+                // among the automated parameters).
+                for _ in 0..3 {
+                    instance.key(chaos.below(128) as u8, chaos.below(2) == 0);
+                }
             }
             7 => {
                 let meters = [(4, 4), (3, 4), (7, 8), (5, 4), (6, 8)];
