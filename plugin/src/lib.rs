@@ -362,10 +362,13 @@ impl Plugin for LatentTrio {
 
     fn reset(&mut self) {
         self.sequencer.reset();
+        // The host sends no note-offs for keys held across a reset.
+        self.held_keys = 0;
     }
 
     fn deactivate(&mut self) {
         self.sequencer.reset();
+        self.held_keys = 0;
     }
 
     fn process(
