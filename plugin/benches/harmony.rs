@@ -13,19 +13,20 @@ use std::path::{Path, PathBuf};
 
 use latent_trio::engine::Engine;
 use latent_trio::engine::runtime::{MODELS_ENV, ProviderChoice};
-use latent_trio::harmony::{Chord, HarmonySettings, PRESETS, PhraseChords};
+use latent_trio::harmony::{Chord, HarmonySettings, PRESETS, Progression};
 use latent_trio::knobs::KnobSnapshot;
-use latent_trio::pattern::{PHRASE_STEPS, Part, PartPhrase, Phrase};
+use latent_trio::pattern::{Part, PartPhrase, Phrase};
 use latent_trio::stored::StoredLatents;
 
 const SEEDS: u32 = 200;
 
 /// (key root, preset index, what the table calls it).
-const PROGRESSIONS: [(u8, usize, &str); 4] = [
+const PROGRESSIONS: [(u8, usize, &str); 5] = [
     (0, 0, "C: I V vi IV"),
     (9, 5, "A minor: i VI III VII"),
     (5, 4, "F: ii7 V7 Imaj7"),
     (2, 7, "D: I bVII IV I"),
+    (7, 9, "G: 12-bar blues"),
 ];
 
 /// Counts over many phrases.
@@ -39,20 +40,23 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, phrase: &Phrase, chords: &PhraseChords, scale: Chord) {
+    fn add(&mut self, phrase: &Phrase, progression: &Progression, scale: Chord) {
         for (index, part) in [Part::Bass, Part::Melody].into_iter().enumerate() {
             for note in phrase.part(part).notes() {
                 self.note_ons[index] += 1;
-                self.chord_tones[index] +=
-                    usize::from(chords[usize::from(note.step)].contains(note.pitch));
+                self.chord_tones[index] += usize::from(
+                    progression
+                        .chord_at(usize::from(note.step))
+                        .contains(note.pitch),
+                );
                 self.in_key[index] += usize::from(scale.contains(note.pitch));
             }
         }
         let (bass, melody) = (
-            sounding(phrase.part(Part::Bass)),
-            sounding(phrase.part(Part::Melody)),
+            sounding(phrase.part(Part::Bass), phrase.steps()),
+            sounding(phrase.part(Part::Melody), phrase.steps()),
         );
-        for beat in (0..PHRASE_STEPS).step_by(4) {
+        for beat in (0..phrase.steps()).step_by(4) {
             if let (Some(low), Some(high)) = (bass[beat], melody[beat]) {
                 self.shared_beats += 1;
                 let interval = (i16::from(high) - i16::from(low)).rem_euclid(12);
@@ -77,14 +81,14 @@ impl Tally {
     }
 }
 
-/// The pitch sounding at each step of a monophonic part.
-fn sounding(part: &PartPhrase) -> [Option<u8>; PHRASE_STEPS] {
-    let mut steps = [None; PHRASE_STEPS];
+/// The pitch sounding at each of the `steps` steps of a monophonic part.
+fn sounding(part: &PartPhrase, steps: usize) -> Vec<Option<u8>> {
+    let mut sounding = vec![None; steps];
     for note in part.notes() {
-        let end = note.end_step().min(PHRASE_STEPS);
-        steps[usize::from(note.step)..end].fill(Some(note.pitch));
+        let end = note.end_step().min(steps);
+        sounding[usize::from(note.step)..end].fill(Some(note.pitch));
     }
-    steps
+    sounding
 }
 
 fn main() {
@@ -110,7 +114,7 @@ fn main() {
                 played: None,
                 typed: false,
             };
-            let chords = harmony.progression().phrase_chords();
+            let progression = harmony.progression();
             let mut tally = Tally::default();
             for seed in 0..SEEDS {
                 let knobs = KnobSnapshot {
@@ -122,7 +126,7 @@ fn main() {
                     .decode(&knobs, &stored, &mut phrase)
                     .result()
                     .expect("decodes");
-                tally.add(&phrase, &chords, harmony.key().scale());
+                tally.add(&phrase, &progression, harmony.key().scale());
             }
             println!("{}", tally.row(name, if scale_lock { "on" } else { "off" }));
         }

@@ -6,7 +6,7 @@
 //! `models/latent_trio_models/harmony.py`); the models read it at every 16th
 //! step as 12 pitch-class flags plus a no-chord flag.
 
-use crate::pattern::PHRASE_STEPS;
+use crate::pattern::{MAX_PHRASE_BARS, MODEL_STEPS, STEPS_PER_BAR};
 
 /// Inputs per step of a chord-conditioned model: 12 pitch classes (C first)
 /// and a no-chord flag.
@@ -92,8 +92,8 @@ impl Chord {
     }
 }
 
-/// The chord sounding at every 16th step of a phrase.
-pub type PhraseChords = [Chord; PHRASE_STEPS];
+/// The chord sounding at every 16th step of one model segment (2 bars).
+pub type SegmentChords = [Chord; MODEL_STEPS];
 
 /// Chord symbol suffixes and the intervals above the root they sound.
 /// Longest first, so that "m7b5" is not read as "m" + "7b5".
@@ -160,11 +160,19 @@ pub enum HarmonyError {
         "cannot read the key \"{0}\": write a root and major or minor (e.g. \"A minor\", \"Eb major\", \"F#m\")"
     )]
     Key(String),
-    /// A progression of a length that does not share 2 bars evenly.
+    /// A progression of no bars or of too many.
     #[error(
-        "a progression here is 1, 2 or 4 chords sharing 2 bars (4 chords: two a bar); found {0}"
+        "a progression is 1 to 16 bars (found {0}): one chord a bar (\"Am F C G\"), or bars between | with one or two chords each (\"Am F | C G\")"
     )]
     Length(usize),
+    /// A bar with more than two chords.
+    #[error("bar {bar} has {found} chords; a bar holds one chord, or two (one a half bar)")]
+    BarLength {
+        /// The bar, counted from 1.
+        bar: usize,
+        /// How many chords it had.
+        found: usize,
+    },
 }
 
 /// The pitch class (0 = C) of a note name ("C", "F#", "Bb"), and what follows it.
@@ -327,44 +335,127 @@ impl std::str::FromStr for Key {
     }
 }
 
-/// Chords that share a phrase's 2 bars equally: 1 (the whole phrase), 2 (a
-/// bar each) or 4 (two a bar).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Progression(Vec<Chord>);
+/// Chords a bar holds at most: one for the whole bar, or one for each half.
+pub const CHORDS_PER_BAR: usize = 2;
+
+/// A chord progression of 1 to [`MAX_PHRASE_BARS`] bars, one or two chords
+/// a bar, looping with the song's bars. Fixed-size and `Copy`, so that it
+/// travels to the worker inside a knob snapshot without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progression {
+    /// Per bar: the chord of its first half and of its second half (the
+    /// same chord twice for a one-chord bar).
+    bars: [[Chord; CHORDS_PER_BAR]; MAX_PHRASE_BARS],
+    /// Bars in use.
+    len: usize,
+}
 
 impl Progression {
-    /// The progression of `chords`, if their number shares 2 bars evenly.
-    pub fn new(chords: Vec<Chord>) -> Result<Progression, HarmonyError> {
-        match chords.len() {
-            1 | 2 | 4 => Ok(Progression(chords)),
-            other => Err(HarmonyError::Length(other)),
+    /// The progression of `bars`, each one or two chords.
+    pub fn new(bars: &[Vec<Chord>]) -> Result<Progression, HarmonyError> {
+        if bars.is_empty() || bars.len() > MAX_PHRASE_BARS {
+            return Err(HarmonyError::Length(bars.len()));
+        }
+        let mut progression = Progression {
+            bars: [[Chord::NONE; CHORDS_PER_BAR]; MAX_PHRASE_BARS],
+            len: bars.len(),
+        };
+        for (index, (slot, chords)) in progression.bars.iter_mut().zip(bars).enumerate() {
+            *slot = match chords.as_slice() {
+                [chord] => [*chord; CHORDS_PER_BAR],
+                [first, second] => [*first, *second],
+                other => {
+                    return Err(HarmonyError::BarLength {
+                        bar: index + 1,
+                        found: other.len(),
+                    });
+                }
+            };
+        }
+        Ok(progression)
+    }
+
+    /// One chord a bar.
+    pub fn one_chord_a_bar(chords: &[Chord]) -> Result<Progression, HarmonyError> {
+        let bars: Vec<Vec<Chord>> = chords.iter().map(|&chord| vec![chord]).collect();
+        Progression::new(&bars)
+    }
+
+    /// Its length in bars.
+    pub fn bars(&self) -> usize {
+        self.len
+    }
+
+    /// The chords of bar `bar` (counted from 0, looping): one, or one per half.
+    pub fn bar(&self, bar: usize) -> &[Chord] {
+        let chords = &self.bars[bar % self.len];
+        if chords[0] == chords[1] {
+            &chords[..1]
+        } else {
+            chords
         }
     }
 
-    /// The chords in order.
-    pub fn chords(&self) -> &[Chord] {
-        &self.0
+    /// The chord sounding at `step` 16ths after the progression's start
+    /// (looping).
+    pub fn chord_at(&self, step: usize) -> Chord {
+        let bar = step / STEPS_PER_BAR % self.len;
+        let half = step % STEPS_PER_BAR * CHORDS_PER_BAR / STEPS_PER_BAR;
+        self.bars[bar][half]
     }
 
-    /// The chord at every step of the phrase.
-    pub fn phrase_chords(&self) -> PhraseChords {
-        let per_chord = PHRASE_STEPS / self.0.len();
-        std::array::from_fn(|step| self.0[step / per_chord])
+    /// The chord at every step of the model segment that starts on bar
+    /// `first_bar` (what a 2-bar model decodes over).
+    pub fn segment_chords(&self, first_bar: usize) -> SegmentChords {
+        std::array::from_fn(|step| self.chord_at(first_bar * STEPS_PER_BAR + step))
+    }
+
+    /// The chords in order (a two-chord bar gives two).
+    pub fn chords(&self) -> Vec<Chord> {
+        (0..self.len)
+            .flat_map(|bar| self.bar(bar).to_vec())
+            .collect()
+    }
+
+    /// How a musician writes it: bars between `|`, e.g. "Am | F | C G".
+    pub fn symbols(&self) -> String {
+        (0..self.len)
+            .map(|bar| {
+                self.bar(bar)
+                    .iter()
+                    .map(|chord| chord.name())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
     }
 }
 
 impl std::str::FromStr for Progression {
     type Err = HarmonyError;
 
-    /// Reads chord symbols separated by spaces, commas or bar lines
-    /// ("Am F C G", "Dm7 | G7 | Cmaj7 | Cmaj7").
+    /// Reads chord symbols, one a bar ("Am F C G"), or bars between `|`
+    /// with one or two chords each ("Dm7 G7 | Cmaj7 | Cmaj7 A7"). Commas
+    /// separate like spaces; a `|` at either end is ignored.
     fn from_str(text: &str) -> Result<Progression, HarmonyError> {
-        let chords = text
-            .split(|c: char| c.is_whitespace() || c == '|' || c == ',')
-            .filter(|symbol| !symbol.is_empty())
-            .map(str::parse)
-            .collect::<Result<Vec<Chord>, _>>()?;
-        Progression::new(chords)
+        let chords_of = |bar: &str| {
+            bar.split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|symbol| !symbol.is_empty())
+                .map(str::parse)
+                .collect::<Result<Vec<Chord>, _>>()
+        };
+        if text.contains('|') {
+            let bars = text
+                .trim()
+                .trim_matches('|')
+                .split('|')
+                .map(chords_of)
+                .collect::<Result<Vec<_>, _>>()?;
+            Progression::new(&bars)
+        } else {
+            Progression::one_chord_a_bar(&chords_of(text)?)
+        }
     }
 }
 
@@ -394,14 +485,15 @@ impl TypedProgression {
 }
 
 /// A common progression, written in scale degrees so that it plays in any
-/// key: each chord is (semitones above the tonic, intervals above its root).
+/// key, one chord a bar: each chord is (semitones above the tonic,
+/// intervals above its root).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProgressionPreset {
     /// What the menu shows, e.g. "I V vi IV".
     pub name: &'static str,
     /// The mode it belongs to (which scale the scale lock keeps).
     pub mode: Mode,
-    /// Its chords.
+    /// Its chords, one a bar.
     pub degrees: &'static [(u8, &'static [u8])],
 }
 
@@ -411,8 +503,10 @@ const MINOR_7: &[u8] = &[0, 3, 7, 10];
 const DOMINANT_7: &[u8] = &[0, 4, 7, 10];
 const MAJOR_7: &[u8] = &[0, 4, 7, 11];
 
-/// The progressions a musician picks from, most common first. The last is
-/// not diatonic (a borrowed bVII).
+/// The progressions a musician picks from, most common first; new ones go
+/// at the end, since projects store the index. "I bVII IV I" borrows a
+/// chord from the minor and the blues plays dominant sevenths: neither is
+/// diatonic.
 pub const PRESETS: &[ProgressionPreset] = &[
     ProgressionPreset {
         name: "I V vi IV",
@@ -454,6 +548,38 @@ pub const PRESETS: &[ProgressionPreset] = &[
         mode: Mode::Major,
         degrees: &[(0, MAJOR), (10, MAJOR), (5, MAJOR), (0, MAJOR)],
     },
+    ProgressionPreset {
+        name: "I V vi iii IV I IV V (8 bars)",
+        mode: Mode::Major,
+        degrees: &[
+            (0, MAJOR),
+            (7, MAJOR),
+            (9, MINOR),
+            (4, MINOR),
+            (5, MAJOR),
+            (0, MAJOR),
+            (5, MAJOR),
+            (7, MAJOR),
+        ],
+    },
+    ProgressionPreset {
+        name: "12-bar blues",
+        mode: Mode::Major,
+        degrees: &[
+            (0, DOMINANT_7),
+            (0, DOMINANT_7),
+            (0, DOMINANT_7),
+            (0, DOMINANT_7),
+            (5, DOMINANT_7),
+            (5, DOMINANT_7),
+            (0, DOMINANT_7),
+            (0, DOMINANT_7),
+            (7, DOMINANT_7),
+            (5, DOMINANT_7),
+            (0, DOMINANT_7),
+            (7, DOMINANT_7),
+        ],
+    },
 ];
 
 /// How chord names spell each root (flats where musicians mostly write them).
@@ -473,14 +599,14 @@ impl ProgressionPreset {
             .collect()
     }
 
-    /// Its chords with the tonic on `root` (0 = C).
+    /// Its chords with the tonic on `root` (0 = C), one a bar.
     pub fn in_key(&self, root: u8) -> Progression {
-        Progression(
-            self.degrees
-                .iter()
-                .map(|&(degree, intervals)| Chord::new(root + degree, intervals))
-                .collect(),
-        )
+        let chords: Vec<Chord> = self
+            .degrees
+            .iter()
+            .map(|&(degree, intervals)| Chord::new(root + degree, intervals))
+            .collect();
+        Progression::one_chord_a_bar(&chords).expect("every preset is 1 to 16 bars")
     }
 }
 
@@ -528,20 +654,22 @@ impl HarmonySettings {
         }
     }
 
-    /// The progression in the key: the chord played in, held for the whole
-    /// phrase, or else the preset.
+    /// The progression in the key: the chord played in, held bar after
+    /// bar, or else the preset.
     pub fn progression(self) -> Progression {
         match self.played {
-            Some(chord) => Progression(vec![chord]),
+            Some(chord) => {
+                Progression::one_chord_a_bar(&[chord]).expect("one bar is a progression")
+            }
             None => self.preset().in_key(self.key_root % 12),
         }
     }
 }
 
 /// What bass and melody follow until a progression is chosen: the first
-/// preset in C major, I V vi IV, two chords a bar (C G | Am F).
-pub fn default_progression() -> PhraseChords {
-    HarmonySettings::default().progression().phrase_chords()
+/// preset in C major, I V vi IV, a chord a bar (C | G | Am | F).
+pub fn default_progression() -> Progression {
+    HarmonySettings::default().progression()
 }
 
 #[cfg(test)]
@@ -644,20 +772,33 @@ mod tests {
     }
 
     #[test]
-    fn a_typed_progression_shares_the_two_bars_equally() {
+    fn typed_chords_play_one_a_bar_and_bar_lines_allow_two() {
         let progression: Progression = "Am F C G".parse().unwrap();
-        let chords = progression.phrase_chords();
+        assert_eq!(progression.bars(), 4);
         assert_eq!(
-            (chords[0], chords[8], chords[16], chords[24]),
-            (chord("Am"), chord("F"), chord("C"), chord("G"))
+            [0, 16, 32, 48, 64].map(|step| progression.chord_at(step)),
+            [chord("Am"), chord("F"), chord("C"), chord("G"), chord("Am")],
+            "a chord a bar, looping"
         );
-        let two: Progression = "Dm7 | G7".parse().unwrap();
+        let halves: Progression = "| Dm7 G7 | Cmaj7 |".parse().unwrap();
+        assert_eq!(halves.bars(), 2);
+        let (dm7, g7, cmaj7) = (chord("Dm7"), chord("G7"), chord("Cmaj7"));
         assert_eq!(
-            (two.phrase_chords()[15], two.phrase_chords()[16]),
-            (chord("Dm7"), chord("G7"))
+            [0, 7, 8, 15, 16, 31].map(|step| halves.chord_at(step)),
+            [dm7, dm7, g7, g7, cmaj7, cmaj7]
         );
-        let error = "C F G".parse::<Progression>().unwrap_err();
-        assert!(error.to_string().contains("found 3"), "{error}");
+        assert_eq!(halves.symbols(), "Dm7 G7 | Cmaj7");
+        let three: Progression = "C, F, G".parse().unwrap();
+        assert_eq!(three.segment_chords(2)[16], chord("C"), "bar 4 is bar 1");
+        let seventeen = ["C"; 17].join(" ");
+        let error = seventeen.parse::<Progression>().unwrap_err();
+        assert!(error.to_string().contains("found 17"), "{error}");
+        let crowded = "C F G | C".parse::<Progression>().unwrap_err();
+        assert!(
+            crowded.to_string().contains("bar 1 has 3 chords"),
+            "{crowded}"
+        );
+        assert!("".parse::<Progression>().is_err());
         assert!(
             "Am F Xyz G"
                 .parse::<Progression>()
@@ -757,7 +898,7 @@ mod tests {
         let chords = in_a.progression();
         assert_eq!(
             chords.chords(),
-            &[chord("A"), chord("E"), chord("F#m"), chord("D")]
+            [chord("A"), chord("E"), chord("F#m"), chord("D")]
         );
         assert_eq!(PRESETS[0].chord_names(9), ["A", "E", "F#m", "D"]);
         assert_eq!(PRESETS[4].chord_names(0), ["Dm7", "G7", "Cmaj7", "Cmaj7"]);
@@ -777,13 +918,13 @@ mod tests {
         );
         assert_eq!(
             minor.progression().chords(),
-            &[chord("Am"), chord("F"), chord("C"), chord("G")]
+            [chord("Am"), chord("F"), chord("C"), chord("G")]
         );
         // Every diatonic preset's chords lie in its key's scale.
         for (index, preset) in PRESETS
             .iter()
             .enumerate()
-            .filter(|(_, p)| !p.name.contains("bVII"))
+            .filter(|(_, p)| !p.name.contains("bVII") && !p.name.contains("blues"))
         {
             let settings = HarmonySettings {
                 key_root: 2,
@@ -800,12 +941,25 @@ mod tests {
     }
 
     #[test]
-    fn the_default_progression_changes_chord_every_half_bar() {
-        let chords = default_progression();
-        assert_eq!(chords[0], Chord::major(0));
-        assert_eq!(chords[7], Chord::major(0));
-        assert_eq!(chords[8], Chord::major(7));
-        assert_eq!(chords[16], Chord::minor(9));
-        assert_eq!(chords[31], Chord::major(5));
+    fn the_default_progression_changes_chord_every_bar_over_four_bars() {
+        let progression = default_progression();
+        assert_eq!(progression.bars(), 4);
+        let second_segment = progression.segment_chords(2);
+        assert_eq!(progression.chord_at(15), Chord::major(0));
+        assert_eq!(progression.chord_at(16), Chord::major(7));
+        assert_eq!(second_segment[0], Chord::minor(9));
+        assert_eq!(second_segment[31], Chord::major(5));
+    }
+
+    #[test]
+    fn the_longer_presets_loop_over_eight_and_twelve_bars() {
+        let lengths: Vec<usize> = PRESETS.iter().map(|p| p.in_key(0).bars()).collect();
+        assert!(lengths.contains(&8) && lengths.contains(&12), "{lengths:?}");
+        let blues = PRESETS.iter().find(|p| p.name.contains("blues")).unwrap();
+        assert_eq!(
+            blues.chord_names(7)[8..],
+            ["D7", "C7", "G7", "D7"],
+            "the turnaround in G"
+        );
     }
 }

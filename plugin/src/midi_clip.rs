@@ -15,7 +15,7 @@ use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
 use thiserror::Error;
 
 use crate::engine::manifest::{FIRST_NOTE_ON_TOKEN, Vocabulary};
-use crate::pattern::{PHRASE_STEPS, Part, STEPS_PER_BAR};
+use crate::pattern::{MODEL_STEPS, Part, STEPS_PER_BAR};
 
 /// The General MIDI drum channel, 0-based.
 const DRUM_CHANNEL: u8 = 9;
@@ -74,7 +74,7 @@ pub enum ClipError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Clip {
     /// One token per 16th step of the 2-bar window.
-    pub tokens: [i64; PHRASE_STEPS],
+    pub tokens: [i64; MODEL_STEPS],
     /// 0-based bar of the file where the window starts.
     pub first_bar: u64,
     /// Notes that made it into the tokens.
@@ -214,7 +214,7 @@ pub fn clip_from_bytes(
         .min()
         .ok_or(ClipError::NoNotes)?;
     let window_start = first_bar * STEPS_PER_BAR as u64;
-    let window_end = window_start + PHRASE_STEPS as u64;
+    let window_end = window_start + MODEL_STEPS as u64;
     if let Some(&(_, numerator, denominator)) = meters
         .iter()
         .filter(|(step, ..)| *step < window_end)
@@ -236,7 +236,7 @@ pub fn clip_from_bytes(
         .collect();
     let (tokens, notes_used) = match vocabulary {
         Vocabulary::DrumClasses { classes, .. } => {
-            let mut tokens = [0i64; PHRASE_STEPS];
+            let mut tokens = [0i64; MODEL_STEPS];
             let mut used = 0;
             for note in &in_window {
                 if let Some(bit) = classes.iter().position(|class| class.hears(note.pitch)) {
@@ -335,7 +335,7 @@ fn melodic_tokens(
     no_event: i64,
     min_pitch: u8,
     max_pitch: u8,
-) -> ([i64; PHRASE_STEPS], usize) {
+) -> ([i64; MODEL_STEPS], usize) {
     let mut line: Vec<ClipNote> = Vec::new();
     for note in notes {
         match line.iter_mut().find(|kept| kept.start == note.start) {
@@ -353,7 +353,7 @@ fn melodic_tokens(
         }
     }
     line.sort_by_key(|note| note.start);
-    let mut tokens = [no_event; PHRASE_STEPS];
+    let mut tokens = [no_event; MODEL_STEPS];
     for (index, note) in line.iter().enumerate() {
         let mut pitch = note.pitch;
         while pitch < min_pitch && pitch <= 127 - 12 {
@@ -364,8 +364,8 @@ fn melodic_tokens(
         }
         tokens[note.start as usize] =
             i64::from(pitch.clamp(min_pitch, max_pitch) - min_pitch) + FIRST_NOTE_ON_TOKEN;
-        let next_start = line.get(index + 1).map_or(PHRASE_STEPS as u64, |n| n.start);
-        if note.end < next_start && (note.end as usize) < PHRASE_STEPS {
+        let next_start = line.get(index + 1).map_or(MODEL_STEPS as u64, |n| n.start);
+        if note.end < next_start && (note.end as usize) < MODEL_STEPS {
             tokens[note.end as usize] = note_off;
         }
     }

@@ -5,14 +5,19 @@
 
 /// Sixteenth-note steps in one 4/4 bar: MusicVAE's grid.
 pub const STEPS_PER_BAR: usize = 16;
-/// Bars in one decoded phrase (the 2-bar models).
-pub const PHRASE_BARS: usize = 2;
-/// Steps in one decoded phrase.
-pub const PHRASE_STEPS: usize = STEPS_PER_BAR * PHRASE_BARS;
+/// Bars one model decodes at a time (the 2-bar models): a phrase is made
+/// of such segments.
+pub const MODEL_BARS: usize = 2;
+/// Steps one model decodes at a time.
+pub const MODEL_STEPS: usize = STEPS_PER_BAR * MODEL_BARS;
+/// The longest phrase: a 16-bar progression.
+pub const MAX_PHRASE_BARS: usize = 16;
+/// Steps in the longest phrase.
+pub const MAX_PHRASE_STEPS: usize = STEPS_PER_BAR * MAX_PHRASE_BARS;
 /// Drum classes in MusicVAE's reduced kit.
 pub const DRUM_CLASSES: usize = 9;
 /// Most notes one part can hold in a phrase: every drum class on every step.
-pub const MAX_NOTES_PER_PART: usize = PHRASE_STEPS * DRUM_CLASSES;
+pub const MAX_NOTES_PER_PART: usize = MAX_PHRASE_STEPS * DRUM_CLASSES;
 
 /// One of the three instruments the plugin plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,7 +80,7 @@ impl Part {
 /// One note of a phrase, on the 16th grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Note {
-    /// Step within the phrase where the note starts, `0..PHRASE_STEPS`.
+    /// Step within the phrase where the note starts, `0..MAX_PHRASE_STEPS`.
     pub step: u8,
     /// How many steps the note sounds; at least 1. Drum hits last one step.
     pub length_steps: u8,
@@ -121,7 +126,7 @@ impl PartPhrase {
         let in_order = self.len == 0 || self.notes[self.len - 1].step <= note.step;
         if self.len == MAX_NOTES_PER_PART
             || !in_order
-            || note.step as usize >= PHRASE_STEPS
+            || note.step as usize >= MAX_PHRASE_STEPS
             || note.length_steps == 0
         {
             return false;
@@ -150,17 +155,35 @@ impl PartPhrase {
     }
 }
 
-/// A decoded 2-bar phrase for all three parts. Allocated on the worker, moved
-/// to the audio thread through the bridge and moved back when spent.
-#[derive(Clone, Default)]
+/// A decoded phrase of 2-16 bars for all three parts: song bar `n` plays its
+/// bar `n mod bars`. Allocated on the worker, moved to the audio thread
+/// through the bridge and moved back when spent.
+#[derive(Clone)]
 pub struct Phrase {
     /// The decode request this phrase answers (see the bridge).
     pub request_id: u64,
+    /// Its length in bars, `MODEL_BARS..=MAX_PHRASE_BARS`.
+    pub bars: usize,
     /// Notes per part, indexed by [`Part::index`].
     pub parts: [PartPhrase; 3],
 }
 
+impl Default for Phrase {
+    fn default() -> Self {
+        Phrase {
+            request_id: 0,
+            bars: MODEL_BARS,
+            parts: Default::default(),
+        }
+    }
+}
+
 impl Phrase {
+    /// Its length in 16th steps.
+    pub fn steps(&self) -> usize {
+        self.bars * STEPS_PER_BAR
+    }
+
     /// Notes of `part`.
     pub fn part(&self, part: Part) -> &PartPhrase {
         &self.parts[part.index()]
@@ -199,22 +222,26 @@ mod tests {
     }
 
     #[test]
-    fn push_refuses_out_of_order_or_out_of_phrase_notes() {
+    fn push_refuses_out_of_order_or_silent_notes() {
         let mut part = PartPhrase::default();
         assert!(part.push(note(8, 36)));
         assert!(!part.push(note(4, 36)), "out of order");
-        assert!(!part.push(note(PHRASE_STEPS as u8, 36)), "past the phrase");
+        let silent = Note {
+            length_steps: 0,
+            ..note(9, 36)
+        };
+        assert!(!part.push(silent), "a note must sound");
         assert_eq!(part.notes().len(), 1);
     }
 
     #[test]
-    fn a_phrase_holds_every_drum_class_on_every_step() {
+    fn a_phrase_holds_every_drum_class_on_every_step_of_sixteen_bars() {
         let mut part = PartPhrase::default();
-        for step in 0..PHRASE_STEPS as u8 {
+        for step in 0..MAX_PHRASE_STEPS {
             for class in 0..DRUM_CLASSES as u8 {
-                assert!(part.push(note(step, 36 + class)));
+                assert!(part.push(note(step as u8, 36 + class)));
             }
         }
-        assert!(!part.push(note(31, 36)));
+        assert!(!part.push(note(255, 36)));
     }
 }

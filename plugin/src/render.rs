@@ -5,10 +5,10 @@
 //! seed and knobs.
 
 use crate::engine::{Engine, ModelError, harmony};
-use crate::harmony::PhraseChords;
+use crate::harmony::Progression;
 use crate::knobs::KnobSnapshot;
 use crate::midi_file::{TICKS_PER_QUARTER, TimedNote, Track};
-use crate::pattern::{Note, PHRASE_STEPS, Part, Phrase};
+use crate::pattern::{Note, Part, Phrase};
 use crate::sequencer::clock::Meter;
 use crate::sequencer::{BlockInput, PartRouting, Sequencer, SequencerOutput};
 use crate::stored::StoredLatents;
@@ -108,11 +108,11 @@ pub fn render(
 }
 
 /// `settings.bars` bars of `phrase` as the plugin plays them; one track per
-/// part, and one of the `chords` followed if `settings` asks for it (what
-/// the editor exports).
+/// part, and one of the `progression` followed if `settings` asks for it
+/// (what the editor exports).
 pub fn phrase_tracks(
     phrase: &Phrase,
-    chords: &PhraseChords,
+    progression: &Progression,
     settings: &RenderSettings,
 ) -> Vec<Track> {
     let parts = settings.parts.iter().map(|&(part, channel)| Track {
@@ -121,19 +121,32 @@ pub fn phrase_tracks(
     });
     let chords = settings.chords_channel.map(|channel| Track {
         name: "Chords".into(),
-        notes: chord_notes(chords, channel, settings),
+        notes: chord_notes(progression, phrase.bars, channel, settings),
     });
     parts.chain(chords).collect()
 }
 
-/// `chords` as block chords, played by the sequencer like a part (so that
-/// they fall on the bars exactly as the notes they were followed by do).
-fn chord_notes(chords: &PhraseChords, channel: u8, settings: &RenderSettings) -> Vec<TimedNote> {
-    let mut phrase = Phrase::default();
+/// The progression as block chords over a phrase of `bars` bars, played by
+/// the sequencer like a part (so that they fall on the bars exactly as the
+/// notes they were followed by do).
+fn chord_notes(
+    progression: &Progression,
+    bars: usize,
+    channel: u8,
+    settings: &RenderSettings,
+) -> Vec<TimedNote> {
+    let mut phrase = Phrase {
+        bars,
+        ..Phrase::default()
+    };
+    let steps = phrase.steps();
     let mut step = 0;
-    while step < PHRASE_STEPS {
-        let chord = chords[step];
-        let length = chords[step..].iter().take_while(|&&c| c == chord).count();
+    while step < steps {
+        let chord = progression.chord_at(step);
+        let length = (step..steps)
+            .take_while(|&s| progression.chord_at(s) == chord)
+            .count()
+            .min(usize::from(u8::MAX));
         for pitch in (CHORD_OCTAVE..CHORD_OCTAVE + 12).filter(|&pitch| chord.contains(pitch)) {
             phrase.part_mut(Part::Melody).push(Note {
                 step: step as u8,

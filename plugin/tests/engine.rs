@@ -326,7 +326,7 @@ fn share_of_note_ons(
         let phrase = decode_with(engine, &knobs, stored);
         for note in phrase.part(part).notes() {
             total += 1;
-            fitting += usize::from(fits(chords[usize::from(note.step)], note.pitch));
+            fitting += usize::from(fits(chords.chord_at(usize::from(note.step)), note.pitch));
         }
     }
     assert!(total > 100, "{total} {} notes", part.name());
@@ -388,6 +388,91 @@ fn bass_and_melody_follow_the_progression_they_are_given() {
         assert!(bass > 0.8, "bass chord tones {bass:.3} for {harmony:?}");
         assert!(melody > 0.9, "melody in key {melody:.3} for {harmony:?}");
     }
+}
+
+/// The notes of `part` in bars `bars` of `phrase`, with their steps counted
+/// from the first of those bars.
+fn notes_in_bars(
+    phrase: &Phrase,
+    part: Part,
+    bars: std::ops::Range<usize>,
+) -> Vec<(usize, u8, u8)> {
+    let steps = bars.start * 16..bars.end * 16;
+    phrase
+        .part(part)
+        .notes()
+        .iter()
+        .filter(|note| steps.contains(&usize::from(note.step)))
+        .map(|note| {
+            (
+                usize::from(note.step) - steps.start,
+                note.pitch,
+                note.length_steps,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_phrase_lasts_as_long_as_its_progression_and_each_bar_follows_its_own_chord() {
+    let mut engine = engine();
+    let blues = latent_trio::harmony::PRESETS
+        .iter()
+        .position(|preset| preset.name == "12-bar blues")
+        .expect("the blues is a preset");
+    for (preset, bars) in [(0, 4), (3, 2), (blues, 12)] {
+        let knobs = KnobSnapshot {
+            seed: 3,
+            harmony: unlocked(7, preset),
+            ..KnobSnapshot::default()
+        };
+        let stored = StoredLatents::default();
+        let phrase = decode_with(&mut engine, &knobs, &stored);
+        assert_eq!(phrase.bars, bars, "preset {preset}");
+        for part in Part::ALL {
+            let last = phrase.part(part).notes().last().map_or(0, |n| n.end_step());
+            assert!(
+                last <= bars * 16,
+                "{part:?} ends at step {last} of {bars} bars"
+            );
+        }
+        // The drums repeat their two bars; bass and melody move with the
+        // chords, so bars 3-4 of I V vi IV are not bars 1-2 again.
+        assert_eq!(
+            notes_in_bars(&phrase, Part::Drums, 0..2),
+            notes_in_bars(&phrase, Part::Drums, bars - 2..bars),
+            "drums of preset {preset}"
+        );
+        if bars == 4 {
+            assert_ne!(
+                notes_in_bars(&phrase, Part::Bass, 0..2),
+                notes_in_bars(&phrase, Part::Bass, 2..4),
+                "the bass over vi IV plays what it played over I V"
+            );
+        }
+    }
+    // In the blues, the bass's roots follow I7 I7 I7 I7 IV7 IV7 I7 I7 V7 IV7
+    // I7 V7 (in G): most bars start on a note of their own chord.
+    let knobs = KnobSnapshot {
+        seed: 5,
+        harmony: unlocked(7, blues),
+        ..KnobSnapshot::default()
+    };
+    let stored = StoredLatents::default();
+    let progression = latent_trio::engine::harmony(&knobs, &stored).0;
+    let phrase = decode_with(&mut engine, &knobs, &stored);
+    let fitting = (0..12)
+        .filter(|&bar| {
+            let first = notes_in_bars(&phrase, Part::Bass, bar..bar + 1);
+            first
+                .first()
+                .is_some_and(|&(_, pitch, _)| progression.chord_at(bar * 16).contains(pitch))
+        })
+        .count();
+    assert!(
+        fitting >= 9,
+        "{fitting} of 12 blues bars start on a chord tone"
+    );
 }
 
 #[test]

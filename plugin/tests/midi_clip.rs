@@ -8,7 +8,7 @@ use latent_trio::engine::manifest::{Manifest, Vocabulary};
 use latent_trio::engine::tokens::tokens_to_notes;
 use latent_trio::midi_clip::{ClipError, clip_from_bytes, read_clip};
 use latent_trio::midi_file::{self, TimedNote, Track};
-use latent_trio::pattern::{PHRASE_STEPS, Part, PartPhrase};
+use latent_trio::pattern::{MODEL_STEPS, Part, PartPhrase};
 use latent_trio::sequencer::clock::Meter;
 
 fn vocabulary(part: Part) -> Vocabulary {
@@ -21,7 +21,7 @@ fn vocabulary(part: Part) -> Vocabulary {
 }
 
 /// Writes `tokens` as the plugin exports them (120 ticks per 16th).
-fn export(part: Part, tokens: &[i64; PHRASE_STEPS], path: &Path) {
+fn export(part: Part, tokens: &[i64; MODEL_STEPS], path: &Path) {
     let mut phrase = PartPhrase::default();
     tokens_to_notes(&vocabulary(part), tokens, &mut phrase);
     let channel = part.default_channel();
@@ -54,9 +54,9 @@ fn export(part: Part, tokens: &[i64; PHRASE_STEPS], path: &Path) {
     .unwrap();
 }
 
-fn drum_tokens() -> [i64; PHRASE_STEPS] {
-    let mut tokens = [0; PHRASE_STEPS];
-    for step in (0..PHRASE_STEPS).step_by(2) {
+fn drum_tokens() -> [i64; MODEL_STEPS] {
+    let mut tokens = [0; MODEL_STEPS];
+    for step in (0..MODEL_STEPS).step_by(2) {
         tokens[step] = 0b100; // closed hat
     }
     for step in [0, 6, 16, 22, 26] {
@@ -69,8 +69,8 @@ fn drum_tokens() -> [i64; PHRASE_STEPS] {
     tokens
 }
 
-fn melody_tokens(low: i64) -> [i64; PHRASE_STEPS] {
-    let mut tokens = [1; PHRASE_STEPS];
+fn melody_tokens(low: i64) -> [i64; MODEL_STEPS] {
+    let mut tokens = [1; MODEL_STEPS];
     let on = |pitch: i64| pitch - 21 + 2;
     tokens[0] = on(low);
     tokens[3] = 0;

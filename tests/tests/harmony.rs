@@ -150,3 +150,33 @@ fn a_progression_typed_in_the_window_plays_what_the_cli_renders_with_chords() {
         "the typed chords, not the preset, were followed"
     );
 }
+
+#[test]
+fn a_twelve_bar_blues_plays_twelve_bars_before_it_repeats_as_the_cli_renders_it() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let mut instance = bundle.instantiate_offline(1024).unwrap();
+    // The tenth preset, automatable like the others.
+    instance.set("Progression", 9.0);
+    instance.play_bars(24.0, 512);
+    let heard: latent_trio_host::Onsets = instance
+        .stop_and_note_ons()
+        .iter()
+        .map(|&(sample, channel, key)| ((sample / (BAR / 16)) as i64, channel, key))
+        .collect();
+    let rendered = cli_onsets_with(1, 24, (4, 4), &["--progression", "12-bar blues"]);
+    assert_eq!(heard, rendered, "the plugin plays what the CLI renders");
+    let bars = |range: std::ops::Range<i64>, channel: u16| -> Vec<(i64, u16)> {
+        heard
+            .iter()
+            .filter(|n| n.1 == channel && range.contains(&(n.0 / 16)))
+            .map(|n| (n.0 - range.start * 16, n.2))
+            .collect()
+    };
+    assert_eq!(bars(0..12, 1), bars(12..24, 1), "the bass repeats after 12");
+    assert_ne!(
+        bars(0..2, 1),
+        bars(4..6, 1),
+        "over IV7 the bass plays other notes than over I7"
+    );
+    assert_eq!(bars(0..2, 9), bars(4..6, 9), "the drums keep their 2 bars");
+}

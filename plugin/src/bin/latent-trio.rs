@@ -90,8 +90,9 @@ struct RenderArgs {
     /// presets by name, e.g. "I V vi IV" or "i VI III VII (minor)", in --key.
     #[arg(long, conflicts_with = "chords")]
     progression: Option<String>,
-    /// A progression of your own: 1, 2 or 4 chord symbols sharing the 2-bar
-    /// phrase, e.g. "Am F C G" or "Dm7 G7 Cmaj7 Cmaj7".
+    /// A progression of your own, 1 to 16 bars, looping: one chord a bar
+    /// ("Am F C G"), or bars between | with one or two chords each
+    /// ("Dm7 G7 | Cmaj7 | Am7 D7 | G7"). The phrase lasts as long as it.
     #[arg(long)]
     chords: Option<String>,
     /// Let bass and melody play notes outside the key's scale.

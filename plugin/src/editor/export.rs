@@ -12,7 +12,7 @@ use crate::render::{CHORDS_CHANNEL, RenderSettings, phrase_tracks};
 use crate::sequencer::clock::Meter;
 
 /// Bar counts offered for export.
-const BAR_CHOICES: [u32; 4] = [2, 4, 8, 16];
+const BAR_CHOICES: [u32; 6] = [2, 4, 8, 12, 16, 32];
 
 /// What to export and where.
 pub struct ExportChoice {

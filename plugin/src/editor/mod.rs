@@ -25,10 +25,10 @@ use nice_plug_egui::{
 
 use crate::bridge::NowPlaying;
 use crate::engine::worker::{EngineState, EngineStatus, WorkerCommand};
-use crate::harmony::TypedProgression;
+use crate::harmony::{Progression, TypedProgression};
 use crate::knobs::AttributeKnob;
 use crate::params::{Follow, LatentTrioParams, MAX_SEED, PartParams};
-use crate::pattern::{PHRASE_STEPS, Part, Phrase};
+use crate::pattern::{Part, Phrase, STEPS_PER_BAR};
 use crate::stored::StoredLatents;
 use export::ExportChoice;
 use pattern_view::ViewStyle;
@@ -233,21 +233,24 @@ impl EditorApp {
             {
                 self.typed_chords.clone_from(&typed.chords);
             }
-            let chords: Vec<String> = match follow {
+            let progression: Option<Progression> = match follow {
                 Follow::Progression => {
                     ui.label("Progression");
-                    ui.add(ParamSlider::for_param(&params.progression, setter).with_width(170.0));
-                    harmony.preset().chord_names(harmony.key_root)
+                    ui.add(ParamSlider::for_param(&params.progression, setter).with_width(190.0));
+                    Some(harmony.progression())
                 }
                 Follow::TypedChords => {
                     ui.add(
                         egui::TextEdit::singleline(&mut self.typed_chords)
                             .hint_text("Am F C G")
-                            .desired_width(170.0),
+                            .desired_width(190.0),
                     );
                     if ui
                         .button("Use")
-                        .on_hover_text("1, 2 or 4 chords over the 2 bars; the first names the key")
+                        .on_hover_text(
+                            "One chord a bar (\"Am F C G\"), or bars between | with one or two chords \
+                             each (\"Am F | C G\"); up to 16 bars. The first chord names the key.",
+                        )
                         .clicked()
                     {
                         let typed = TypedProgression {
@@ -264,21 +267,15 @@ impl EditorApp {
                     match (&self.typed_problem, typed.map(TypedProgression::read)) {
                         (Some(problem), _) => {
                             ui.colored_label(ERROR, problem);
-                            Vec::new()
+                            None
                         }
-                        (None, Some(Ok((_, key)))) => {
+                        (None, Some(Ok((progression, key)))) => {
                             ui.label(format!("in {} {}", key.name(), key.mode.name()));
-                            typed.map_or_else(Vec::new, |typed| {
-                                typed
-                                    .chords
-                                    .split_whitespace()
-                                    .map(str::to_string)
-                                    .collect()
-                            })
+                            Some(progression)
                         }
                         _ => {
                             ui.weak("type chords and press Use (until then: the progression)");
-                            Vec::new()
+                            None
                         }
                     }
                 }
@@ -287,24 +284,11 @@ impl EditorApp {
                     if played.is_none() {
                         ui.weak("play a chord into the note input (until then: the progression)");
                     }
-                    played.map(|chord| chord.name()).into_iter().collect()
+                    played.and_then(|chord| Progression::one_chord_a_bar(&[chord]).ok())
                 }
             };
-            let sounding = self
-                .shared
-                .now_playing
-                .step()
-                .map(|step| step * chords.len().max(1) / PHRASE_STEPS);
-            for (index, name) in chords.iter().enumerate() {
-                let text = RichText::new(name).monospace();
-                if sounding == Some(index) {
-                    ui.label(
-                        text.strong()
-                            .background_color(ui.visuals().selection.bg_fill),
-                    );
-                } else {
-                    ui.label(text);
-                }
+            if let Some(progression) = progression {
+                chord_strip(ui, &progression, self.shared.now_playing.step());
             }
         });
     }
@@ -399,11 +383,13 @@ impl EditorApp {
         let height = if part == Part::Drums { 80.0 } else { 90.0 };
         let empty = crate::pattern::PartPhrase::default();
         let now = playing.as_ref().map_or(&empty, |p| p.part(part));
+        let steps = playing.as_ref().map_or(0, Phrase::steps);
         ui.label("Now");
         pattern_view::show(
             ui,
             part,
             now,
+            steps,
             self.shared.now_playing.step(),
             ViewStyle {
                 height,
@@ -417,6 +403,7 @@ impl EditorApp {
                     ui,
                     part,
                     next.part(part),
+                    next.steps(),
                     None,
                     ViewStyle {
                         height: height * 0.6,
@@ -465,6 +452,35 @@ impl EditorApp {
             });
         }
     }
+}
+
+/// The progression bar by bar ("| Am | F | C G |"), with the chord sounding
+/// at phrase step `playing` lit.
+fn chord_strip(ui: &mut egui::Ui, progression: &Progression, playing: Option<usize>) {
+    let sounding = playing.map(|step| {
+        let half = step % STEPS_PER_BAR * 2 / STEPS_PER_BAR;
+        (step / STEPS_PER_BAR % progression.bars(), half)
+    });
+    ui.spacing_mut().item_spacing.x = 4.0;
+    for bar in 0..progression.bars() {
+        ui.weak("|");
+        let chords = progression.bar(bar);
+        for (index, chord) in chords.iter().enumerate() {
+            let text = RichText::new(chord.name()).monospace();
+            let lit = sounding.is_some_and(|(now_bar, half)| {
+                now_bar == bar && (chords.len() == 1 || half == index)
+            });
+            if lit {
+                ui.label(
+                    text.strong()
+                        .background_color(ui.visuals().selection.bg_fill),
+                );
+            } else {
+                ui.label(text);
+            }
+        }
+    }
+    ui.weak("|");
 }
 
 fn knob_rows(

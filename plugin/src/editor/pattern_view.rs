@@ -1,9 +1,10 @@
 //! Drawing a part's phrase: a drum grid (one row per drum sound) or a piano
-//! roll (one row per pitch), 32 sixteenth steps wide, with the playhead.
+//! roll (one row per pitch), as many sixteenth steps wide as the phrase
+//! (32 to 256), with the playhead.
 
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
-use crate::pattern::{PHRASE_STEPS, Part, PartPhrase, STEPS_PER_BAR};
+use crate::pattern::{Part, PartPhrase, STEPS_PER_BAR};
 
 /// Width of the row labels, in points.
 const LABEL_WIDTH: f32 = 34.0;
@@ -32,18 +33,18 @@ pub struct ViewStyle {
     pub note: Color32,
 }
 
-/// Draws `phrase` of `part` across the available width. `playhead` is the
-/// step heard last, if the transport runs.
+/// Draws `phrase` of `part`, `steps` long, across the available width.
+/// `playhead` is the step heard last, if the transport runs.
 pub fn show(
     ui: &mut Ui,
     part: Part,
     phrase: &PartPhrase,
+    steps: usize,
     playhead: Option<usize>,
     style: ViewStyle,
 ) {
-    let width = ui
-        .available_width()
-        .max(LABEL_WIDTH + PHRASE_STEPS as f32 * 3.0);
+    let steps = steps.max(STEPS_PER_BAR);
+    let width = ui.available_width().max(LABEL_WIDTH + steps as f32 * 1.5);
     let (rect, _) = ui.allocate_exact_size(Vec2::new(width, style.height), Sense::hover());
     let painter = ui.painter_at(rect);
     let visuals = ui.visuals();
@@ -54,12 +55,14 @@ pub fn show(
         Part::Bass | Part::Melody => piano_rows(phrase),
     };
     let grid = Rect::from_min_max(Pos2::new(rect.left() + LABEL_WIDTH, rect.top()), rect.max);
-    let step_width = grid.width() / PHRASE_STEPS as f32;
+    let step_width = grid.width() / steps as f32;
     let row_height = grid.height() / rows.len().max(1) as f32;
     let row_of = |pitch: u8| rows.iter().position(|(p, _)| *p == pitch);
 
-    // Beats and bar lines, so a musician can count.
-    for step in (0..=PHRASE_STEPS).step_by(4) {
+    // Beats and bar lines, so a musician can count (bar lines alone once
+    // beats would crowd).
+    let line_every = if step_width < 4.0 { STEPS_PER_BAR } else { 4 };
+    for step in (0..=steps).step_by(line_every) {
         let x = grid.left() + step as f32 * step_width;
         let strong = step % STEPS_PER_BAR == 0;
         let color = if strong {
@@ -91,7 +94,7 @@ pub fn show(
             continue;
         };
         let left = grid.left() + f32::from(note.step) * step_width;
-        let end = note.end_step().min(PHRASE_STEPS) as f32;
+        let end = note.end_step().min(steps) as f32;
         let cell = Rect::from_min_max(
             Pos2::new(left + 0.5, grid.top() + row as f32 * row_height + 0.5),
             Pos2::new(

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::ModelError;
 use crate::harmony::CHROMA_SIZE;
-use crate::pattern::{DRUM_CLASSES, PHRASE_BARS, Part, STEPS_PER_BAR};
+use crate::pattern::{DRUM_CLASSES, MODEL_BARS, Part, STEPS_PER_BAR};
 
 /// The first note-on token of a melodic vocabulary: it starts `min_pitch`
 /// (tokens 0 and 1 are note-off and no-event).
@@ -207,9 +207,9 @@ impl Manifest {
                 part.name()
             )));
         }
-        if self.steps_per_bar != STEPS_PER_BAR || self.bars != PHRASE_BARS || self.hierarchical {
+        if self.steps_per_bar != STEPS_PER_BAR || self.bars != MODEL_BARS || self.hierarchical {
             return Err(wrong(format!(
-                "it decodes {} bars of {} steps (hierarchical: {}); this version plays flat {PHRASE_BARS}-bar models of {STEPS_PER_BAR} steps",
+                "it decodes {} bars of {} steps (hierarchical: {}); this version plays flat {MODEL_BARS}-bar models of {STEPS_PER_BAR} steps",
                 self.bars, self.steps_per_bar, self.hierarchical
             )));
         }

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::harmony::{self, Chord, Key, PhraseChords};
+use crate::harmony::{self, Chord, Key, Progression};
 use crate::knobs::KnobSnapshot;
 use crate::midi_clip::{self, ClipError};
-use crate::pattern::{Part, PartPhrase, Phrase};
+use crate::pattern::{MODEL_BARS, Part, PartPhrase, Phrase};
 use crate::stored::{ClipLatent, StoredLatents};
 use model::PartModel;
 use runtime::{MODELS_ENV, Provider, ProviderChoice};
@@ -135,22 +135,27 @@ pub enum ClipImportError {
 /// Result of model operations.
 pub type ModelResult<T> = Result<T, ModelError>;
 
-/// The chord at every step that bass and melody follow under `knobs`, and
-/// its key: the chord played in, or the typed progression (when followed and
-/// readable), else the preset.
-pub fn harmony(knobs: &KnobSnapshot, stored: &StoredLatents) -> (PhraseChords, Key) {
+/// The progression bass and melody follow under `knobs`, and its key: the
+/// chord played in, or the typed progression (when followed and readable),
+/// else the preset.
+pub fn harmony(knobs: &KnobSnapshot, stored: &StoredLatents) -> (Progression, Key) {
     let typed = stored
         .typed_progression
         .as_ref()
         .filter(|_| knobs.harmony.typed && knobs.harmony.played.is_none())
         .and_then(|typed| typed.read().ok());
     match typed {
-        Some((progression, key)) => (progression.phrase_chords(), key),
-        None => (
-            knobs.harmony.progression().phrase_chords(),
-            knobs.harmony.key(),
-        ),
+        Some(typed) => typed,
+        None => (knobs.harmony.progression(), knobs.harmony.key()),
     }
+}
+
+/// Bars in the phrase `knobs` decode to: the progression's length, at
+/// least one model segment. Every part plays a phrase of that length (the
+/// drums repeat their segment), so song bar `n` plays phrase bar `n mod
+/// bars` in all three.
+pub fn phrase_bars(knobs: &KnobSnapshot, stored: &StoredLatents) -> usize {
+    harmony(knobs, stored).0.bars().max(MODEL_BARS)
 }
 
 /// Folder name of the default model of each part.
@@ -181,6 +186,8 @@ pub struct PartInputs {
     pub seed: u32,
     /// Sampling temperature.
     pub temperature: f32,
+    /// Length of the phrase in bars (see [`phrase_bars`]).
+    pub bars: usize,
     /// What a chord-following part plays over (`None` for one that takes
     /// no chords, so a new progression never decodes the drums again).
     pub harmony: Option<PartHarmony>,
@@ -189,8 +196,8 @@ pub struct PartInputs {
 /// The chords a part follows, and the notes it may play.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PartHarmony {
-    /// The chord at every step.
-    pub chords: PhraseChords,
+    /// The progression, from the phrase's first bar.
+    pub progression: Progression,
     /// With the scale lock on: the key's scale; no note outside it and the
     /// chord sounding is played.
     pub scale: Option<Chord>,
@@ -283,9 +290,9 @@ impl Engine {
             model.latent(knobs.seed, part_knobs, clip)
         });
         let harmony = model.follows_chords().then(|| {
-            let (chords, key) = harmony(knobs, stored);
+            let (progression, key) = harmony(knobs, stored);
             PartHarmony {
-                chords,
+                progression,
                 scale: knobs.harmony.scale_lock.then(|| key.scale()),
             }
         });
@@ -293,6 +300,7 @@ impl Engine {
             latent,
             seed: knobs.seed,
             temperature: part_knobs.temperature,
+            bars: phrase_bars(knobs, stored),
             harmony,
         })
     }
@@ -315,6 +323,7 @@ impl Engine {
     ) -> DecodeReport {
         let started = Instant::now();
         let mut report = DecodeReport::default();
+        phrase.bars = phrase_bars(knobs, stored);
         for part in Part::ALL {
             let index = part.index();
             let out = phrase.part_mut(part);
@@ -367,7 +376,10 @@ impl Engine {
                 .map(|name| name.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             summary: clip.summary(),
-            latent: model.encode(&clip.tokens, &harmony::default_progression())?,
+            latent: model.encode(
+                &clip.tokens,
+                &harmony::default_progression().segment_chords(0),
+            )?,
         })
     }
 

@@ -15,9 +15,9 @@ use super::random::SeededRandom;
 use super::runtime::{Provider, ProviderChoice, Runtime};
 use super::tokens::tokens_to_notes;
 use super::{ModelError, ModelResult, PartInputs};
-use crate::harmony::{CHROMA_SIZE, Chord, PhraseChords};
+use crate::harmony::{CHROMA_SIZE, Chord, SegmentChords};
 use crate::knobs::PartKnobs;
-use crate::pattern::{PHRASE_STEPS, Part, PartPhrase};
+use crate::pattern::{MODEL_BARS, MODEL_STEPS, Part, PartPhrase, STEPS_PER_BAR};
 
 /// Stream id of token sampling (the latent draw uses another).
 const SAMPLING_STREAM: u64 = 2;
@@ -114,15 +114,47 @@ impl PartModel {
         self.manifest.chords.is_some()
     }
 
-    /// Decodes `inputs` step by step: their latent at their temperature,
-    /// over their chords for a chord-conditioned model (and, with the scale
-    /// lock, only notes of the key or of the chord sounding), sampling with
-    /// the seed's stream; returns one token per 16th step.
+    /// Decodes the phrase of `inputs`, one token per 16th step: a segment
+    /// of [`MODEL_BARS`] bars at a time, each over its own bars of the
+    /// progression (an odd phrase keeps the first bar of its last segment).
+    /// Every segment is decoded from the same latent and sampling stream, so
+    /// a motif comes back over each new chord; segments over the same chords
+    /// (all of them, for drums) are decoded once.
     pub fn decode_tokens(&mut self, inputs: &PartInputs) -> ModelResult<Vec<i64>> {
+        let bars = inputs.bars;
+        let mut tokens = Vec::with_capacity(bars * STEPS_PER_BAR);
+        let mut segments: Vec<(SegmentChords, Vec<i64>)> = Vec::new();
+        for first_bar in (0..bars).step_by(MODEL_BARS) {
+            let chords = inputs
+                .harmony
+                .map_or([Chord::NONE; MODEL_STEPS], |harmony| {
+                    harmony.progression.segment_chords(first_bar)
+                });
+            let known = segments.iter().position(|(known, _)| *known == chords);
+            let index = match known {
+                Some(index) => index,
+                None => {
+                    let segment = self.decode_segment(inputs, &chords)?;
+                    segments.push((chords, segment));
+                    segments.len() - 1
+                }
+            };
+            let steps = (bars - first_bar).min(MODEL_BARS) * STEPS_PER_BAR;
+            tokens.extend_from_slice(&segments[index].1[..steps]);
+        }
+        Ok(tokens)
+    }
+
+    /// Decodes one segment step by step: the latent of `inputs` at their
+    /// temperature, over `chords` for a chord-conditioned model (and, with
+    /// the scale lock, only notes of the key or of the chord sounding),
+    /// sampling with the seed's stream.
+    fn decode_segment(
+        &mut self,
+        inputs: &PartInputs,
+        chords: &SegmentChords,
+    ) -> ModelResult<Vec<i64>> {
         let (z, seed, temperature) = (&inputs.latent, inputs.seed, inputs.temperature);
-        let chords = inputs
-            .harmony
-            .map_or_else(|| [Chord::NONE; PHRASE_STEPS], |harmony| harmony.chords);
         let scale = inputs.harmony.and_then(|harmony| harmony.scale);
         // The note-on tokens and their pitches, for the scale lock.
         let note_ons: Vec<(usize, u8)> = match &self.manifest.vocabulary {
@@ -151,8 +183,8 @@ impl PartModel {
         let mut chord = Tensor::from_array(([1usize, CHROMA_SIZE], vec![0.0f32; CHROMA_SIZE]))?;
         let follows_chords = self.follows_chords();
         let mut random = SeededRandom::new(seed, self.part.index(), SAMPLING_STREAM);
-        let mut tokens = Vec::with_capacity(PHRASE_STEPS);
-        for step_chord in &chords {
+        let mut tokens = Vec::with_capacity(MODEL_STEPS);
+        for step_chord in chords {
             let mut outputs = if follows_chords {
                 chord
                     .extract_tensor_mut()
@@ -210,7 +242,7 @@ impl PartModel {
 
     /// Encoder mean of one window of tokens over `chords` (MIDI import uses
     /// it to find the latent of a musician's own pattern).
-    pub fn encode(&mut self, tokens: &[i64], chords: &PhraseChords) -> ModelResult<Vec<f32>> {
+    pub fn encode(&mut self, tokens: &[i64], chords: &SegmentChords) -> ModelResult<Vec<f32>> {
         let tokens = Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?;
         let outputs = if self.follows_chords() {
             let chroma: Vec<f32> = chords.iter().flat_map(|chord| chord.chroma()).collect();

@@ -1,7 +1,9 @@
 //! Decoded tokens -> notes of a phrase, by the model's vocabulary.
 
 use super::manifest::{FIRST_NOTE_ON_TOKEN, Vocabulary};
-use crate::pattern::{Note, PHRASE_STEPS, PartPhrase};
+#[cfg(test)]
+use crate::pattern::MODEL_STEPS;
+use crate::pattern::{MAX_PHRASE_STEPS, Note, PartPhrase};
 
 /// Velocity of a drum hit by its place in the beat: downbeats speak loudest,
 /// 16th off-beats softest, which is what a drummer's hands do when nothing
@@ -21,10 +23,11 @@ const MELODIC_VELOCITY: u8 = 100;
 ///
 /// Drums: every class bit set on a step is a one-step hit of that class's
 /// pitch. Melodic: a note-on token starts a note that lasts until the next
-/// note-on or note-off token, or the end of the phrase.
+/// note-on or note-off token, or the end of the phrase. `tokens` may be a
+/// whole phrase of several model segments, up to [`MAX_PHRASE_STEPS`].
 pub fn tokens_to_notes(vocabulary: &Vocabulary, tokens: &[i64], out: &mut PartPhrase) {
     out.clear();
-    let steps = tokens.len().min(PHRASE_STEPS);
+    let steps = tokens.len().min(MAX_PHRASE_STEPS);
     match vocabulary {
         Vocabulary::DrumClasses { classes, .. } => {
             for (step, &token) in tokens[..steps].iter().enumerate() {
@@ -57,7 +60,8 @@ pub fn tokens_to_notes(vocabulary: &Vocabulary, tokens: &[i64], out: &mut PartPh
                 if pitch <= i64::from(*max_pitch) {
                     out.push(Note {
                         step: step as u8,
-                        length_steps: (end - step) as u8,
+                        // A note held through all 16 bars loses its last 16th.
+                        length_steps: (end - step).min(usize::from(u8::MAX)) as u8,
                         pitch: pitch as u8,
                         velocity: MELODIC_VELOCITY,
                     });
@@ -100,7 +104,7 @@ mod tests {
 
     #[test]
     fn a_drum_token_plays_every_class_it_names() {
-        let mut tokens = [0i64; PHRASE_STEPS];
+        let mut tokens = [0i64; MODEL_STEPS];
         tokens[0] = 0b101; // kick + closed hat
         tokens[6] = 0b10; // snare
         let mut out = PartPhrase::default();
@@ -116,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_melodic_note_holds_until_the_next_event() {
-        let mut tokens = [1i64; PHRASE_STEPS];
+        let mut tokens = [1i64; MODEL_STEPS];
         tokens[0] = 60 - 21 + 2; // C4 on
         tokens[4] = 0; // off
         tokens[8] = 64 - 21 + 2; // E4 on
@@ -134,9 +138,9 @@ mod tests {
     #[test]
     fn rests_and_holds_alone_play_nothing() {
         let mut out = PartPhrase::default();
-        tokens_to_notes(&melodic(), &[1i64; PHRASE_STEPS], &mut out);
+        tokens_to_notes(&melodic(), &[1i64; MODEL_STEPS], &mut out);
         assert!(out.is_empty());
-        tokens_to_notes(&drums(), &[0i64; PHRASE_STEPS], &mut out);
+        tokens_to_notes(&drums(), &[0i64; MODEL_STEPS], &mut out);
         assert!(out.is_empty());
     }
 }

@@ -7,7 +7,8 @@
 //! Rules a musician can rely on:
 //! - Bars are counted from the song position and the meter (see
 //!   [`clock::BarGrid`]); a host's bar fields are only a hint.
-//! - Bar `n` of the song plays bar `n mod 2` of the current 2-bar phrase.
+//! - Bar `n` of the song plays bar `n mod N` of the current N-bar phrase
+//!   (2-16 bars: the progression's length).
 //! - Nothing plays before the song start (pre-roll, count-in), nor at a tempo
 //!   outside [`TEMPO_RANGE`].
 //! - A new phrase takes over only on a bar line whose number is a multiple of
@@ -21,7 +22,7 @@ pub mod clock;
 
 use clock::{BarGrid, BlockTiming, Meter, STEPS_PER_QUARTER, bar_position, samples_per_quarter};
 
-use crate::pattern::{PHRASE_BARS, Part, Phrase, STEPS_PER_BAR};
+use crate::pattern::{MODEL_BARS, Part, Phrase, STEPS_PER_BAR};
 
 /// A position change larger than this (in quarters) between the expected and
 /// the reported block start is a jump: about a 32nd note.
@@ -267,7 +268,7 @@ impl Sequencer {
         self.next.as_ref().map(|phrase| phrase.request_id)
     }
 
-    /// Step of the playing phrase (`0..PHRASE_STEPS`) heard last, `None`
+    /// Step of the playing phrase (`0..phrase.steps()`) heard last, `None`
     /// while the transport is stopped.
     pub fn playhead(&self) -> Option<usize> {
         self.playhead
@@ -420,8 +421,7 @@ impl Sequencer {
             }
             // Nothing plays before the song start (pre-roll, count-in).
             if step >= 0 && (step_in_bar as usize) < STEPS_PER_BAR {
-                let phrase_step = bar.rem_euclid(PHRASE_BARS as i64) as usize * STEPS_PER_BAR
-                    + step_in_bar as usize;
+                let phrase_step = self.phrase_bar(bar) * STEPS_PER_BAR + step_in_bar as usize;
                 self.playhead = Some(phrase_step);
                 self.play_step(step, phrase_step, offset, out);
             }
@@ -457,9 +457,9 @@ impl Sequencer {
             swapped = true;
         }
         // Notes may run on over the bar line only into the same phrase's
-        // second bar; anything else starts clean.
+        // next bar; anything else starts clean.
         let continues_phrase = !swapped
-            && bar.rem_euclid(PHRASE_BARS as i64) != 0
+            && self.phrase_bar(bar) != 0
             && input.meter.steps_per_bar() == STEPS_PER_BAR as i64;
         if !continues_phrase {
             self.sounding.end_all(offset, out);
@@ -473,6 +473,15 @@ impl Sequencer {
             self.sounding.end_all(offset, out);
         }
         self.routing = input.routing;
+    }
+
+    /// The bar of the current phrase that song bar `bar` plays.
+    fn phrase_bar(&self, bar: i64) -> usize {
+        let bars = self
+            .current
+            .as_ref()
+            .map_or(MODEL_BARS, |phrase| phrase.bars);
+        bar.rem_euclid(bars.max(1) as i64) as usize
     }
 
     /// Starts the notes of `phrase_step` of the current phrase at song step

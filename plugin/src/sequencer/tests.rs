@@ -424,3 +424,64 @@ fn the_next_change_point_is_the_next_bar_line_the_change_setting_allows() {
     host.block(64);
     assert_eq!(host.sequencer.next_change(), None, "a stop clears it");
 }
+
+/// A phrase of `bars` bars whose bass plays pitch `base` + bar on each
+/// bar's downbeat.
+fn long_phrase(id: u64, bars: usize, base: u8) -> Box<Phrase> {
+    let mut phrase = Box::new(Phrase {
+        request_id: id,
+        bars,
+        ..Phrase::default()
+    });
+    for bar in 0..bars {
+        phrase.part_mut(Part::Bass).push(Note {
+            step: (bar * 16) as u8,
+            length_steps: 4,
+            pitch: base + bar as u8,
+            velocity: 100,
+        });
+    }
+    phrase
+}
+
+/// The bass pitch struck on each bar line up to `bars`.
+fn bar_pitches(host: &Host, bars: i64) -> Vec<u8> {
+    (0..bars)
+        .map(|bar| {
+            host.recorder
+                .ons()
+                .iter()
+                .find(|&&(sample, _)| sample == bar * BAR)
+                .map_or(0, |&(_, pitch)| pitch)
+        })
+        .collect()
+}
+
+#[test]
+fn song_bar_n_plays_bar_n_mod_n_of_a_long_phrase() {
+    for bars in [3, 4, 12, 16] {
+        let mut host = Host::new();
+        host.offer(long_phrase(1, bars, 40));
+        host.run_until(20 * BAR);
+        let expected: Vec<u8> = (0..20).map(|bar| 40 + (bar % bars) as u8).collect();
+        assert_eq!(bar_pitches(&host, 20), expected, "{bars} bars");
+        host.input.playing = false;
+        host.block(512);
+        host.recorder.assert_no_stuck_notes();
+    }
+}
+
+#[test]
+fn a_long_phrase_taking_over_mid_phrase_plays_from_the_song_bar_it_lands_on() {
+    let mut host = Host::new();
+    host.offer(long_phrase(1, 4, 40));
+    host.run_until(BAR + STEP);
+    // An 8-bar phrase waits for bar 3 (song bar 2, counted from 0) and
+    // plays its own bar 2 there, so it stays aligned with song bar 1.
+    host.offer(long_phrase(2, 8, 60));
+    host.run_until(10 * BAR);
+    assert_eq!(
+        bar_pitches(&host, 10),
+        [40, 41, 62, 63, 64, 65, 66, 67, 60, 61]
+    );
+}
