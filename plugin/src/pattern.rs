@@ -14,6 +14,12 @@ pub const MODEL_STEPS: usize = STEPS_PER_BAR * MODEL_BARS;
 pub const MAX_PHRASE_BARS: usize = 16;
 /// Steps in the longest phrase.
 pub const MAX_PHRASE_STEPS: usize = STEPS_PER_BAR * MAX_PHRASE_BARS;
+/// A note's timing offset from its 16th is counted in this fraction of a
+/// 16th.
+pub const OFFSET_UNITS_PER_STEP: i8 = 48;
+/// The furthest a note moves from its 16th: a third of a 16th, early or
+/// late (so neighbouring 16ths never trade places).
+pub const MAX_OFFSET: i8 = OFFSET_UNITS_PER_STEP / 3;
 /// Drum classes in MusicVAE's reduced kit.
 pub const DRUM_CLASSES: usize = 9;
 /// Most notes one part can hold in a phrase: every drum class on every step.
@@ -88,9 +94,20 @@ pub struct Note {
     pub pitch: u8,
     /// MIDI velocity, 1..=127.
     pub velocity: u8,
+    /// How far the note sounds from its 16th, in 1/[`OFFSET_UNITS_PER_STEP`]
+    /// of a 16th, within ±[`MAX_OFFSET`] (negative: early); 0 on the grid.
+    pub offset: i8,
 }
 
 impl Note {
+    /// When the note starts, in 16ths from the phrase start (off the grid
+    /// by its offset).
+    pub fn start(&self) -> f64 {
+        f64::from(self.step)
+            + f64::from(self.offset.clamp(-MAX_OFFSET, MAX_OFFSET))
+                / f64::from(OFFSET_UNITS_PER_STEP)
+    }
+
     /// Step (exclusive) at which the note ends, relative to the phrase start.
     pub fn end_step(&self) -> usize {
         self.step as usize + self.length_steps as usize
@@ -205,6 +222,7 @@ mod tests {
             length_steps: 1,
             pitch,
             velocity: 100,
+            offset: 0,
         }
     }
 

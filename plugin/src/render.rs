@@ -153,6 +153,7 @@ fn chord_notes(
                 length_steps: length as u8,
                 pitch,
                 velocity: CHORD_VELOCITY,
+                offset: 0,
             });
         }
         step += length;

@@ -182,6 +182,7 @@ mod tests {
             length_steps: 4,
             pitch: 40,
             velocity: 100,
+            offset: 0,
         });
         let rows = piano_rows(&phrase);
         assert!(rows.len() > usize::from(MIN_PIANO_RANGE));

@@ -38,6 +38,7 @@ pub fn tokens_to_notes(vocabulary: &Vocabulary, tokens: &[i64], out: &mut PartPh
                             length_steps: 1,
                             pitch: class.pitch,
                             velocity: drum_velocity(step),
+                            offset: 0,
                         });
                     }
                 }
@@ -64,6 +65,7 @@ pub fn tokens_to_notes(vocabulary: &Vocabulary, tokens: &[i64], out: &mut PartPh
                         length_steps: (end - step).min(usize::from(u8::MAX)) as u8,
                         pitch: pitch as u8,
                         velocity: MELODIC_VELOCITY,
+                        offset: 0,
                     });
                 }
                 step = end;

@@ -84,8 +84,13 @@ impl BlockTiming {
     /// Sample offset of step `step` relative to the block start (negative for
     /// steps before the block), rounded up to the first sample at or after it.
     pub fn step_offset(&self, step: i64) -> i64 {
-        let exact =
-            (step as f64 / STEPS_PER_QUARTER - self.start_quarters) * self.samples_per_quarter;
+        self.time_offset(step as f64)
+    }
+
+    /// Sample (relative to the block start) on which song time `at`, in
+    /// 16ths (off the grid too), sounds: the first sample at or after it.
+    pub fn time_offset(&self, at: f64) -> i64 {
+        let exact = (at / STEPS_PER_QUARTER - self.start_quarters) * self.samples_per_quarter;
         (exact - SAMPLE_TOLERANCE).ceil() as i64
     }
 

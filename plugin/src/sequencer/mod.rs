@@ -17,18 +17,29 @@
 //!   phrase bar; a longer one (5/4) rests after step 16.
 //! - Stop, any jump in position (loops, locate), bypass and reset end every
 //!   sounding note at once; nothing plays while the transport is stopped.
+//! - A note off the grid (humanize, swing) sounds up to a third of a 16th
+//!   early or late: each 16th is looked at that much before it is due, so an
+//!   early note goes out in the block (and before the bar line) it belongs
+//!   before, and a late one waits in a fixed-size queue for its block. Every
+//!   note keeps its length, so its note-off follows its note-on.
 
 pub mod clock;
 
 use clock::{BarGrid, BlockTiming, Meter, STEPS_PER_QUARTER, bar_position, samples_per_quarter};
 
-use crate::pattern::{MODEL_BARS, Part, Phrase, STEPS_PER_BAR};
+use crate::pattern::{MAX_OFFSET, MODEL_BARS, OFFSET_UNITS_PER_STEP, Part, Phrase, STEPS_PER_BAR};
 
 /// A position change larger than this (in quarters) between the expected and
 /// the reported block start is a jump: about a 32nd note.
 const JUMP_TOLERANCE_QUARTERS: f64 = 0.125;
 /// Notes that can sound at once: 9 drum classes + bass + melody, with room.
 const MAX_SOUNDING: usize = 32;
+/// Notes looked at but not yet started: those of the 16ths in the look-ahead,
+/// with room.
+const MAX_WAITING: usize = 64;
+/// How long before its 16th a step is looked at, in 16ths: the earliest a
+/// note may sound.
+const LOOK_AHEAD_STEPS: f64 = MAX_OFFSET as f64 / OFFSET_UNITS_PER_STEP as f64;
 /// Tempo assumed when the host reports none.
 const DEFAULT_TEMPO: f64 = 120.0;
 /// Tempi the sequencer plays at, in BPM; outside it nothing new starts.
@@ -109,49 +120,135 @@ pub trait SequencerOutput {
 struct SoundingNote {
     channel: u8,
     pitch: u8,
-    /// Absolute song step on which it ends.
-    end_step: i64,
+    /// Song time, in 16ths, at which it ends.
+    end: f64,
 }
 
-/// The notes currently held, so that each one gets exactly one note-off.
-struct Sounding {
-    notes: [SoundingNote; MAX_SOUNDING],
-    len: usize,
+/// A note looked at but not started yet (it is due in a later block, or
+/// later in this one).
+#[derive(Debug, Clone, Copy)]
+struct WaitingNote {
+    note: SoundingNote,
+    velocity: u8,
+    /// Song time, in 16ths, at which it starts.
+    start: f64,
 }
 
-impl Sounding {
+/// The notes currently held, so that each one gets exactly one note-off,
+/// and those waiting to start; both in song time, sent in time order.
+struct Voices {
+    sounding: [SoundingNote; MAX_SOUNDING],
+    sounding_len: usize,
+    waiting: [WaitingNote; MAX_WAITING],
+    waiting_len: usize,
+}
+
+impl Voices {
     fn new() -> Self {
-        Sounding {
-            notes: [SoundingNote {
-                channel: 0,
-                pitch: 0,
-                end_step: 0,
-            }; MAX_SOUNDING],
-            len: 0,
+        let silent = SoundingNote {
+            channel: 0,
+            pitch: 0,
+            end: 0.0,
+        };
+        Voices {
+            sounding: [silent; MAX_SOUNDING],
+            sounding_len: 0,
+            waiting: [WaitingNote {
+                note: silent,
+                velocity: 0,
+                start: 0.0,
+            }; MAX_WAITING],
+            waiting_len: 0,
         }
     }
 
-    fn end_where(
-        &mut self,
-        timing: u32,
-        out: &mut impl SequencerOutput,
-        ends: impl Fn(&SoundingNote) -> bool,
-    ) {
+    fn any_sounding(&self) -> bool {
+        self.sounding_len > 0
+    }
+
+    /// Ends every sounding note at `timing` and forgets the waiting ones.
+    fn end_all(&mut self, timing: u32, out: &mut impl SequencerOutput) {
+        for note in &self.sounding[..self.sounding_len] {
+            out.note_off(timing, note.channel, note.pitch);
+        }
+        self.sounding_len = 0;
+        self.waiting_len = 0;
+    }
+
+    /// Every note sounding or waiting ends by song time `at` at the latest
+    /// (a bar line that starts clean); a waiting note that would start at
+    /// or after it is dropped.
+    fn cut_at(&mut self, at: f64) {
+        for note in &mut self.sounding[..self.sounding_len] {
+            note.end = note.end.min(at);
+        }
         let mut index = 0;
-        while index < self.len {
-            let note = self.notes[index];
-            if ends(&note) {
-                out.note_off(timing, note.channel, note.pitch);
-                self.len -= 1;
-                self.notes[index] = self.notes[self.len];
+        while index < self.waiting_len {
+            if self.waiting[index].start >= at {
+                self.waiting_len -= 1;
+                self.waiting[index] = self.waiting[self.waiting_len];
             } else {
+                let note = &mut self.waiting[index].note;
+                note.end = note.end.min(at);
                 index += 1;
             }
         }
     }
 
-    fn end_all(&mut self, timing: u32, out: &mut impl SequencerOutput) {
-        self.end_where(timing, out, |_| true);
+    /// Queues a note to start at song time `start`. A full queue drops it
+    /// (never reached: see [`MAX_WAITING`]).
+    fn wait(&mut self, start: f64, note: SoundingNote, velocity: u8) {
+        if self.waiting_len < MAX_WAITING {
+            self.waiting[self.waiting_len] = WaitingNote {
+                note,
+                velocity,
+                start,
+            };
+            self.waiting_len += 1;
+        }
+    }
+
+    /// Sends, in time order, every note-off and note-on due before the end
+    /// of the block `timing` describes; at equal times note-offs go first,
+    /// so a key struck again is released before it sounds.
+    fn send_due(&mut self, timing: &BlockTiming, out: &mut impl SequencerOutput) {
+        let samples = i64::from(timing.samples);
+        let sample_of = |at: f64| timing.time_offset(at).clamp(0, samples.max(1) - 1) as u32;
+        loop {
+            let ending = (0..self.sounding_len)
+                .filter(|&i| timing.time_offset(self.sounding[i].end) < samples)
+                .min_by(|&a, &b| self.sounding[a].end.total_cmp(&self.sounding[b].end));
+            let starting = (0..self.waiting_len)
+                .filter(|&i| timing.time_offset(self.waiting[i].start) < samples)
+                .min_by(|&a, &b| self.waiting[a].start.total_cmp(&self.waiting[b].start));
+            match (ending, starting) {
+                (Some(off), Some(on)) if self.sounding[off].end <= self.waiting[on].start => {
+                    self.release(off, sample_of(self.sounding[off].end), out);
+                }
+                (_, Some(on)) => {
+                    let waiting = self.waiting[on];
+                    self.waiting_len -= 1;
+                    self.waiting[on] = self.waiting[self.waiting_len];
+                    self.start(
+                        sample_of(waiting.start),
+                        waiting.note,
+                        waiting.velocity,
+                        out,
+                    );
+                }
+                (Some(off), None) => {
+                    self.release(off, sample_of(self.sounding[off].end), out);
+                }
+                (None, None) => return,
+            }
+        }
+    }
+
+    fn release(&mut self, index: usize, timing: u32, out: &mut impl SequencerOutput) {
+        let note = self.sounding[index];
+        out.note_off(timing, note.channel, note.pitch);
+        self.sounding_len -= 1;
+        self.sounding[index] = self.sounding[self.sounding_len];
     }
 
     fn start(
@@ -162,19 +259,20 @@ impl Sounding {
         out: &mut impl SequencerOutput,
     ) {
         // The same key struck again (two parts sharing a channel) is released first.
-        self.end_where(timing, out, |n| {
-            n.channel == note.channel && n.pitch == note.pitch
-        });
-        if self.len == MAX_SOUNDING {
-            let earliest = (0..self.len)
-                .min_by_key(|&i| self.notes[i].end_step)
+        if let Some(index) = (0..self.sounding_len).find(|&i| {
+            self.sounding[i].channel == note.channel && self.sounding[i].pitch == note.pitch
+        }) {
+            self.release(index, timing, out);
+        }
+        if self.sounding_len == MAX_SOUNDING {
+            let earliest = (0..self.sounding_len)
+                .min_by(|&a, &b| self.sounding[a].end.total_cmp(&self.sounding[b].end))
                 .unwrap_or(0);
-            let (channel, pitch) = (self.notes[earliest].channel, self.notes[earliest].pitch);
-            self.end_where(timing, out, |n| n.channel == channel && n.pitch == pitch);
+            self.release(earliest, timing, out);
         }
         out.note_on(timing, note.channel, note.pitch, velocity);
-        self.notes[self.len] = note;
-        self.len += 1;
+        self.sounding[self.sounding_len] = note;
+        self.sounding_len += 1;
     }
 }
 
@@ -185,7 +283,7 @@ pub struct Sequencer {
     current: Option<Box<Phrase>>,
     /// The newest decoded phrase, waiting for its bar line.
     next: Option<Box<Phrase>>,
-    sounding: Sounding,
+    voices: Voices,
     /// Next song step to play; `None` after a stop or reset.
     next_step: Option<i64>,
     /// Where the next block should start if the transport runs on.
@@ -219,7 +317,7 @@ impl Default for Sequencer {
         Sequencer {
             current: None,
             next: None,
-            sounding: Sounding::new(),
+            voices: Voices::new(),
             next_step: None,
             expected_start: 0.0,
             free_running_quarters: 0.0,
@@ -281,11 +379,14 @@ impl Sequencer {
         self.next_change
     }
 
-    /// Seconds from the start of the last block to the next change point;
+    /// Seconds from the start of the last block to the moment a waiting
+    /// phrase is taken up: the look-ahead before the next change point;
     /// `None` while stopped.
     pub fn seconds_to_next_change(&self) -> Option<f64> {
-        self.next_change
-            .map(|change| (change - self.block_start_quarters) * self.seconds_per_quarter)
+        self.next_change.map(|change| {
+            let taken_up = change - LOOK_AHEAD_STEPS / STEPS_PER_QUARTER;
+            (taken_up - self.block_start_quarters) * self.seconds_per_quarter
+        })
     }
 
     /// Seconds per quarter note at the last block's tempo.
@@ -295,20 +396,21 @@ impl Sequencer {
 
     /// Whether any note is sounding.
     pub fn is_sounding(&self) -> bool {
-        self.sounding.len > 0
+        self.voices.any_sounding()
     }
 
     /// The host reset or deactivated the plugin: forget the position, and end
     /// every note at the start of the next block (no events can go out now).
     pub fn reset(&mut self) {
         self.next_step = None;
-        self.release_pending = self.sounding.len > 0;
+        self.release_pending = self.voices.any_sounding();
+        self.voices.waiting_len = 0;
     }
 
     /// Plays one block.
     pub fn process(&mut self, input: &BlockInput, out: &mut impl SequencerOutput) {
         if self.release_pending {
-            self.sounding.end_all(0, out);
+            self.voices.end_all(0, out);
             self.release_pending = false;
         }
         // A tempo outside the musical range (a broken host, a corrupt
@@ -320,7 +422,7 @@ impl Sequencer {
         let (true, false, Some(tempo)) =
             (input.playing && input.samples > 0, input.bypassed, tempo)
         else {
-            self.sounding.end_all(0, out);
+            self.voices.end_all(0, out);
             self.next_step = None;
             self.playhead = None;
             self.next_change = None;
@@ -390,7 +492,7 @@ impl Sequencer {
         let continuous = self.next_step.is_some()
             && (timing.start_quarters - self.expected_start).abs() < JUMP_TOLERANCE_QUARTERS;
         if !continuous {
-            self.sounding.end_all(0, out);
+            self.voices.end_all(0, out);
             self.next_step = Some(timing.first_step());
             self.routing = input.routing;
         }
@@ -410,23 +512,23 @@ impl Sequencer {
         let bar_start_step = (grid.start * STEPS_PER_QUARTER).round() as i64;
         let bar_number = grid.number;
         let mut step = self.next_step.unwrap_or_else(|| timing.first_step());
-        while timing.contains_step(step) {
-            let offset = timing.step_offset(step).max(0) as u32;
-            self.sounding
-                .end_where(offset, out, |note| note.end_step <= step);
+        // Each 16th is looked at a third of a 16th before it is due, so that
+        // its early notes can still go out on time.
+        while timing.time_offset(step as f64 - LOOK_AHEAD_STEPS) < i64::from(timing.samples) {
             let (bar, step_in_bar) = bar_position(step, bar_start_step, bar_number, meter);
             if step_in_bar == 0 {
-                self.bar_line(bar, offset, input, out);
+                self.bar_line(step, bar, input, out);
                 out.bar_started();
             }
             // Nothing plays before the song start (pre-roll, count-in).
             if step >= 0 && (step_in_bar as usize) < STEPS_PER_BAR {
                 let phrase_step = self.phrase_bar(bar) * STEPS_PER_BAR + step_in_bar as usize;
                 self.playhead = Some(phrase_step);
-                self.play_step(step, phrase_step, offset, out);
+                self.play_step(step, phrase_step);
             }
             step += 1;
         }
+        self.voices.send_due(&timing, out);
         self.next_step = Some(step);
         self.next_change = Some(
             next_change_step(
@@ -440,10 +542,13 @@ impl Sequencer {
         );
     }
 
+    /// A bar line at song step `step` (bar `bar`) is looked at: a waiting
+    /// phrase takes over if the change setting allows, and every note is
+    /// cut at the line unless the same phrase plays on into its next bar.
     fn bar_line(
         &mut self,
+        step: i64,
         bar: i64,
-        offset: u32,
         input: &BlockInput,
         out: &mut impl SequencerOutput,
     ) {
@@ -461,16 +566,13 @@ impl Sequencer {
         let continues_phrase = !swapped
             && self.phrase_bar(bar) != 0
             && input.meter.steps_per_bar() == STEPS_PER_BAR as i64;
-        if !continues_phrase {
-            self.sounding.end_all(offset, out);
-        }
         let changed_channel = self
             .routing
             .iter()
             .zip(&input.routing)
             .any(|(a, b)| a.channel != b.channel);
-        if changed_channel {
-            self.sounding.end_all(offset, out);
+        if !continues_phrase || changed_channel {
+            self.voices.cut_at(step as f64);
         }
         self.routing = input.routing;
     }
@@ -484,15 +586,9 @@ impl Sequencer {
         bar.rem_euclid(bars.max(1) as i64) as usize
     }
 
-    /// Starts the notes of `phrase_step` of the current phrase at song step
-    /// `step`.
-    fn play_step(
-        &mut self,
-        step: i64,
-        phrase_step: usize,
-        offset: u32,
-        out: &mut impl SequencerOutput,
-    ) {
+    /// Queues the notes of `phrase_step` of the current phrase, due at song
+    /// step `step` (each off it by its own offset).
+    fn play_step(&mut self, step: i64, phrase_step: usize) {
         let Some(phrase) = &self.current else {
             return;
         };
@@ -502,15 +598,16 @@ impl Sequencer {
                 continue;
             }
             for note in phrase.part(part).notes_at(phrase_step) {
-                self.sounding.start(
-                    offset,
+                // Never before the song start.
+                let start = (step as f64 + note.start() - f64::from(note.step)).max(0.0);
+                self.voices.wait(
+                    start,
                     SoundingNote {
                         channel: routing.channel,
                         pitch: note.pitch,
-                        end_step: step + i64::from(note.length_steps),
+                        end: start + f64::from(note.length_steps),
                     },
                     note.velocity,
-                    out,
                 );
             }
         }

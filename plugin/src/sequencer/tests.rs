@@ -94,6 +94,7 @@ fn phrase(id: u64, pitch: u8) -> Box<Phrase> {
             length_steps: 1,
             pitch,
             velocity: 100,
+            offset: 0,
         });
     }
     for step in [0, 16] {
@@ -102,6 +103,7 @@ fn phrase(id: u64, pitch: u8) -> Box<Phrase> {
             length_steps: 16,
             pitch: 40 + step / 16,
             velocity: 100,
+            offset: 0,
         });
     }
     phrase
@@ -408,11 +410,17 @@ fn the_next_change_point_is_the_next_bar_line_the_change_setting_allows() {
     host.input.change_every_bars = 4;
     host.run_until(BAR + BAR / 2);
     assert_eq!(host.sequencer.next_change(), Some(16.0), "every 4: bar 4");
-    host.run_until(4 * BAR);
+    host.run_until(4 * BAR - STEP);
     assert_eq!(
         host.sequencer.next_change(),
         Some(16.0),
-        "a bar line not yet played is still ahead"
+        "a bar line not yet looked at is still ahead"
+    );
+    host.run_until(4 * BAR);
+    assert_eq!(
+        host.sequencer.next_change(),
+        Some(32.0),
+        "a third of a 16th before it, the bar line was taken up"
     );
     host.input.meter = Meter::from_host(Some(3), Some(4));
     host.input.change_every_bars = 2;
@@ -439,6 +447,7 @@ fn long_phrase(id: u64, bars: usize, base: u8) -> Box<Phrase> {
             length_steps: 4,
             pitch: base + bar as u8,
             velocity: 100,
+            offset: 0,
         });
     }
     phrase
@@ -484,4 +493,139 @@ fn a_long_phrase_taking_over_mid_phrase_plays_from_the_song_bar_it_lands_on() {
         bar_pitches(&host, 10),
         [40, 41, 62, 63, 64, 65, 66, 67, 60, 61]
     );
+}
+
+/// A 2-bar phrase whose drums hit `pitch` on every 8th, each `offset`
+/// 48ths of a 16th off the grid (alternately early and late when
+/// `alternate`).
+fn phrase_off_the_grid(id: u64, pitch: u8, offset: i8, alternate: bool) -> Box<Phrase> {
+    let mut phrase = Box::<Phrase>::default();
+    phrase.request_id = id;
+    for (index, step) in (0..32).step_by(2).enumerate() {
+        let sign = if alternate && index % 2 == 1 { -1 } else { 1 };
+        phrase.part_mut(Part::Drums).push(Note {
+            step,
+            length_steps: 1,
+            pitch,
+            velocity: 100,
+            offset: offset * sign,
+        });
+    }
+    phrase
+}
+
+#[test]
+fn notes_off_the_grid_sound_at_their_offset_and_keep_their_length() {
+    for block in [64, 512, 1000, 6000] {
+        let mut host = Host::new();
+        host.input.samples = block;
+        // A third of a 16th early on even 8ths, late on odd ones.
+        host.offer(phrase_off_the_grid(1, 36, -16, true));
+        host.run_until(4 * BAR);
+        host.input.playing = false;
+        host.block(64);
+        host.recorder.assert_no_stuck_notes();
+        let ons = host.recorder.ons();
+        let third = STEP / 3;
+        // The 33rd is bar 5's first hit, sent before bar 5's line.
+        let expected: Vec<i64> = (0..33)
+            .map(|eighth| {
+                let on = eighth * 2 * STEP;
+                if eighth % 2 == 0 {
+                    on - third
+                } else {
+                    on + third
+                }
+            })
+            // Nothing before the song start: the first early hit waits for it.
+            .map(|sample| sample.max(0))
+            .collect();
+        assert_eq!(
+            ons.iter().map(|o| o.0).collect::<Vec<_>>(),
+            expected,
+            "block {block}"
+        );
+        // Each hit lasts its 16th, whichever way it moved.
+        let offs: Vec<i64> = host
+            .recorder
+            .events
+            .iter()
+            .filter_map(|e| match *e {
+                Event::Off { sample, .. } => Some(sample),
+                Event::On { .. } => None,
+            })
+            .collect();
+        for (on, off) in expected.iter().zip(&offs).take(32).skip(1) {
+            assert_eq!(off - on, STEP, "block {block}");
+        }
+    }
+}
+
+#[test]
+fn an_early_note_of_a_new_phrase_goes_out_before_its_bar_line() {
+    let mut host = Host::new();
+    host.offer(phrase(1, 36));
+    host.run_until(BAR + 5 * STEP);
+    host.offer(phrase_off_the_grid(2, 38, -16, false));
+    // Blocks that end just before the bar line and just after it.
+    host.input.samples = 1000;
+    host.run_until(4 * BAR);
+    host.input.playing = false;
+    host.block(64);
+    host.recorder.assert_no_stuck_notes();
+    let ons = host.recorder.ons();
+    let first_new = ons.iter().filter(|o| o.1 == 38).map(|o| o.0).min();
+    assert_eq!(
+        first_new,
+        Some(2 * BAR - STEP / 3),
+        "a third of a 16th before the bar line it belongs to"
+    );
+    let last_old = ons.iter().filter(|o| o.1 == 36).map(|o| o.0).max();
+    assert_eq!(
+        last_old,
+        Some(2 * BAR - 4 * STEP),
+        "the old phrase ends its bar"
+    );
+}
+
+#[test]
+fn events_go_out_in_time_order_within_every_block() {
+    let mut host = Host::new();
+    host.input.samples = 7000;
+    let mut phrase = phrase_off_the_grid(1, 36, 16, false);
+    // A snare a third early on every 16th after a late kick: they cross.
+    for step in (1..32).step_by(2) {
+        let snare = Note {
+            step,
+            length_steps: 1,
+            pitch: 38,
+            velocity: 90,
+            offset: -16,
+        };
+        let notes: Vec<Note> = phrase.part(Part::Drums).notes().to_vec();
+        let part = phrase.part_mut(Part::Drums);
+        part.clear();
+        for note in notes.into_iter().chain([snare]) {
+            part.push(note);
+        }
+    }
+    host.offer(phrase);
+    let mut last_block_start = 0;
+    for _ in 0..40 {
+        let before = host.recorder.events.len();
+        host.block(7000);
+        let times: Vec<i64> = host.recorder.events[before..]
+            .iter()
+            .map(|e| match *e {
+                Event::On { sample, .. } | Event::Off { sample, .. } => sample,
+            })
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        assert!(
+            times
+                .iter()
+                .all(|&t| t >= last_block_start && t < host.wall)
+        );
+        last_block_start = host.wall;
+    }
 }
