@@ -247,16 +247,20 @@ def melody_tokens(notes: list[tuple[int, int, int, int]], steps: int) -> np.ndar
 def bass_notes(piano: list[tuple[int, int, int, int]], steps: int) -> list[tuple[int, int, int, int]]:
     """Bass line derived from the accompaniment: the lowest sounding pitch of
     every 16th step, folded by octaves into E1..G3. A new note starts where that
-    pitch changes or is struck again."""
+    pitch changes or is struck again, with the velocity the pianist struck it
+    with."""
     lowest = np.full(steps, -1, dtype=np.int32)
     struck = np.zeros(steps, dtype=bool)
-    for start, end, pitch, _ in piano:
+    velocity_of = np.zeros(steps, dtype=np.int32)
+    for start, end, pitch, velocity in piano:
         for step in range(max(start, 0), min(max(end, start + 1), steps)):
             if lowest[step] < 0 or pitch < lowest[step]:
                 lowest[step] = pitch
                 struck[step] = step == start
+                velocity_of[step] = velocity
             elif pitch == lowest[step] and step == start:
                 struck[step] = True
+                velocity_of[step] = velocity
     notes = []
     step = 0
     while step < steps:
@@ -271,7 +275,7 @@ def bass_notes(piano: list[tuple[int, int, int, int]], steps: int) -> list[tuple
             pitch += 12
         while pitch > vocab.BASS_MAX_PITCH:
             pitch -= 12
-        notes.append((step, end, pitch, 100))
+        notes.append((step, end, pitch, int(velocity_of[step])))
         step = end
     return notes
 

@@ -129,29 +129,48 @@ def interpolation(manifests: dict[str, dict]) -> str:
     return _table(["Model", *(f"{t / 10:.1f}" for t in range(11))], rows)
 
 
-def fill(readme: str, manifests: dict[str, dict]) -> str:
+def humanize(humanizers: dict[str, dict]) -> str:
+    """Held-out errors of each humanize model beside the baselines without one."""
+    rows = []
+    for name, manifest in humanizers.items():
+        evaluation, training = manifest["evaluation"], manifest["training"]
+        runs = [("model", evaluation["model"])] + list(evaluation["baselines"].items())
+        for run, errors in runs:
+            timing = f"{errors['timing_mae_ms']} ms ({errors['timing_mae_16ths']} 16ths)" if "timing_mae_ms" in errors else "-"
+            shipped = training.get("shipped_weights", {}).get("step", training["steps"])
+            budget = f"{training['steps']} steps, {_minutes(training['wall_time_s'])}; ships step {shipped}" if run == "model" else ""
+            rows.append([f"`{name}`", run, evaluation["onsets"], errors["velocity_mae"], timing, budget])
+    header = ["Model", "Velocities and timing from", "Held-out onsets", "Velocity MAE", "Timing MAE", "Training"]
+    return _table(header, rows)
+
+
+def fill(readme: str, manifests: dict[str, dict], humanizers: dict[str, dict]) -> str:
     """`readme` with each `<!-- name:start ... -->` ... `<!-- name:end -->` block
     replaced by its table."""
     for name, build in (
-        ("results", results),
-        ("baselines", baselines),
-        ("onsets", onsets),
-        ("harmony", harmony),
-        ("attributes", attributes),
-        ("interpolation", interpolation),
+        ("results", lambda: results(manifests)),
+        ("baselines", lambda: baselines(manifests)),
+        ("onsets", lambda: onsets(manifests)),
+        ("harmony", lambda: harmony(manifests)),
+        ("attributes", lambda: attributes(manifests)),
+        ("interpolation", lambda: interpolation(manifests)),
+        ("humanize", lambda: humanize(humanizers)),
     ):
         pattern = re.compile(rf"(<!-- {name}:start[^>]*-->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(readme):
             raise ValueError(f"models/README.md has no {name} markers")
-        readme = pattern.sub(lambda m: m.group(1) + build(manifests) + "\n" + m.group(2), readme)
+        readme = pattern.sub(lambda m: m.group(1) + build() + "\n" + m.group(2), readme)
     return readme
 
 
 def main() -> None:
     models = Path("models")
     manifests = {f"{part}_2bar": json.loads((models / f"{part}_2bar" / "manifest.json").read_text()) for part in PARTS}
+    humanizers = {
+        f"{part}_humanize": json.loads((models / f"{part}_humanize" / "manifest.json").read_text()) for part in PARTS
+    }
     readme = models / "README.md"
-    readme.write_text(fill(readme.read_text(), manifests))
+    readme.write_text(fill(readme.read_text(), manifests, humanizers))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 //! Decode latency on the CPU provider with one intra-op thread: model load,
-//! one 2-bar phrase per part, and a knob move -> phrase ready through the real
-//! worker thread and bridge.
+//! one 2-bar phrase per part (over a 2-bar progression), the humanize model
+//! on one 2-bar window, and a knob move -> phrase ready (the default 4-bar
+//! progression) through the real worker thread and bridge.
 //!
 //! Run: `cargo bench -p latent_trio --bench decode` (the committed models;
 //! `LATENT_TRIO_MODELS=<folder>` measures others, as the plugin would load them)
@@ -13,6 +14,7 @@ use latent_trio::bridge::{DecodeRequest, bridge};
 use latent_trio::engine::Engine;
 use latent_trio::engine::runtime::{MODELS_ENV, ProviderChoice};
 use latent_trio::engine::worker::{self, EngineStatus, WorkerSettings};
+use latent_trio::harmony::{HarmonySettings, PRESETS};
 use latent_trio::knobs::KnobSnapshot;
 use latent_trio::pattern::{Part, PartPhrase};
 use latent_trio::stored::StoredLatents;
@@ -42,11 +44,19 @@ fn main() {
     let mut engine =
         Engine::load(&models, ProviderChoice::Cpu).expect("ONNX Runtime and models load");
     println!(
-        "load ONNX Runtime + 3 models (9 sessions): {:.0} ms",
+        "load ONNX Runtime + 3 models and 3 humanize models (12 sessions): {:.0} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
 
     let stored = StoredLatents::default();
+    // "I IV": one chord a bar over 2 bars, so one model segment a phrase.
+    let two_bars = HarmonySettings {
+        preset: PRESETS
+            .iter()
+            .position(|preset| preset.name == "I IV")
+            .expect("a 2-bar preset"),
+        ..HarmonySettings::default()
+    };
     for part in Part::ALL {
         let mut out = PartPhrase::default();
         let times: Vec<Duration> = (0..RUNS)
@@ -54,6 +64,7 @@ fn main() {
                 let started = Instant::now();
                 let knobs = KnobSnapshot {
                     seed: run as u32,
+                    harmony: two_bars,
                     ..KnobSnapshot::default()
                 };
                 let inputs = engine
@@ -67,6 +78,34 @@ fn main() {
             })
             .collect();
         println!("{:<7} one 2-bar phrase: {}", part.name(), summary(times));
+        let tokens = {
+            let knobs = KnobSnapshot {
+                harmony: two_bars,
+                ..KnobSnapshot::default()
+            };
+            let inputs = engine.part_inputs(part, &knobs, &stored).unwrap();
+            let Ok(model) = &mut engine.parts[part.index()] else {
+                unreachable!("the inputs came from this model");
+            };
+            model.decode_tokens(&inputs).unwrap()
+        };
+        match &mut engine.humanizers[part.index()] {
+            Ok(humanizer) => {
+                let times: Vec<Duration> = (0..RUNS)
+                    .map(|_| {
+                        let started = Instant::now();
+                        humanizer.perform(&tokens).unwrap();
+                        started.elapsed()
+                    })
+                    .collect();
+                println!(
+                    "{:<7} humanize one 2-bar window: {}",
+                    part.name(),
+                    summary(times)
+                );
+            }
+            Err(error) => println!("{:<7} no humanize model: {error}", part.name()),
+        }
     }
 
     let (audio, worker_side) = bridge();

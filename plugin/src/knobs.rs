@@ -64,6 +64,9 @@ pub struct PartKnobs {
     /// Offsets along the attribute vectors, in `-ATTRIBUTE_RANGE..=ATTRIBUTE_RANGE`,
     /// indexed like [`AttributeKnob::ALL`].
     pub attributes: [f32; ATTRIBUTE_KNOBS],
+    /// How far the part moves from the grid and its fixed velocities
+    /// towards the humanize model's performance, 0..=1.
+    pub humanize: f32,
 }
 
 impl Default for PartKnobs {
@@ -73,8 +76,20 @@ impl Default for PartKnobs {
             temperature: 0.5,
             principal: [0.0; PRINCIPAL_KNOBS],
             attributes: [0.0; ATTRIBUTE_KNOBS],
+            humanize: 0.0,
         }
     }
+}
+
+/// How one part's notes sit against the grid: what humanize and swing do
+/// after decoding (the latent and the notes stay the same).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Feel {
+    /// The part's Humanize knob, 0..=1.
+    pub humanize: f32,
+    /// The global Swing knob, 0..=1: how late every second 16th comes, up
+    /// to a third of a 16th (a triplet feel).
+    pub swing: f32,
 }
 
 /// The full set of settings the worker decodes a phrase from.
@@ -93,6 +108,8 @@ pub struct KnobSnapshot {
     pub morph: f32,
     /// Key, progression and scale lock, which bass and melody follow.
     pub harmony: HarmonySettings,
+    /// Swing, 0..=1 (see [`Feel::swing`]).
+    pub swing: f32,
 }
 
 impl KnobSnapshot {
@@ -101,16 +118,26 @@ impl KnobSnapshot {
         &self.parts[part.index()]
     }
 
+    /// How `part`'s notes sit against the grid.
+    pub fn feel(&self, part: Part) -> Feel {
+        Feel {
+            humanize: self.part(part).humanize,
+            swing: self.swing,
+        }
+    }
+
     /// Whether two snapshots decode to the same notes. Muting is not part of
     /// the decode, so toggling a part never asks the worker for anything.
     pub fn decodes_like(&self, other: &KnobSnapshot) -> bool {
         self.seed == other.seed
             && self.harmony == other.harmony
+            && self.swing == other.swing
             && self.stored_revision == other.stored_revision
             && self.scenes_on == other.scenes_on
             && (!self.scenes_on || self.morph == other.morph)
             && self.parts.iter().zip(&other.parts).all(|(a, b)| {
                 a.temperature == b.temperature
+                    && a.humanize == b.humanize
                     && a.principal == b.principal
                     && a.attributes == b.attributes
             })

@@ -3,9 +3,9 @@
 //!
 //! Ids: `seed`, `new_seed`, `change_every`, `provider`, `bypass`, `scenes`,
 //! `morph`, `morph_bars`, `output`, `output_channel_1`, `key`, `progression`,
-//! `scale_lock`, `follow`, and per part
+//! `scale_lock`, `follow`, `swing`, and per part
 //! (`drums_`, `bass_`, `melody_` prefixes) `on`, `channel`, `temperature`,
-//! `latent_1`..`latent_8`, `density`, `syncopation`, `register`.
+//! `latent_1`..`latent_8`, `density`, `syncopation`, `register`, `humanize`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -201,6 +201,10 @@ pub struct LatentTrioParams {
     /// into the note input.
     #[id = "follow"]
     pub follow: EnumParam<Follow>,
+    /// How late every second 16th comes, up to a third of a 16th (100 %: a
+    /// triplet feel); all parts.
+    #[id = "swing"]
+    pub swing: FloatParam,
     /// Drums.
     #[nested(id_prefix = "drums", group = "Drums")]
     pub drums: PartParams,
@@ -244,6 +248,19 @@ pub struct PartParams {
     /// Higher or lower notes (bass and melody; hidden for drums).
     #[id = "register"]
     pub register: FloatParam,
+    /// 0 %: every note on the grid at the fixed velocities; 100 %: the
+    /// velocities and timing the humanize model gives the pattern.
+    #[id = "humanize"]
+    pub humanize: FloatParam,
+}
+
+/// A 0-100 % knob.
+fn share(name: String) -> FloatParam {
+    FloatParam::new(name, 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+        .with_step_size(0.01)
+        .with_unit(" %")
+        .with_value_to_string(formatters::v2s_f32_percentage(0))
+        .with_string_to_value(formatters::s2v_f32_percentage())
 }
 
 /// "+1.25", "-0.50", and "+0.00" for anything that rounds to zero: a value
@@ -323,6 +340,7 @@ impl PartParams {
             density: attribute(AttributeKnob::Density, "Density"),
             syncopation: attribute(AttributeKnob::Syncopation, "Syncopation"),
             register: attribute(AttributeKnob::Register, "Register"),
+            humanize: share(format!("{title} Humanize")),
         }
     }
 
@@ -342,6 +360,7 @@ impl PartParams {
                 self.syncopation.value(),
                 self.register.value(),
             ],
+            humanize: self.humanize.value(),
         }
     }
 }
@@ -413,6 +432,7 @@ impl Default for LatentTrioParams {
             })),
             scale_lock: BoolParam::new("Scale Lock", true),
             follow: EnumParam::new("Follow", Follow::Progression),
+            swing: share("Swing".into()),
             drums: PartParams::new(Part::Drums),
             bass: PartParams::new(Part::Bass),
             melody: PartParams::new(Part::Melody),
@@ -473,6 +493,7 @@ impl LatentTrioParams {
                 played: played.filter(|_| self.follow.value() == Follow::PlayedChords),
                 typed: self.follow.value() == Follow::TypedChords,
             },
+            swing: self.swing.value(),
         }
     }
 }

@@ -158,6 +158,12 @@ impl PartPhrase {
         &self.notes[..self.len]
     }
 
+    /// The notes, to change their velocity or offset (their steps, and so
+    /// their order, stay as they are).
+    pub fn notes_mut(&mut self) -> &mut [Note] {
+        &mut self.notes[..self.len]
+    }
+
     /// The notes starting on `step` (relative to the phrase start).
     pub fn notes_at(&self, step: usize) -> &[Note] {
         let notes = self.notes();

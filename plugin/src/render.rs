@@ -8,7 +8,7 @@ use crate::engine::{Engine, ModelError, harmony};
 use crate::harmony::Progression;
 use crate::knobs::KnobSnapshot;
 use crate::midi_file::{TICKS_PER_QUARTER, TimedNote, Track};
-use crate::pattern::{Note, Part, Phrase};
+use crate::pattern::{MAX_OFFSET, Note, OFFSET_UNITS_PER_STEP, Part, Phrase};
 use crate::sequencer::clock::Meter;
 use crate::sequencer::{BlockInput, PartRouting, Sequencer, SequencerOutput};
 use crate::stored::StoredLatents;
@@ -209,5 +209,32 @@ pub fn play_part(
     // The song ends: the transport stops and every note ends.
     input.playing = false;
     sequencer.process(&input, &mut recorder);
-    recorder.notes
+    without_the_next_bar(recorder.notes, total)
+}
+
+/// `notes` without those of the bar after the end: an early note of its
+/// first 16th is sent up to a third of a 16th before the end, and a file
+/// that loops would play it twice. No note of the last 16th starts that
+/// late (a late one starts at most a third after its 16th).
+fn without_the_next_bar(notes: Vec<TimedNote>, end: u64) -> Vec<TimedNote> {
+    let ticks_per_step = u64::from(TICKS_PER_QUARTER) / 4;
+    let cut = end - ticks_per_step * MAX_OFFSET as u64 / OFFSET_UNITS_PER_STEP as u64;
+    let mut dropped: Vec<(u8, u8)> = Vec::new();
+    notes
+        .into_iter()
+        .filter(|note| {
+            let key = (note.channel, note.pitch);
+            if note.velocity > 0 && note.tick >= cut {
+                dropped.push(key);
+                return false;
+            }
+            match dropped.iter().position(|&k| k == key) {
+                Some(index) if note.velocity == 0 => {
+                    dropped.swap_remove(index);
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect()
 }

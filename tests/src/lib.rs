@@ -112,6 +112,9 @@ pub struct NoteEvent {
     pub on_grid: bool,
     /// The 16th step (song position times 4) the event belongs to, if on grid.
     pub step: Option<i64>,
+    /// How far the event lies from the nearest 16th of the song, in 16ths
+    /// (humanize and swing move notes up to a third of one).
+    pub from_grid: f64,
 }
 
 /// How a host fills in the transport of each block: every known host
@@ -712,6 +715,7 @@ impl Instance {
             }
             let step = (high * 4.0).floor();
             let on_grid = song.playing && step / 4.0 > low;
+            let sixteenths = song.position_after(t, self.sample_rate) * 4.0;
             self.events.push(NoteEvent {
                 sample: self.wall + u64::from(time),
                 on,
@@ -721,6 +725,11 @@ impl Instance {
                 song_quarters: song.position_after(t, self.sample_rate),
                 on_grid,
                 step: on_grid.then_some(step as i64),
+                from_grid: if on_grid {
+                    0.0
+                } else {
+                    (sixteenths - sixteenths.round()).abs()
+                },
             });
         }
         self.wall += u64::from(frames);
@@ -914,6 +923,22 @@ pub fn cli_onsets(seed: u32, bars: u32, meter: (u16, u16)) -> Onsets {
 
 /// [`cli_onsets`] with `extra` arguments for `render` (e.g. `--chords`).
 pub fn cli_onsets_with(seed: u32, bars: u32, meter: (u16, u16), extra: &[&str]) -> Onsets {
+    cli_note_ons(seed, bars, meter, extra)
+        .into_iter()
+        // The CLI writes 480 ticks a quarter: 120 a 16th.
+        .map(|(tick, channel, key, _)| (i64::from(tick / 120), channel, key))
+        .collect()
+}
+
+/// Every note-on `latent-trio render` (the debug CLI, with the test
+/// bundle's models) writes with `extra` arguments: (tick at 480 a quarter,
+/// 0-based channel, key, velocity), in time order, the chords track left out.
+pub fn cli_note_ons(
+    seed: u32,
+    bars: u32,
+    meter: (u16, u16),
+    extra: &[&str],
+) -> Vec<(u32, u16, u16, u8)> {
     let dir = std::env::temp_dir().join(format!(
         "latent-trio-render-{}-{seed}-{bars}-{}-{}-{}",
         std::process::id(),
@@ -943,7 +968,7 @@ pub fn cli_onsets_with(seed: u32, bars: u32, meter: (u16, u16), extra: &[&str]) 
     let bytes = std::fs::read(&out).expect("the CLI wrote its file");
     let _ = std::fs::remove_dir_all(&dir);
     let smf = midly::Smf::parse(&bytes).expect("a MIDI file");
-    let mut notes = Onsets::new();
+    let mut notes = Vec::new();
     // The chords bass and melody followed are the file's, not the plugin's.
     let is_chords = |track: &[midly::TrackEvent<'_>]| {
         track.iter().any(|event| {
@@ -963,15 +988,16 @@ pub fn cli_onsets_with(seed: u32, bars: u32, meter: (u16, u16), extra: &[&str]) 
             } = event.kind
                 && vel > 0
             {
-                // The CLI writes 480 ticks a quarter: 120 a 16th.
-                notes.insert((
-                    i64::from(tick / 120),
+                notes.push((
+                    tick,
                     u16::from(channel.as_int()),
                     u16::from(key.as_int()),
+                    vel.as_int(),
                 ));
             }
         }
     }
+    notes.sort_unstable();
     notes
 }
 

@@ -13,12 +13,29 @@ fn playing(bundle: &Bundle) -> Instance {
     instance
 }
 
-fn finish(mut instance: Instance, what: &str) -> Vec<NoteEvent> {
+fn finish(instance: Instance, what: &str) -> Vec<NoteEvent> {
+    finish_within(instance, what, 0.0)
+}
+
+/// Stops, checks every note ended, and that every note-on lies within
+/// `from_grid` 16ths of the grid (0: exactly on it).
+fn finish_within(mut instance: Instance, what: &str, from_grid: f64) -> Vec<NoteEvent> {
     instance.song.playing = false;
     instance.block(64);
     let events = std::mem::take(&mut instance.events);
     let notes = check_balanced(&events).unwrap_or_else(|e| panic!("{what}: {e}"));
-    let off_grid = events.iter().filter(|e| e.on && !e.on_grid).count();
+    // A sample's width at the slowest tempo, for rounding to samples.
+    let tolerance = 1e-3;
+    let off_grid = events
+        .iter()
+        .filter(|e| {
+            e.on && (if from_grid == 0.0 {
+                !e.on_grid
+            } else {
+                e.from_grid > from_grid + tolerance
+            })
+        })
+        .count();
     assert_eq!(off_grid, 0, "{what}: note-ons off the grid");
     assert!(notes > 0, "{what}: something played");
     events
@@ -228,10 +245,13 @@ fn ten_thousand_random_transport_moves_and_automations_never_hang_a_note() {
     }
     instance.song.playing = true;
     instance.play(96_000, 512);
-    let events = finish(instance, "chaos");
+    // Humanize and Swing are among the automated parameters: notes may lie
+    // up to a third of a 16th off the grid, never further.
+    let events = finish_within(instance, "chaos", 1.0 / 3.0);
     let notes = events.iter().filter(|e| e.on).count();
+    let moved = events.iter().filter(|e| e.on && !e.on_grid).count();
     println!(
-        "chaos: 10000 operations (blocks {}, play/stop {}, locates {}, loops {}, tempo {}, automation {}, meters {}, host profiles {}), {notes} notes, 0 stuck, 0 off the grid",
+        "chaos: 10000 operations (blocks {}, play/stop {}, locates {}, loops {}, tempo {}, automation {}, meters {}, host profiles {}), {notes} notes ({moved} off the grid by humanize or swing, none by more than a third of a 16th), 0 stuck",
         counts[0] + counts[1],
         counts[2],
         counts[3],

@@ -57,7 +57,14 @@ const RELEASE_BUNDLES: &str = "target/bundled";
 /// replaces the release bundles a user installs.
 const TEST_BUNDLE_HOME: &str = "target/test-bundle";
 /// Model folders shipped in the bundles.
-const MODELS: [&str; 3] = ["drums_2bar", "bass_2bar", "melody_2bar"];
+const MODELS: [&str; 6] = [
+    "drums_2bar",
+    "bass_2bar",
+    "melody_2bar",
+    "drums_humanize",
+    "bass_humanize",
+    "melody_humanize",
+];
 
 fn main() {
     // One plain line on failure: what went wrong and what to do.

@@ -72,7 +72,9 @@ struct RenderArgs {
     #[arg(long, default_value_t = 0.5)]
     temperature: f32,
     /// A knob setting, repeatable: PART.KNOB=VALUE where KNOB is latent_1..latent_8,
-    /// density, syncopation, register or temperature (e.g. drums.latent_2=1.5).
+    /// density, syncopation, register, temperature or humanize (0..1: from the
+    /// grid and fixed velocities to the humanize model's performance), e.g.
+    /// drums.latent_2=1.5 or drums.humanize=1.
     #[arg(long = "knob", value_name = "PART.KNOB=VALUE")]
     knobs: Vec<String>,
     /// A .mid clip to start from: its latent replaces the seed's for --part
@@ -95,6 +97,10 @@ struct RenderArgs {
     /// ("Dm7 G7 | Cmaj7 | Am7 D7 | G7"). The phrase lasts as long as it.
     #[arg(long)]
     chords: Option<String>,
+    /// Swing of every part, 0..1: every second 16th comes up to a third of a
+    /// 16th late (1 = a triplet feel).
+    #[arg(long, default_value_t = 0.0)]
+    swing: f32,
     /// Let bass and melody play notes outside the key's scale.
     #[arg(long)]
     no_scale_lock: bool,
@@ -353,6 +359,8 @@ fn parse_knobs(args: &RenderArgs) -> Result<KnobSnapshot, String> {
             knobs.attributes[index] = within(ATTRIBUTE_RANGE, -ATTRIBUTE_RANGE)?;
         } else if knob == "temperature" {
             knobs.temperature = within(MAX_TEMPERATURE, 0.0)?;
+        } else if knob == "humanize" {
+            knobs.humanize = within(1.0, 0.0)?;
         } else {
             return Err(format!("unknown knob \"{knob}\" in \"{setting}\""));
         }
@@ -363,9 +371,13 @@ fn parse_knobs(args: &RenderArgs) -> Result<KnobSnapshot, String> {
             args.temperature
         ));
     }
+    if !(0.0..=1.0).contains(&args.swing) {
+        return Err(format!("swing {} is outside 0..1", args.swing));
+    }
     Ok(KnobSnapshot {
         seed: args.seed,
         parts,
+        swing: args.swing,
         ..KnobSnapshot::default()
     })
 }

@@ -197,6 +197,11 @@ impl EditorApp {
             }
             ui.label("Change");
             ui.add(ParamSlider::for_param(&params.change_every, setter));
+            ui.label("Swing");
+            ui.add(ParamSlider::for_param(&params.swing, setter).with_width(70.0))
+                .on_hover_text(
+                    "Every second 16th later, up to a third of a 16th (100 %: triplets)",
+                );
             ui.label("Run on");
             ui.add(ParamSlider::for_param(&params.provider, setter));
             ui.label("Output");
@@ -509,6 +514,7 @@ fn knob_rows(
                 ui.end_row();
             };
             row("Temperature", &params.temperature, None);
+            row("Humanize", &params.humanize, status.humanize_problem(part));
             for (index, knob) in params.latent.iter().enumerate() {
                 row(&format!("Latent {}", index + 1), &knob.value, None);
             }

@@ -93,8 +93,10 @@ pub fn show(
         let Some(row) = row_of(note.pitch) else {
             continue;
         };
-        let left = grid.left() + f32::from(note.step) * step_width;
-        let end = note.end_step().min(steps) as f32;
+        // Drawn where it sounds: humanize and swing move it off its 16th.
+        let start = note.start() as f32;
+        let left = grid.left() + start * step_width;
+        let end = (start + f32::from(note.length_steps)).min(steps as f32);
         let cell = Rect::from_min_max(
             Pos2::new(left + 0.5, grid.top() + row as f32 * row_height + 0.5),
             Pos2::new(

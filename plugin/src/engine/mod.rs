@@ -4,6 +4,7 @@
 //! calls into ONNX Runtime. The plugin's worker thread ([`worker`]) and the
 //! CLI are its only callers.
 
+pub mod humanize;
 pub mod latent;
 pub mod library_check;
 pub mod manifest;
@@ -20,10 +21,11 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::harmony::{self, Chord, Key, Progression};
-use crate::knobs::KnobSnapshot;
+use crate::knobs::{Feel, KnobSnapshot};
 use crate::midi_clip::{self, ClipError};
-use crate::pattern::{MODEL_BARS, Part, PartPhrase, Phrase};
+use crate::pattern::{MODEL_BARS, Part, Phrase};
 use crate::stored::{ClipLatent, StoredLatents};
+use humanize::{HumanizeModel, Performance, apply_feel, humanize_folder_name};
 use model::PartModel;
 use runtime::{MODELS_ENV, Provider, ProviderChoice};
 
@@ -188,9 +190,23 @@ pub struct PartInputs {
     pub temperature: f32,
     /// Length of the phrase in bars (see [`phrase_bars`]).
     pub bars: usize,
+    /// How the notes sit against the grid (applied after decoding: a new
+    /// feel never runs the model again).
+    pub feel: Feel,
     /// What a chord-following part plays over (`None` for one that takes
     /// no chords, so a new progression never decodes the drums again).
     pub harmony: Option<PartHarmony>,
+}
+
+impl PartInputs {
+    /// Whether `other` decodes to the same material (the same tokens),
+    /// whatever its feel.
+    pub fn same_material(&self, other: &PartInputs) -> bool {
+        PartInputs {
+            feel: other.feel,
+            ..self.clone()
+        } == *other
+    }
 }
 
 /// The chords a part follows, and the notes it may play.
@@ -203,10 +219,12 @@ pub struct PartHarmony {
     pub scale: Option<Chord>,
 }
 
-/// A part's last good decode: its inputs and the notes they gave.
+/// A part's last good decode: its inputs, the tokens they gave, and how a
+/// player would perform them (when the part has a humanize model).
 struct DecodedPart {
     inputs: PartInputs,
-    notes: PartPhrase,
+    tokens: Vec<i64>,
+    performance: Option<Performance>,
 }
 
 /// What one [`Engine::decode`] did, part by part.
@@ -235,6 +253,9 @@ impl DecodeReport {
 pub struct Engine {
     /// Per part, by [`Part::index`].
     pub parts: [Result<PartModel, ModelError>; 3],
+    /// Per part, its humanize model (without one, Humanize does nothing
+    /// for that part and Swing still applies).
+    pub humanizers: [Result<HumanizeModel, ModelError>; 3],
     /// Time the last [`Engine::decode`] took.
     pub last_decode: Duration,
     /// Per part: how long its model took the last time it ran (zero before).
@@ -258,8 +279,17 @@ impl Engine {
                 choice,
             )
         });
+        let humanizers = Part::ALL.map(|part| {
+            HumanizeModel::load(
+                runtime,
+                &models.join(humanize_folder_name(part)),
+                part,
+                choice,
+            )
+        });
         Ok(Engine {
             parts,
+            humanizers,
             last_decode: Duration::ZERO,
             part_decode_time: [Duration::ZERO; 3],
             last_latents: Default::default(),
@@ -301,15 +331,17 @@ impl Engine {
             seed: knobs.seed,
             temperature: part_knobs.temperature,
             bars: phrase_bars(knobs, stored),
+            feel: knobs.feel(part),
             harmony,
         })
     }
 
-    /// Whether `part`'s last good decode came from exactly `inputs`.
+    /// Whether `part`'s last good decode came from inputs of the same
+    /// material as `inputs` (a new feel alone decodes nothing).
     pub fn is_decoded(&self, part: Part, inputs: &PartInputs) -> bool {
         self.decoded[part.index()]
             .as_ref()
-            .is_some_and(|decoded| decoded.inputs == *inputs)
+            .is_some_and(|decoded| decoded.inputs.same_material(inputs))
     }
 
     /// Fills `phrase` with every part's notes for `knobs`. Only a part whose
@@ -338,20 +370,28 @@ impl Engine {
             {
                 let part_started = Instant::now();
                 report.decoded[index] = true;
-                let mut notes = PartPhrase::default();
-                match model.decode(&inputs, &mut notes) {
-                    Ok(()) => {
+                match model.decode_tokens(&inputs) {
+                    Ok(tokens) => {
+                        // A humanize model that fails leaves the notes on the grid.
+                        let performance = match &mut self.humanizers[index] {
+                            Ok(humanizer) => humanizer.perform(&tokens).ok(),
+                            Err(_) => None,
+                        };
                         self.decoded[index] = Some(DecodedPart {
                             inputs: inputs.clone(),
-                            notes,
+                            tokens,
+                            performance,
                         })
                     }
                     Err(error) => report.errors[index] = Some(error),
                 }
                 self.part_decode_time[index] = part_started.elapsed();
             }
-            if let Some(decoded) = &self.decoded[index] {
-                out.clone_from(&decoded.notes);
+            if let (Some(decoded), Ok(model)) = (&self.decoded[index], &self.parts[index]) {
+                model.notes(&decoded.tokens, out);
+                apply_feel(out, decoded.performance.as_ref(), inputs.feel, |pitch| {
+                    model.class_of(pitch)
+                });
             }
             report.inputs[index] = Some(inputs);
         }

@@ -56,24 +56,7 @@ impl PartModel {
             part,
             manifest.latent_size,
         )?;
-        let open = |spec: &GraphSpec| -> ModelResult<(Session, Provider, Option<String>)> {
-            let path = Manifest::graph_path(folder, spec);
-            if !path.is_file() {
-                return Err(ModelError::Unreadable {
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
-                    path,
-                });
-            }
-            let opened =
-                runtime
-                    .open(&path, choice)
-                    .map_err(|source| ModelError::GraphUnloadable {
-                        path: path.clone(),
-                        message: source.to_string(),
-                    })?;
-            check_signature(&opened.0, spec, &path)?;
-            Ok(opened)
-        };
+        let open = |spec: &GraphSpec| open_graph(runtime, folder, spec, choice);
         let (encoder, _, _) = open(&manifest.graphs.encoder)?;
         let (decoder_init, _, _) = open(&manifest.graphs.decoder_init)?;
         let (decoder_step, provider, provider_note) = open(&manifest.graphs.decoder_step)?;
@@ -236,8 +219,23 @@ impl PartModel {
     /// Decodes the phrase of `inputs` into `out` (see [`Self::decode_tokens`]).
     pub fn decode(&mut self, inputs: &PartInputs, out: &mut PartPhrase) -> ModelResult<()> {
         let tokens = self.decode_tokens(inputs)?;
-        tokens_to_notes(&self.manifest.vocabulary, &tokens, out);
+        self.notes(&tokens, out);
         Ok(())
+    }
+
+    /// The notes `tokens` play, on the grid at the vocabulary's velocities.
+    pub fn notes(&self, tokens: &[i64], out: &mut PartPhrase) {
+        tokens_to_notes(&self.manifest.vocabulary, tokens, out);
+    }
+
+    /// The drum class of a note of `pitch` (drums), or 0 (bass and melody).
+    pub fn class_of(&self, pitch: u8) -> Option<usize> {
+        match &self.manifest.vocabulary {
+            Vocabulary::DrumClasses { classes, .. } => {
+                classes.iter().position(|class| class.pitch == pitch)
+            }
+            Vocabulary::Melodic { .. } => Some(0),
+        }
     }
 
     /// Encoder mean of one window of tokens over `chords` (MIDI import uses
@@ -256,9 +254,34 @@ impl PartModel {
     }
 }
 
+/// Opens the graph `spec` names in `folder` on the provider of `choice`,
+/// and checks its signature against `spec`.
+pub(super) fn open_graph(
+    runtime: &Runtime,
+    folder: &Path,
+    spec: &GraphSpec,
+    choice: ProviderChoice,
+) -> ModelResult<(Session, Provider, Option<String>)> {
+    let path = Manifest::graph_path(folder, spec);
+    if !path.is_file() {
+        return Err(ModelError::Unreadable {
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+            path,
+        });
+    }
+    let opened = runtime
+        .open(&path, choice)
+        .map_err(|source| ModelError::GraphUnloadable {
+            path: path.clone(),
+            message: source.to_string(),
+        })?;
+    check_signature(&opened.0, spec, &path)?;
+    Ok(opened)
+}
+
 /// Takes output `name` out of a run's outputs (the signature check on load
 /// makes sure that it is there).
-fn take_output(outputs: &mut SessionOutputs<'_>, name: &str) -> ModelResult<DynValue> {
+pub(super) fn take_output(outputs: &mut SessionOutputs<'_>, name: &str) -> ModelResult<DynValue> {
     outputs
         .remove(name)
         .ok_or_else(|| ModelError::Inference(ort::Error::new(format!("no output {name}"))))

@@ -108,6 +108,9 @@ pub struct EngineStatus {
     pub window_open: AtomicBool,
     /// Per part: why it is silent, if it is (worker writes, GUI reads).
     part_problems: Mutex<[Option<String>; 3]>,
+    /// Per part: why its Humanize knob does nothing, if it does not (worker
+    /// writes, GUI reads).
+    humanize_problems: Mutex<[Option<String>; 3]>,
     /// Per part and attribute knob: the share of phrases its vector moved
     /// steadily, where that was too few for the knob to be used (worker
     /// writes, GUI reads).
@@ -176,6 +179,11 @@ impl EngineStatus {
         self.part_problems.lock()[part.index()].clone()
     }
 
+    /// Why `part`'s Humanize knob does nothing, if it does not.
+    pub fn humanize_problem(&self, part: Part) -> Option<String> {
+        self.humanize_problems.lock()[part.index()].clone()
+    }
+
     /// ONNX Runtime's version (empty until loaded).
     pub fn runtime_version(&self) -> String {
         self.runtime_version.lock().clone()
@@ -217,6 +225,15 @@ impl EngineStatus {
     fn publish_engine(&self, engine: &Result<Engine, RuntimeError>) {
         match engine {
             Ok(engine) => {
+                *self.humanize_problems.lock() = Part::ALL.map(|part| {
+                    engine.humanizers[part.index()].as_ref().err().map(|error| {
+                        nice_plug::nice_log!(
+                            "Latent Trio's {} plays on the grid: {error}",
+                            part.name()
+                        );
+                        format!("No humanize model: {error}")
+                    })
+                });
                 let mut problems = self.part_problems.lock();
                 let mut left_out = self.knobs_left_out.lock();
                 let mut notes = Vec::new();
