@@ -196,16 +196,11 @@ impl EditorApp {
                 setter.end_set_parameter(&params.seed);
             }
             ui.label("Change");
-            ui.add(ParamSlider::for_param(&params.change_every, setter));
-            ui.label("Swing");
-            ui.add(ParamSlider::for_param(&params.swing, setter).with_width(70.0))
-                .on_hover_text(
-                    "Every second 16th later, up to a third of a 16th (100 %: triplets)",
-                );
+            ui.add(ParamSlider::for_param(&params.change_every, setter).with_width(100.0));
             ui.label("Run on");
-            ui.add(ParamSlider::for_param(&params.provider, setter));
+            ui.add(ParamSlider::for_param(&params.provider, setter).with_width(100.0));
             ui.label("Output");
-            ui.add(ParamSlider::for_param(&params.output, setter));
+            ui.add(ParamSlider::for_param(&params.output, setter).with_width(100.0));
             if params.output.value().only().is_some() {
                 ui.add(ParamSlider::for_param(&params.output_channel_1, setter));
             }
@@ -229,8 +224,12 @@ impl EditorApp {
             ui.label("Scale lock");
             ui.add(ParamSlider::for_param(&params.scale_lock, setter).with_width(60.0))
                 .on_hover_text("Scale lock: bass and melody play only notes of the key (and of the chord sounding)");
+            ui.separator();
+            ui.label("Swing");
+            ui.add(ParamSlider::for_param(&params.swing, setter).with_width(70.0))
+                .on_hover_text("Every second 16th of every part later, up to a third of a 16th (100 %: triplets)");
         });
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let typed = stored.typed_progression.as_ref();
             // A reopened window (or a loaded project) shows what was typed.
             if self.typed_chords.is_empty()

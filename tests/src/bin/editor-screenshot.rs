@@ -5,6 +5,9 @@
 //! ```text
 //! xvfb-run -s "-screen 0 2400x1800x24" cargo run -p latent_trio_host --bin editor-screenshot -- shot.ppm 1.0
 //! ```
+//!
+//! Further arguments `"Parameter Name=value"` set parameters first (plain
+//! values), e.g. `"Progression=9" "Drums Humanize=1"`.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -21,6 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bundle = Bundle::load(&clap_bundle())?;
     let mut instance = bundle.instantiate()?;
     instance.activate(48_000.0, 512);
+    for setting in args {
+        let (name, value) = setting
+            .split_once('=')
+            .ok_or_else(|| format!("\"{setting}\" is not Name=value"))?;
+        instance.set(name, value.parse()?);
+    }
     // Let the models load and a phrase arrive before the window opens.
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(3) {
