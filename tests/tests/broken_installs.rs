@@ -130,6 +130,53 @@ fn a_corrupt_model_silences_only_its_own_part() {
     );
 }
 
+#[test]
+fn a_damaged_humanize_model_leaves_its_part_on_the_grid_and_says_why() {
+    if is_child() {
+        let bundle = Bundle::load(Path::new(&std::env::var("CLAP_UNDER_TEST").unwrap())).unwrap();
+        let mut instance = bundle.instantiate_offline(512).unwrap();
+        for part in ["Drums", "Bass", "Melody"] {
+            instance.set(&format!("{part} Humanize"), 1.0);
+        }
+        instance.play(4 * 96_000, 512);
+        instance.song.playing = false;
+        instance.block(64);
+        check_balanced(&instance.events).unwrap();
+        let on = |channel: u16| {
+            instance
+                .events
+                .iter()
+                .filter(move |e| e.on && e.channel == channel)
+        };
+        // Drums (channel 10) lost their humanize model: on the grid, at the
+        // fixed velocities; the bass (channel 2) still humanizes.
+        assert!(on(9).count() > 10 && on(9).all(|e| e.on_grid));
+        assert!(on(9).all(|e| [110, 96, 82].contains(&((e.velocity * 127.0).round() as u8))));
+        assert!(on(1).any(|e| (e.velocity * 127.0).round() as u8 != 100));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clap = copy_bundle(dir.path(), true);
+    std::fs::write(
+        dir.path()
+            .join("Latent Trio.resources/models/drums_humanize/manifest.json"),
+        b"{\"format_version\": 1, \"family\": \"humanize\", \"part\": \"bass\"}",
+    )
+    .unwrap();
+    let stderr = in_child(
+        "a_damaged_humanize_model_leaves_its_part_on_the_grid_and_says_why",
+        &[
+            ("CLAP_UNDER_TEST", &clap),
+            ("NICE_LOG", Path::new("stderr")),
+        ],
+    );
+    assert!(
+        stderr.contains("drums plays on the grid")
+            && stderr.contains("drums_humanize/manifest.json"),
+        "the reason is reported:\n{stderr}"
+    );
+}
+
 /// The child's side of the truncated-library scenarios: the plugin loads,
 /// plays nothing, and the host lives on.
 fn plays_silence_without_crashing() {

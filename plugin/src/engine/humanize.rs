@@ -9,7 +9,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 use serde::Deserialize;
 
-use super::manifest::GraphSpec;
+use super::manifest::{GraphSpec, read_manifest};
 use super::model::{open_graph, take_output};
 use super::runtime::{ProviderChoice, Runtime};
 use super::{ModelError, ModelResult};
@@ -67,15 +67,7 @@ impl HumanizeModel {
         choice: ProviderChoice,
     ) -> ModelResult<HumanizeModel> {
         let path = folder.join("manifest.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Unreadable {
-            path: path.clone(),
-            source,
-        })?;
-        let manifest: HumanizeManifest =
-            serde_json::from_str(&text).map_err(|source| ModelError::ManifestSyntax {
-                path: path.clone(),
-                source,
-            })?;
+        let manifest: HumanizeManifest = read_manifest(&path)?;
         check(&manifest, &path, part)?;
         let (session, _, _) = open_graph(runtime, folder, &manifest.graphs.humanize, choice)?;
         Ok(HumanizeModel { part, session })

@@ -168,15 +168,7 @@ impl Manifest {
     /// `part` that this version can play.
     pub fn load(folder: &Path, part: Part) -> Result<Manifest, ModelError> {
         let path = folder.join("manifest.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Unreadable {
-            path: path.clone(),
-            source,
-        })?;
-        let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|source| ModelError::ManifestSyntax {
-                path: path.clone(),
-                source,
-            })?;
+        let manifest: Manifest = read_manifest(&path)?;
         manifest.check(&path, part)?;
         Ok(manifest)
     }
@@ -393,6 +385,18 @@ impl Manifest {
     pub fn graph_path(folder: &Path, graph: &GraphSpec) -> PathBuf {
         folder.join(&graph.file)
     }
+}
+
+/// Reads and parses the manifest at `path` (of any model family).
+pub(super) fn read_manifest<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ModelError::ManifestSyntax {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `tokens: int64[batch, 32]`-style summary for error messages.
