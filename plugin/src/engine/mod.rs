@@ -224,7 +224,11 @@ pub struct PartHarmony {
 struct DecodedPart {
     inputs: PartInputs,
     tokens: Vec<i64>,
+    /// `None` until Humanize is first turned up for these tokens (most
+    /// projects never do), or when there is no usable humanize model.
     performance: Option<Performance>,
+    /// Whether the humanize model was asked already (once is enough).
+    performed: bool,
 }
 
 /// What one [`Engine::decode`] did, part by part.
@@ -372,20 +376,27 @@ impl Engine {
                 report.decoded[index] = true;
                 match model.decode_tokens(&inputs) {
                     Ok(tokens) => {
-                        // A humanize model that fails leaves the notes on the grid.
-                        let performance = match &mut self.humanizers[index] {
-                            Ok(humanizer) => humanizer.perform(&tokens).ok(),
-                            Err(_) => None,
-                        };
                         self.decoded[index] = Some(DecodedPart {
                             inputs: inputs.clone(),
                             tokens,
-                            performance,
+                            performance: None,
+                            performed: false,
                         })
                     }
                     Err(error) => report.errors[index] = Some(error),
                 }
                 self.part_decode_time[index] = part_started.elapsed();
+            }
+            if let Some(decoded) = &mut self.decoded[index]
+                && inputs.feel.humanize > 0.0
+                && !decoded.performed
+            {
+                decoded.performed = true;
+                // A humanize model that fails leaves the notes on the grid.
+                decoded.performance = match &mut self.humanizers[index] {
+                    Ok(humanizer) => humanizer.perform(&decoded.tokens).ok(),
+                    Err(_) => None,
+                };
             }
             if let (Some(decoded), Ok(model)) = (&self.decoded[index], &self.parts[index]) {
                 model.notes(&decoded.tokens, out);
