@@ -29,7 +29,7 @@ import torch
 from . import data as conversion
 from . import vocab
 from .data import load_windows
-from .humanize import Humanizer, drum_hits, note_ons
+from .humanize import HumanizeSize, Humanizer, drum_hits
 
 #: Velocities the plugin plays without humanize (engine/tokens.rs).
 GRID_DRUM_VELOCITY = {0: 110, 2: 96}
@@ -244,8 +244,6 @@ def evaluate(model: Humanizer, data: Path, part: str, raw: Path) -> dict:
 
 
 def load(path: Path) -> Humanizer:
-    from .humanize import HumanizeSize
-
     saved = torch.load(path, weights_only=True)
     model = Humanizer(HumanizeSize(**saved["state"]["size"]))
     model.load_state_dict(saved["model"])

@@ -49,6 +49,8 @@ pub struct Performance {
 /// A loaded, checked humanize model for one part.
 pub struct HumanizeModel {
     part: Part,
+    /// The folder it came from (named in errors).
+    folder: PathBuf,
     session: Session,
 }
 
@@ -70,7 +72,11 @@ impl HumanizeModel {
         let manifest: HumanizeManifest = read_manifest(&path)?;
         check(&manifest, &path, part)?;
         let (session, _, _) = open_graph(runtime, folder, &manifest.graphs.humanize, choice)?;
-        Ok(HumanizeModel { part, session })
+        Ok(HumanizeModel {
+            part,
+            folder: folder.to_path_buf(),
+            session,
+        })
     }
 
     /// The performance of a pattern of `tokens` (a whole phrase, in model
@@ -131,7 +137,7 @@ impl HumanizeModel {
         };
         if velocity.iter().chain(&offset).any(|v| !v.is_finite()) {
             return Err(ModelError::NotFinite {
-                folder: PathBuf::from(humanize_folder_name(self.part)),
+                folder: self.folder.clone(),
             });
         }
         for step in 0..window.len() {

@@ -202,10 +202,11 @@ impl PartInputs {
     /// Whether `other` decodes to the same material (the same tokens),
     /// whatever its feel.
     pub fn same_material(&self, other: &PartInputs) -> bool {
-        PartInputs {
-            feel: other.feel,
-            ..self.clone()
-        } == *other
+        self.latent == other.latent
+            && self.seed == other.seed
+            && self.temperature == other.temperature
+            && self.bars == other.bars
+            && self.harmony == other.harmony
     }
 }
 
@@ -323,18 +324,17 @@ impl Engine {
             let clip = stored.clip(part).map(|clip| clip.latent.as_slice());
             model.latent(knobs.seed, part_knobs, clip)
         });
-        let harmony = model.follows_chords().then(|| {
-            let (progression, key) = harmony(knobs, stored);
-            PartHarmony {
-                progression,
-                scale: knobs.harmony.scale_lock.then(|| key.scale()),
-            }
+        // Read once: a typed progression is parsed on every call.
+        let (progression, key) = harmony(knobs, stored);
+        let harmony = model.follows_chords().then(|| PartHarmony {
+            progression,
+            scale: knobs.harmony.scale_lock.then(|| key.scale()),
         });
         Some(PartInputs {
             latent,
             seed: knobs.seed,
             temperature: part_knobs.temperature,
-            bars: phrase_bars(knobs, stored),
+            bars: progression.bars().max(MODEL_BARS),
             feel: knobs.feel(part),
             harmony,
         })
