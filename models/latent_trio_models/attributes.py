@@ -1,5 +1,6 @@
-"""Musical attributes of 2-bar token windows, as used for the latent attribute
-vectors (MusicVAE section 5.3) and for checking that those vectors work."""
+"""Musical attributes of token windows (of any number of bars), as used for
+the latent attribute vectors (MusicVAE section 5.3) and for checking that
+those vectors work."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import numpy as np
 
 from . import vocab
 
-BARS = 2
+
+
+def _bars(tokens: np.ndarray) -> float:
+    return tokens.shape[-1] / vocab.STEPS_PER_BAR
 
 
 def _onsets(tokens: np.ndarray, part: str) -> np.ndarray:
@@ -16,7 +20,7 @@ def _onsets(tokens: np.ndarray, part: str) -> np.ndarray:
 
 def density(tokens: np.ndarray, part: str) -> np.ndarray:
     """Onsets per bar (drums: steps with any hit)."""
-    return _onsets(tokens, part).sum(-1) / BARS
+    return _onsets(tokens, part).sum(-1) / _bars(tokens)
 
 
 def syncopation(tokens: np.ndarray, part: str) -> np.ndarray:
@@ -46,7 +50,7 @@ def interval(tokens: np.ndarray, part: str) -> np.ndarray:
 def _drum_activity(classes: tuple[int, ...]):
     def activity(tokens: np.ndarray, part: str) -> np.ndarray:
         hits = sum(((tokens >> c) & 1) for c in classes)
-        return hits.sum(-1) / BARS
+        return hits.sum(-1) / _bars(tokens)
 
     return activity
 

@@ -375,6 +375,11 @@ def onset_count(tokens: np.ndarray, part: str) -> int:
     return int(np.count_nonzero(tokens > 0)) if part == "drums" else int(np.count_nonzero(tokens >= 2))
 
 
+def window_hop(bars: int) -> int:
+    """Bars between the starts of windows of `bars` bars."""
+    return 1 if bars == WINDOW_BARS else 4
+
+
 def windows(song: TokenSong, part: str, bars: int, hop_bars: int, counts: Counts) -> list[int]:
     """Start steps of the windows of `bars` bars worth keeping; a window with
     fewer than 4 onsets (silence, a lone crash) is skipped and counted."""
@@ -411,7 +416,8 @@ def save_part(part: str, songs: list[TokenSong], out: Path, counts: Counts) -> N
     bass velocities and the chord and key of every step."""
     arrays: dict[str, np.ndarray] = {}
     for split in SPLITS:
-        for bars, hop, key in ((WINDOW_BARS, 1, "2bar"), (LONG_WINDOW_BARS, 4, "16bar")):
+        for bars, key in ((WINDOW_BARS, "2bar"), (LONG_WINDOW_BARS, "16bar")):
+            hop = window_hop(bars)
             length = bars * vocab.STEPS_PER_BAR
             found = (
                 (song, start, length)

@@ -52,16 +52,18 @@ class Windows:
         return Windows(self.tokens[:count], cut(self.chords), cut(self.keys))
 
 
-def heldout_windows(part: str, data_dir: Path, limit: int | None = None) -> Windows:
-    """Every distinct 2-bar test window of `part` (or the first `limit`), in
-    song order, each once (as the converter keeps them)."""
+def heldout_windows(part: str, data_dir: Path, limit: int | None = None, bars: int = data.WINDOW_BARS) -> Windows:
+    """Every distinct test window of `bars` bars of `part` (or the first
+    `limit`), in song order, each once (as the converter keeps them: 2-bar
+    windows every bar, 16-bar windows every 4 bars)."""
     counts = data.Counts()
     if part == "drums":
         songs = data.load_groove_split(data_dir, "test", counts)
     else:
         songs = [song[part] for song in data.load_pop909_split(data_dir, "test", counts)]
-    length = data.WINDOW_BARS * vocab.STEPS_PER_BAR
-    found = ((song, start, length) for song in songs for start in data.windows(song, part, data.WINDOW_BARS, 1, counts))
+    length = bars * vocab.STEPS_PER_BAR
+    hop = data.window_hop(bars)
+    found = ((song, start, length) for song in songs for start in data.windows(song, part, bars, hop, counts))
     tokens, chords, keys = [], [], []
     for song, start, _ in data.unique_windows(found, counts, "held-out"):
         tokens.append(song.tokens[start : start + length])
@@ -344,6 +346,77 @@ def attribute_check(
     return report
 
 
+def per_bar_accuracy(model: MusicVAE, heldout: Windows) -> dict[str, list[float]]:
+    """Teacher-forced and sampled (T=1) accuracy of each bar of the window,
+    from the encoder mean: where a long decode loses its way."""
+    model.eval()
+    bars = model.size.bars
+    correct = {"teacher_forced": np.zeros(bars), "sampled_t1": np.zeros(bars)}
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for x, chords in batches(heldout, model):
+            mu, _ = model.encode(x, chords)
+            decoded = {
+                "teacher_forced": model.teacher_forced_logits(x, mu, chords).argmax(-1),
+                "sampled_t1": model.sample(mu, temperature=1.0, generator=generator, chords=chords),
+            }
+            for name, tokens in decoded.items():
+                correct[name] += (tokens == x).view(len(x), bars, -1).sum((0, 2)).numpy()
+    per_bar = heldout.tokens.size / bars
+    return {name: (count / per_bar).round(4).tolist() for name, count in correct.items()}
+
+
+# Bar lags whose repeats the structure check reports.
+STRUCTURE_LAGS = (1, 2, 4, 8)
+
+
+def bar_similarity(tokens: np.ndarray) -> np.ndarray:
+    """[windows, steps] -> [windows, bars, bars]: the share of 16th steps on
+    which bar i and bar j hold the same token."""
+    bars = tokens.reshape(len(tokens), -1, vocab.STEPS_PER_BAR)
+    return (bars[:, :, None, :] == bars[:, None, :, :]).mean(-1)
+
+
+def structure(tokens: np.ndarray) -> dict:
+    """How a set of 16-bar windows repeats itself: per lag, the share of bar
+    pairs that lag apart that are identical, and their mean step agreement;
+    and the mean self-similarity matrix (to compare with the data's)."""
+    similarity = bar_similarity(tokens)
+    bars = similarity.shape[1]
+    lags = {}
+    for lag in STRUCTURE_LAGS:
+        pairs = np.stack([similarity[:, k, k - lag] for k in range(lag, bars)], axis=1)
+        lags[str(lag)] = {"identical": round(float((pairs == 1.0).mean()), 4), "agreement": round(float(pairs.mean()), 4)}
+    return {"by_lag": lags, "matrix": similarity.mean(0)}
+
+
+def structure_check(models: dict[str, MusicVAE], heldout: Windows) -> dict:
+    """The bar-to-bar structure of the held-out data and of each model's prior
+    samples (z ~ N(0, I), T=1, over the held-out windows' chords): a model with
+    song-like structure repeats and varies bars about as the data does; a loop
+    repeats everything and noise nothing. `matrix_distance` is the mean
+    absolute difference between a model's mean self-similarity matrix and the
+    data's."""
+    data_structure = structure(heldout.tokens)
+    report = {"heldout_data": {"by_lag": data_structure["by_lag"]}}
+    for name, model in models.items():
+        generator = torch.Generator().manual_seed(2)
+        model.eval()
+        with torch.no_grad():
+            samples = np.concatenate(
+                [
+                    model.sample(torch.randn(len(x), model.size.latent, generator=generator), 1.0, generator, chords).numpy()
+                    for x, chords in batches(heldout, model)
+                ]
+            )
+        found = structure(samples)
+        report[name] = {
+            "by_lag": found["by_lag"],
+            "matrix_distance": round(float(np.abs(found["matrix"] - data_structure["matrix"]).mean()), 4),
+        }
+    return report
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     cos = torch.clamp((a * b).sum(-1, keepdim=True) / (a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True)), -1, 1)
     omega = torch.acos(cos)
@@ -381,7 +454,7 @@ def main() -> None:
     from .export import load_checkpoint  # the exporter imports this module
 
     model, state = load_checkpoint(args.checkpoint or Path("models/work/checkpoints") / f"{args.part}_2bar.pt")
-    heldout = heldout_windows(args.part, args.data)
+    heldout = heldout_windows(args.part, args.data, bars=model.size.bars)
     print(json.dumps({"step": state["step"], "heldout_windows": len(heldout), **token_accuracy(model, heldout)}))
 
 

@@ -6,6 +6,9 @@ Run: python -m latent_trio_models.export --part drums
      and its float32 weights models/weights/drums_2bar.pt)
 Again from the committed weights, with no training run on this machine:
      python -m latent_trio_models.export --part drums --checkpoint models/weights/drums_2bar.pt
+A 16-bar hierarchical model, scored against its flat baseline:
+     python -m latent_trio_models.export --part melody --bars 16
+     (reads models/work/checkpoints/melody_16bar.pt and melody_16bar_flat.pt)
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime
 import torch
 from torch import nn
 
 from . import attributes, evaluate, harmony, step_graph, vocab
+from . import data as data_module
 from .data import load_windows
-from .model import ModelSize, MusicVAE
+from .model import HierarchicalVAE, ModelSize, MusicVAE, build
 
 OPSET = 17
 PRINCIPAL_AXES = 8
@@ -63,6 +68,17 @@ class DecoderInitGraph(nn.Module):
         return h, c, self.conditioning(z)
 
 
+class ConductorGraph(nn.Module):
+    """z [batch, latent] -> bar_embeddings [batch, bars, latent]."""
+
+    def __init__(self, model: HierarchicalVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.bar_embeddings(z)
+
+
 def signatures(size: ModelSize) -> dict[str, dict]:
     """The contract's graph signatures for a model of `size` (shapes: ints, "batch")."""
 
@@ -71,19 +87,29 @@ def signatures(size: ModelSize) -> dict[str, dict]:
 
     state = [size.decoder_layers, "batch", size.decoder_hidden]
     z = tensor("z", "float32", ["batch", size.latent])
+    # A hierarchical model's bar decoder starts from each bar's embedding instead of z.
+    bar_embedding = tensor("bar_embedding", "float32", ["batch", size.latent])
     conditioning = tensor("conditioning", "float32", ["batch", 4 * size.decoder_hidden])
     # A chord-conditioned model reads the chord of every step it encodes and decodes.
     chords = [tensor("chords", "float32", ["batch", size.steps, size.chord_size])] if size.chord_size else []
     chord = [tensor("chord", "float32", ["batch", size.chord_size])] if size.chord_size else []
+    conductor = {
+        "conductor": {
+            "file": "conductor.onnx",
+            "inputs": [z],
+            "outputs": [tensor("bar_embeddings", "float32", ["batch", size.bars, size.latent])],
+        }
+    }
     return {
         "encoder": {
             "file": "encoder.onnx",
             "inputs": [tensor("tokens", "int64", ["batch", size.steps]), *chords],
             "outputs": [tensor("mu", "float32", ["batch", size.latent]), tensor("sigma", "float32", ["batch", size.latent])],
         },
+        **(conductor if size.hierarchical else {}),
         "decoder_init": {
             "file": "decoder_init.onnx",
-            "inputs": [z],
+            "inputs": [bar_embedding if size.hierarchical else z],
             "outputs": [tensor("h", "float32", state), tensor("c", "float32", state), conditioning],
         },
         "decoder_step": {
@@ -113,6 +139,8 @@ def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
         "encoder": (EncoderGraph(model), (tokens, *chords)),
         "decoder_init": (DecoderInitGraph(model), (z,)),
     }
+    if size.hierarchical:
+        examples["conductor"] = (ConductorGraph(model), (z,))
     for name, (module, args) in examples.items():
         spec = graphs[name]
         names = [t["name"] for t in spec["inputs"] + spec["outputs"]]
@@ -136,8 +164,25 @@ def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
                 opset_version=OPSET,
                 dynamo=False,
             )
+        pin_fixed_dimensions(out / spec["file"], spec)
     step_graph.write(model, out / graphs["decoder_step"]["file"])
     return graphs
+
+
+def pin_fixed_dimensions(path: Path, spec: dict) -> None:
+    """Writes the contract's fixed sizes into the graph's declared inputs and
+    outputs where the exporter left an axis unnamed (the conductor's bar axis
+    comes out of its LSTM without a size), so the plugin's signature check
+    sees exactly the contract."""
+    graph_model = onnx.load(str(path))
+    declared = {value.name: value for value in [*graph_model.graph.input, *graph_model.graph.output]}
+    for tensor in spec["inputs"] + spec["outputs"]:
+        dims = declared[tensor["name"]].type.tensor_type.shape.dim
+        for dim, size in zip(dims, tensor["shape"]):
+            if isinstance(size, int) and dim.dim_value != size:
+                dim.Clear()
+                dim.dim_value = size
+    onnx.save(graph_model, str(path))
 
 
 def _session(path: Path) -> onnxruntime.InferenceSession:
@@ -151,21 +196,31 @@ def onnx_decode(
     folder: Path, graphs: dict, z: np.ndarray, start_token: int, steps: int, choose, chords: np.ndarray | None = None
 ) -> np.ndarray:
     """Decodes step by step through the ONNX graphs, as the plugin does (with
-    chord inputs [batch, steps, 13] for a chord-conditioned model);
-    `choose(step, logits)` gives the tokens fed to the next step. Returns the
-    logits of every step [batch, steps, vocab]."""
+    chord inputs [batch, steps, 13] for a chord-conditioned model; a
+    hierarchical model bar by bar, each bar from its conductor embedding and
+    the start token); `choose(step, logits)` gives the tokens fed to the next
+    step. Returns the logits of every step [batch, steps, vocab]."""
     init = _session(folder / graphs["decoder_init"]["file"])
     step = _session(folder / graphs["decoder_step"]["file"])
-    h, c, conditioning = init.run(None, {"z": z})
-    token = np.full(len(z), start_token, dtype=np.int64)
+    init_input = graphs["decoder_init"]["inputs"][0]["name"]
+    if "conductor" in graphs:
+        (embeddings,) = _session(folder / graphs["conductor"]["file"]).run(None, {"z": z})
+        bars = embeddings.shape[1]
+        segments = [(embeddings[:, bar], steps // bars) for bar in range(bars)]
+    else:
+        segments = [(z, steps)]
     logits = []
-    for index in range(steps):
-        inputs = {"token": token, "conditioning": conditioning, "h": h, "c": c}
-        if chords is not None:
-            inputs["chord"] = chords[:, index]
-        out, h, c = step.run(None, inputs)
-        logits.append(out)
-        token = choose(index, out)
+    for latent, length in segments:
+        h, c, conditioning = init.run(None, {init_input: latent})
+        token = np.full(len(z), start_token, dtype=np.int64)
+        for _ in range(length):
+            index = len(logits)
+            inputs = {"token": token, "conditioning": conditioning, "h": h, "c": c}
+            if chords is not None:
+                inputs["chord"] = chords[:, index]
+            out, h, c = step.run(None, inputs)
+            logits.append(out)
+            token = choose(index, out)
     return np.stack(logits, axis=1)
 
 
@@ -184,9 +239,10 @@ def onnx_encode(folder: Path, graphs: dict, tokens: np.ndarray, chords: np.ndarr
 
 def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed: int = 0) -> float:
     """Max abs difference between the ONNX graphs and PyTorch over everything the
-    plugin reads: encoder mu and sigma, the initial state, and the logits of all
-    steps of a step-wise decode fed the true previous tokens. `examples` differs
-    from the export batch so that the dynamic batch axis is exercised too."""
+    plugin reads: encoder mu and sigma, the bar embeddings (hierarchical), the
+    initial state, and the logits of all steps of a step-wise decode fed the
+    true previous tokens. `examples` differs from the export batch so that the
+    dynamic batch axis is exercised too."""
     generator = torch.Generator().manual_seed(seed)
     size = model.size
     tokens = torch.randint(0, size.vocab, (examples, size.steps), generator=generator)
@@ -195,15 +251,22 @@ def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed:
     if size.chord_size:
         masks = torch.randint(0, 1 << 12, (examples, size.steps), generator=generator).numpy()
         chords = torch.as_tensor(harmony.chroma(masks))
-    with torch.no_grad():
-        expected = [*model.encode(tokens, chords), *model.initial_state(z), model.teacher_forced_logits(tokens, z, chords)]
     init = _session(folder / graphs["decoder_init"]["file"])
+    init_input = graphs["decoder_init"]["inputs"][0]["name"]
+    with torch.no_grad():
+        first = model.bar_embeddings(z)[:, 0] if model.size.hierarchical else z
+        expected = [*model.encode(tokens, chords), *model.initial_state(first), model.teacher_forced_logits(tokens, z, chords)]
+        found_first = first.numpy()
+        if model.size.hierarchical:
+            expected.append(model.bar_embeddings(z))
     chord_array = None if chords is None else chords.numpy()
     found = [
         *onnx_encode(folder, graphs, tokens.numpy(), chord_array),
-        *init.run(None, {"z": z.numpy()})[:2],
+        *init.run(None, {init_input: found_first})[:2],
         onnx_teacher_forced_logits(folder, graphs, tokens.numpy(), z.numpy(), model.start_token, chord_array),
     ]
+    if model.size.hierarchical:
+        found.append(_session(folder / graphs["conductor"]["file"]).run(None, {"z": z.numpy()})[0])
     return max(float(np.abs(f - e.numpy()).max()) for f, e in zip(found, expected))
 
 
@@ -305,8 +368,9 @@ def vocabulary(part: str) -> dict:
     }
 
 
-# Training windows scored for the train/held-out gap.
+# Training windows scored for the train/held-out gap (2 bars; 16 bars).
 GAP_WINDOWS = 4096
+LONG_GAP_WINDOWS = 1024
 
 
 def evaluation(model: MusicVAE, part: str, data: Path, axes: dict, folder: Path, graphs: dict, train: evaluate.Windows) -> dict:
@@ -356,7 +420,7 @@ SPLIT_RULES = {
 }
 
 
-def conversion_counts(converted: Path, part: str) -> dict:
+def conversion_counts(converted: Path, part: str, bars: int = 2) -> dict:
     """Files and windows of `part` the converter kept or skipped, and why."""
     path = converted / "counts.json"
     if not path.is_file():
@@ -365,14 +429,14 @@ def conversion_counts(converted: Path, part: str) -> dict:
     prefix = "drums:" if part == "drums" else "melodic:"
     return {
         "files": {k: v for k, v in counts["files"].items() if k.startswith(prefix)},
-        "windows": {k: v for k, v in counts["windows"].items() if k.startswith(f"{part} 2-bar")},
+        "windows": {k: v for k, v in counts["windows"].items() if k.startswith(f"{part} {bars}-bar")},
     }
 
 
 def load_checkpoint(path: Path) -> tuple[MusicVAE, dict]:
     saved = torch.load(path, weights_only=True)
     size = ModelSize(**saved["state"]["size"])
-    model = MusicVAE(size)
+    model = build(size)
     model.load_state_dict(saved["model"])
     model.eval()
     return model, saved["state"]
@@ -385,12 +449,69 @@ def weights_path(models: Path, name: str) -> Path:
     return models / "weights" / f"{name}.pt"
 
 
-def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) -> dict:
-    model, state = load_checkpoint(checkpoint)
-    weights = weights_path(out.parent, out.name)
+def keep_weights(model: MusicVAE, state: dict, checkpoint: Path, weights: Path) -> None:
+    """Writes the float32 weights (without the optimizer) where they are committed."""
     if not weights.exists() or not weights.samefile(checkpoint):
         weights.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "state": state}, weights)
+
+
+def long_evaluation(
+    model: MusicVAE, flat: tuple[MusicVAE, dict] | None, part: str, data: Path, axes: dict, folder: Path, graphs: dict, train: evaluate.Windows
+) -> dict:
+    """Held-out scores of a 16-bar model: accuracies overall and per bar,
+    against its flat baseline (same size, data and budget) where there is
+    one, the bar-to-bar structure of prior samples against the data's, and
+    the checks the 2-bar models get."""
+    bars = model.size.bars
+    heldout = evaluate.heldout_windows(part, data, bars=bars)
+    vectors = {a["name"]: np.asarray(a["vector"], dtype=np.float32) for a in axes["attributes"]}
+    source = "Groove MIDI Dataset official test split" if part == "drums" else "POP909 test songs (song number % 10 == 0)"
+    accuracy = evaluate.token_accuracy(model, heldout)
+    compared = {"hierarchical": model}
+    report = {
+        "heldout": f"all {len(heldout)} distinct {bars}-bar windows (hop {data_module.window_hop(bars)} bars, 4+ onsets) of the {source}",
+        "heldout_windows": int(len(heldout)),
+        **accuracy,
+        "train_teacher_forced_accuracy": evaluate.token_accuracy(model, train.head(LONG_GAP_WINDOWS))["teacher_forced_accuracy"],
+        "baselines": evaluate.baselines(train.tokens, heldout.tokens, vocab.vocab_size(part)),
+        "per_bar_accuracy": evaluate.per_bar_accuracy(model, heldout),
+    }
+    if flat is not None:
+        flat_model, flat_state = flat
+        compared["flat"] = flat_model
+        report["flat_baseline"] = {
+            "description": "the same encoder and decoder sizes with one decoder over all steps (no conductor), "
+            "trained on the same windows for the same steps from the same 2-bar start",
+            "steps": flat_state["step"],
+            **evaluate.token_accuracy(flat_model, heldout),
+            "per_bar_accuracy": evaluate.per_bar_accuracy(flat_model, heldout),
+        }
+    report["structure_check"] = evaluate.structure_check(compared, heldout)
+    if part != "drums":
+        report["harmony_check"] = evaluate.harmony_check(model, heldout)
+    report["shipped_graphs"] = shipped_graph_score(folder, graphs, heldout, model, accuracy)
+    report["attribute_check"] = {
+        "description": "as for the 2-bar models, over whole 16-bar windows",
+        "examples": min(len(heldout), evaluate.ATTRIBUTE_EXAMPLES),
+        "results": evaluate.attribute_check(model, heldout, part, vectors),
+    }
+    report["interpolation_check"] = {
+        "description": "mean share of steps differing from the start sequence along a slerp between two held-out latents",
+        "pairs": evaluate.INTERPOLATION_PAIRS,
+        "hamming": evaluate.interpolation_check(model, heldout),
+    }
+    return report
+
+
+def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path, flat_checkpoint: Path | None = None) -> dict:
+    model, state = load_checkpoint(checkpoint)
+    keep_weights(model, state, checkpoint, weights_path(out.parent, out.name))
+    flat = None
+    if flat_checkpoint is not None:
+        flat = load_checkpoint(flat_checkpoint)
+        keep_weights(*flat, flat_checkpoint, weights_path(out.parent, f"{out.name}_flat"))
+    bars = model.size.bars
     graphs = export_graphs(model, out)
     # Batch 1 is what the plugin runs; 8 checks the dynamic batch axis.
     difference = max(parity(model, out, graphs, examples=1), parity(model, out, graphs, examples=8))
@@ -402,20 +523,23 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
         if megabytes > 15:
             raise ValueError(f"{spec['file']} is {megabytes:.1f} MB, over the 15 MB budget")
     windows = load_windows(converted, part)
-    train = evaluate.Windows(windows["train_2bar"].astype(np.int64), windows.get("train_2bar_chord"), windows.get("train_2bar_key"))
+    key = f"train_{bars}bar"
+    train = evaluate.Windows(windows[key].astype(np.int64), windows.get(f"{key}_chord"), windows.get(f"{key}_key"))
     axes = latent_axes(model, train, part)
     (out / "latent_axes.json").write_text(json.dumps(axes))
     history = state.get("history", [])
+    hop = data_module.window_hop(bars)
     manifest = {
-        "format_version": 3,
-        "name": f"{part}_2bar",
+        # 4: a hierarchical model, with its conductor graph.
+        "format_version": 4 if model.size.hierarchical else 3,
+        "name": out.name,
         "part": part,
         "vocabulary": vocabulary(part),
         "start_token": model.start_token,
         "steps_per_bar": vocab.STEPS_PER_BAR,
-        "bars": model.size.steps // vocab.STEPS_PER_BAR,
+        "bars": bars,
         "latent_size": model.size.latent,
-        "hierarchical": False,
+        "hierarchical": model.size.hierarchical,
         "chords": {
             "size": model.size.chord_size,
             "encoding": "12 pitch classes (C first; 1 where the chord has the pitch class, its bass note included), then 1 for no chord",
@@ -428,10 +552,11 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
         "training": {
             "data": DATA_SOURCES[part],
             "split": SPLIT_RULES[part],
-            "windows": "2-bar windows on bar lines, hop 1 bar, at least 4 onsets"
+            "windows": f"{bars}-bar windows on bar lines, hop {hop} bar{'s' if hop > 1 else ''}, at least 4 onsets"
             + ("" if part == "drums" else "; each training window transposed by a random -5..+6 semitones that keeps it in range"),
             "train_windows": state.get("train_windows"),
-            "conversion": conversion_counts(converted, part),
+            "conversion": conversion_counts(converted, part, bars),
+            "warm_start": state.get("warm_start"),
             "steps": state["step"],
             "wall_time_s": round(state["wall_time_s"]),
             "hardware": state.get("hardware"),
@@ -440,7 +565,9 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
             "final_log": history[-1] if history else None,
             "last_validation": next((r for r in reversed(history) if "validation_tf_accuracy" in r), None),
         },
-        "evaluation": evaluation(model, part, data, axes, out, graphs, train),
+        "evaluation": evaluation(model, part, data, axes, out, graphs, train)
+        if bars == 2
+        else long_evaluation(model, flat, part, data, axes, out, graphs, train),
         "parity_max_abs_diff": difference,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -450,15 +577,21 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["drums", "bass", "melody"], required=True)
+    parser.add_argument("--bars", type=int, choices=[2, 16], default=2)
     parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--flat-checkpoint", type=Path, help="16 bars: the flat baseline to score against")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--converted", type=Path, default=Path("models/work/data"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    checkpoint = args.checkpoint or Path("models/work/checkpoints") / f"{args.part}_2bar.pt"
-    out = args.out or Path("models") / f"{args.part}_2bar"
-    manifest = export(args.part, checkpoint, out, args.data, args.converted)
+    name = f"{args.part}_{args.bars}bar"
+    checkpoint = args.checkpoint or Path("models/work/checkpoints") / f"{name}.pt"
+    out = args.out or Path("models") / name
+    flat = args.flat_checkpoint
+    if flat is None and args.bars > 2:
+        flat = next((p for p in (Path("models/work/checkpoints") / f"{name}_flat.pt", weights_path(Path("models"), f"{name}_flat")) if p.exists()), None)
+    manifest = export(args.part, checkpoint, out, args.data, args.converted, flat)
     print(json.dumps({"parity": manifest["parity_max_abs_diff"], **{k: v for k, v in manifest["evaluation"].items() if "accuracy" in k}}))
 
 

@@ -1,10 +1,25 @@
-"""MusicVAE (Roberts et al. 2018), the flat 2-bar variant.
+"""MusicVAE (Roberts et al. 2018): the flat model (2 bars, and the flat
+16-bar baseline) and the hierarchical 16-bar model.
 
 Encoder: token embedding -> bidirectional LSTM -> final states of both
 directions -> mu and sigma (softplus). Decoder: z -> initial LSTM state (tanh
 of a linear layer); every step's input is concat(embedding(previous token), z),
 so z conditions each step. An embedding input replaces MusicVAE's one-hot: the
 same function, much cheaper over 512 drum tokens.
+
+Longer models (16 bars) read their input in two levels: the bidirectional
+LSTM reads each bar, and a second bidirectional LSTM reads the bars' final
+states. It still reads the whole sequence both ways, as the paper's encoder
+does, at a tenth of the CPU time of one LSTM over 256 steps (its backward pass
+cannot batch across time), which is what makes these models trainable here.
+
+Hierarchical (HierarchicalVAE, the paper's 16-bar model): a "conductor" LSTM turns z into one embedding per bar, and
+the flat model's decoder, now the bar decoder, writes each bar from its
+embedding (initial state and per-step conditioning) starting from the start
+token. Bars are not autoregressive across bar lines: only the conductor
+carries a bar into the next. That is the paper's choice of keeping the bar
+decoder from ignoring z, and it is what lets the plugin re-decode a phrase
+from any bar line on without touching the bars already heard.
 
 Chord-conditioned (bass and melody, as MusicVAE's chord-conditioned models):
 the chord sounding at each step (12 pitch classes and a no-chord flag, see
@@ -34,6 +49,20 @@ class ModelSize:
     decoder_layers: int = 2
     # harmony.CHROMA_SIZE for chord-conditioned models, 0 without chords.
     chord_size: int = 0
+    bars: int = 2
+    # Width of the encoder's second level over bars; 0 reads all steps in one LSTM.
+    bar_sequence_hidden: int = 0
+    # Conductor LSTM width; 0 for a flat model (one decoder over all steps).
+    conductor_hidden: int = 0
+    conductor_layers: int = 2
+
+    @property
+    def hierarchical(self) -> bool:
+        return self.conductor_hidden > 0
+
+    @property
+    def steps_per_bar(self) -> int:
+        return self.steps // self.bars
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -45,8 +74,14 @@ class MusicVAE(nn.Module):
         self.size = size
         self.encoder_embedding = nn.Embedding(size.vocab, size.embedding)
         self.encoder = nn.LSTM(size.embedding + size.chord_size, size.encoder_hidden, batch_first=True, bidirectional=True)
-        self.to_mu = nn.Linear(2 * size.encoder_hidden, size.latent)
-        self.to_sigma = nn.Linear(2 * size.encoder_hidden, size.latent)
+        summary = size.encoder_hidden
+        if size.bar_sequence_hidden:
+            self.bar_sequence_encoder = nn.LSTM(
+                2 * size.encoder_hidden, size.bar_sequence_hidden, batch_first=True, bidirectional=True
+            )
+            summary = size.bar_sequence_hidden
+        self.to_mu = nn.Linear(2 * summary, size.latent)
+        self.to_sigma = nn.Linear(2 * summary, size.latent)
         # One extra row: the start token (= vocab) fed before the first step.
         self.decoder_embedding = nn.Embedding(size.vocab + 1, size.embedding)
         self.to_state = nn.Linear(size.latent, 2 * size.decoder_layers * size.decoder_hidden)
@@ -62,6 +97,10 @@ class MusicVAE(nn.Module):
     def start_token(self) -> int:
         return self.size.vocab
 
+    def by_bar(self, values: torch.Tensor) -> torch.Tensor:
+        """[batch, steps, ...] -> [batch * bars, steps_per_bar, ...]."""
+        return values.reshape(values.shape[0] * self.size.bars, self.size.steps_per_bar, *values.shape[2:])
+
     def chord_inputs(self, chords: torch.Tensor | None, tokens: torch.Tensor) -> list[torch.Tensor]:
         """The chord part of each step's input ([] for a model without chords;
         "no chord" where a chord-conditioned model is given none)."""
@@ -75,7 +114,12 @@ class MusicVAE(nn.Module):
     def encode(self, tokens: torch.Tensor, chords: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens [batch, steps] (and chords [batch, steps, 13]) -> mu, sigma [batch, latent]."""
         inputs = torch.cat([self.encoder_embedding(tokens), *self.chord_inputs(chords, tokens)], dim=-1)
-        _, (h, _) = self.encoder(inputs)
+        if self.size.bar_sequence_hidden:
+            _, (h, _) = self.encoder(self.by_bar(inputs))
+            bars = torch.cat([h[0], h[1]], dim=-1).view(tokens.shape[0], self.size.bars, -1)
+            _, (h, _) = self.bar_sequence_encoder(bars)
+        else:
+            _, (h, _) = self.encoder(inputs)
         final = torch.cat([h[0], h[1]], dim=-1)
         return self.to_mu(final), F.softplus(self.to_sigma(final)) + 1e-5
 
@@ -104,9 +148,14 @@ class MusicVAE(nn.Module):
         start = torch.full_like(tokens[:, :1], self.start_token)
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
-    def teacher_forced_logits(self, tokens: torch.Tensor, z: torch.Tensor, chords: torch.Tensor | None = None) -> torch.Tensor:
-        logits, _ = self.decode_inputs(self.shifted(tokens), z, self.initial_state(z), chords)
+    def decoder_logits(self, inputs: torch.Tensor, z: torch.Tensor, chords: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [batch, steps, vocab] for given decoder inputs (as made by
+        `shifted`, possibly with some replaced by samples)."""
+        logits, _ = self.decode_inputs(inputs, z, self.initial_state(z), chords)
         return logits
+
+    def teacher_forced_logits(self, tokens: torch.Tensor, z: torch.Tensor, chords: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder_logits(self.shifted(tokens), z, chords)
 
     @torch.no_grad()
     def sample(
@@ -117,10 +166,21 @@ class MusicVAE(nn.Module):
         chords: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Decodes step by step; temperature <= 0 picks the argmax."""
+        return self.sample_steps(z, self.size.steps, temperature, generator, chords)
+
+    def sample_steps(
+        self,
+        z: torch.Tensor,
+        steps: int,
+        temperature: float,
+        generator: torch.Generator | None,
+        chords: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """`steps` tokens decoded from z, from the start token on."""
         state = self.initial_state(z)
         token = torch.full((z.shape[0], 1), self.start_token, dtype=torch.long)
         out = []
-        for step in range(self.size.steps):
+        for step in range(steps):
             step_chords = None if chords is None else chords[:, step : step + 1]
             logits, state = self.decode_inputs(token, z, state, step_chords)
             logits = logits[:, -1]
@@ -131,6 +191,68 @@ class MusicVAE(nn.Module):
                 token = torch.multinomial(probabilities, 1, generator=generator)
             out.append(token)
         return torch.cat(out, dim=1)
+
+
+class HierarchicalVAE(MusicVAE):
+    """MusicVAE's hierarchical decoder over `size.bars` bars (see the module
+    doc). `size.latent` is both z's size and each bar embedding's, so the bar
+    decoder has exactly the flat model's shapes (and the plugin's step graph)."""
+
+    def __init__(self, size: ModelSize):
+        super().__init__(size)
+        layers, hidden = size.conductor_layers, size.conductor_hidden
+        self.to_conductor_state = nn.Linear(size.latent, 2 * layers * hidden)
+        # The conductor's input is constant (zeros): it runs on its state alone.
+        self.conductor = nn.LSTM(1, hidden, num_layers=layers, batch_first=True)
+        self.to_bar_embedding = nn.Linear(hidden, size.latent)
+
+    def bar_embeddings(self, z: torch.Tensor) -> torch.Tensor:
+        """z [batch, latent] -> one embedding per bar [batch, bars, latent]."""
+        layers, hidden = self.size.conductor_layers, self.size.conductor_hidden
+        state = torch.tanh(self.to_conductor_state(z)).view(z.shape[0], 2, layers, hidden)
+        h = state[:, 0].transpose(0, 1).contiguous()
+        c = state[:, 1].transpose(0, 1).contiguous()
+        output, _ = self.conductor(z.new_zeros(z.shape[0], self.size.bars, 1), (h, c))
+        return self.to_bar_embedding(output)
+
+    def shifted(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Each bar starts from the start token (no autoregression across bar lines)."""
+        return super().shifted(self.by_bar(tokens)).reshape(tokens.shape)
+
+    def decoder_logits(self, inputs: torch.Tensor, z: torch.Tensor, chords: torch.Tensor | None = None) -> torch.Tensor:
+        embeddings = self.bar_embeddings(z).reshape(-1, self.size.latent)
+        bar_chords = None if chords is None else self.by_bar(chords)
+        logits = super().decoder_logits(self.by_bar(inputs), embeddings, bar_chords)
+        return logits.reshape(*inputs.shape, -1)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        z: torch.Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        chords: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """All bars decoded at once (each from its embedding), step by step."""
+        embeddings = self.bar_embeddings(z).reshape(-1, self.size.latent)
+        bar_chords = None if chords is None else self.by_bar(chords)
+        tokens = self.sample_steps(embeddings, self.size.steps_per_bar, temperature, generator, bar_chords)
+        return tokens.reshape(z.shape[0], self.size.steps)
+
+
+def build(size: ModelSize) -> MusicVAE:
+    """The model a size describes: hierarchical when it has a conductor."""
+    return HierarchicalVAE(size) if size.hierarchical else MusicVAE(size)
+
+
+def warm_start(model: MusicVAE, state: dict) -> list[str]:
+    """Loads every weight of a shorter model's state whose name and shape
+    match (encoder and decoder from a 2-bar model); returns the names left
+    to training (the conductor)."""
+    own = model.state_dict()
+    matched = {name: value for name, value in state.items() if name in own and own[name].shape == value.shape}
+    model.load_state_dict(matched, strict=False)
+    return sorted(set(own) - set(matched))
 
 
 def with_chord_inputs(model: MusicVAE, chord_size: int) -> MusicVAE:

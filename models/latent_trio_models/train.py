@@ -1,4 +1,5 @@
-"""Trains one 2-bar MusicVAE, resumably.
+"""Trains one MusicVAE (2 bars; or 16 bars, hierarchical or the flat
+baseline), resumably.
 
 Loss = reconstruction cross-entropy (summed over steps) + beta * max(KL - free
 bits, 0), as in Magenta's MusicVAE: free bits are bits (48 bits = 33.3 nats of
@@ -13,6 +14,10 @@ Run: python -m latent_trio_models.train --part drums --steps 4000
      (--resume continues from models/work/checkpoints/<part>_2bar.pt, or, on a
      fresh machine, from the committed weights in models/weights/ with a fresh
      optimizer, so training is never lost between sessions)
+     python -m latent_trio_models.train --part melody --bars 16 [--flat] --resume
+     (a 16-bar model starts from the part's 2-bar weights: its encoder reads
+     each bar with the 2-bar encoder and its bar decoder is the 2-bar decoder;
+     the conductor and the encoder's level over bars start fresh)
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from torch.nn import functional as F
 
 from . import evaluate, harmony, vocab
 from .data import load_windows
-from .model import ModelSize, MusicVAE, kl_divergence, with_chord_inputs
+from .model import ModelSize, MusicVAE, build, kl_divergence, warm_start, with_chord_inputs
 
 TRANSPOSE = range(-5, 7)
 
@@ -75,8 +80,22 @@ def teacher_forced_accuracy(model: MusicVAE, windows: evaluate.Windows) -> float
     return correct / windows.tokens.size
 
 
-def model_name(part: str) -> str:
-    return f"{part}_2bar"
+def model_name(part: str, bars: int = 2, flat: bool = False) -> str:
+    """drums_2bar, melody_16bar, melody_16bar_flat ..."""
+    return f"{part}_{bars}bar" + ("_flat" if flat and bars > 2 else "")
+
+
+def model_size(part: str, bars: int, flat: bool) -> ModelSize:
+    """The layer sizes of a part's model of `bars` bars."""
+    long = bars > 2
+    return ModelSize(
+        vocab=vocab.vocab_size(part),
+        steps=bars * vocab.STEPS_PER_BAR,
+        bars=bars,
+        chord_size=harmony.CHROMA_SIZE if part != "drums" else 0,
+        bar_sequence_hidden=256 if long else 0,
+        conductor_hidden=256 if long and not flat else 0,
+    )
 
 
 def checkpoint_path(name: str) -> Path:
@@ -101,12 +120,14 @@ def sampling_probability(step: int, rate: float, ceiling: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["drums", "bass", "melody"], required=True)
+    parser.add_argument("--bars", type=int, choices=[2, 16], default=2)
+    parser.add_argument("--flat", action="store_true", help="16 bars: the flat decoder baseline instead of the conductor")
     parser.add_argument("--data", type=Path, default=Path("models/work/data"))
     parser.add_argument("--steps", type=int, default=4000, help="total optimizer steps (including resumed ones)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--min-lr", type=float, default=1e-5)
-    parser.add_argument("--free-bits", type=float, default=48.0, help="KL allowed for free, in bits")
+    parser.add_argument("--free-bits", type=float, help="KL allowed for free, in bits (default 48 for 2 bars, 256 for 16, as Magenta's)")
     parser.add_argument("--max-beta", type=float, default=0.2)
     parser.add_argument("--beta-steps", type=int, default=2000, help="steps to ramp beta to its maximum")
     parser.add_argument("--sampling-rate", type=float, default=1000.0, help="inverse sigmoid schedule rate")
@@ -122,6 +143,8 @@ def main() -> None:
         help="share of bass and melody windows the encoder hears in another key than the decoder plays",
     )
     args = parser.parse_args()
+    if args.free_bits is None:
+        args.free_bits = 48.0 if args.bars == 2 else 256.0
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -129,19 +152,27 @@ def main() -> None:
     # Bass and melody follow the chord of every step; drums take none.
     chords = args.part != "drums"
     windows = load_windows(args.data, args.part)
-    train = windows["train_2bar"].astype(np.int64)
-    train_chords = windows["train_2bar_chord"] if chords else None
-    validation = evaluate.Windows(windows["validation_2bar"].astype(np.int64), windows.get("validation_2bar_chord"))
-    size = ModelSize(vocab=vocab.vocab_size(args.part), chord_size=harmony.CHROMA_SIZE if chords else 0)
-    model = MusicVAE(size)
-    name = model_name(args.part)
+    train = windows[f"train_{args.bars}bar"].astype(np.int64)
+    train_chords = windows[f"train_{args.bars}bar_chord"] if chords else None
+    validation = evaluate.Windows(
+        windows[f"validation_{args.bars}bar"].astype(np.int64), windows.get(f"validation_{args.bars}bar_chord")
+    )
+    size = model_size(args.part, args.bars, args.flat)
+    model = build(size)
+    name = model_name(args.part, args.bars, args.flat)
     path = checkpoint_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"step": 0, "wall_time_s": 0.0, "history": []}
     saved = None
     sources = [path, committed_weights_path(name)]
     source = next((source for source in sources if source.exists()), None) if args.resume else None
-    if source is not None:
+    short = model_name(args.part)
+    short_source = next((p for p in (checkpoint_path(short), committed_weights_path(short)) if p.exists()), None)
+    if source is None and args.bars > 2 and short_source is not None:
+        fresh = warm_start(model, torch.load(short_source, weights_only=True)["model"])
+        state["warm_start"] = f"{short_source} (all but {', '.join(sorted({n.split('.')[0] for n in fresh}))})"
+        print(f"warm start from {short_source}; trained from scratch: {state['warm_start']}", flush=True)
+    elif source is not None:
         saved = torch.load(source, weights_only=True)
         state = saved["state"]
         if ModelSize(**state["size"]).chord_size != size.chord_size:
@@ -196,12 +227,12 @@ def main() -> None:
         sampling = sampling_probability(step, args.sampling_rate, args.max_sampling)
         if sampling > 0:
             with torch.no_grad():
-                guesses, _ = model.decode_inputs(inputs, z, model.initial_state(z), chords)
+                guesses = model.decoder_logits(inputs, z, chords)
                 sampled = torch.distributions.Categorical(logits=guesses).sample()
-            replace = torch.rand(batch.shape) < sampling
-            replace[:, 0] = False  # position 0 is the start token
+            # A bar's first input stays the start token.
+            replace = (torch.rand(batch.shape) < sampling) & (inputs != model.start_token)
             inputs = torch.where(replace, model.shifted(sampled), inputs)
-        logits, _ = model.decode_inputs(inputs, z, model.initial_state(z), chords)
+        logits = model.decoder_logits(inputs, z, chords)
         reconstruction = F.cross_entropy(logits.transpose(1, 2), batch, reduction="none").sum(-1).mean()
         kl = kl_divergence(mu, sigma)
         beta = args.max_beta * min(1.0, step / args.beta_steps)

@@ -13,11 +13,12 @@ import torch
 
 from conftest import REPOSITORY
 from latent_trio_models import attributes, evaluate, export, harmony, step_graph
-from latent_trio_models.model import ModelSize, MusicVAE
+from latent_trio_models.model import HierarchicalVAE, ModelSize, MusicVAE
 
 PARTS = ("drums", "bass", "melody")
 # Every model the plugin ships, plus any other committed model folder.
-FOLDERS = sorted({f"{part}_2bar" for part in PARTS} | {p.name for p in (REPOSITORY / "models").glob("*_2bar")})
+SHIPPED = {f"{part}_{bars}bar" for part in PARTS for bars in (2, 16)}
+FOLDERS = sorted(SHIPPED | {p.name for pattern in ("*_2bar", "*_16bar") for p in (REPOSITORY / "models").glob(pattern)})
 DTYPES = {"tensor(int64)": "int64", "tensor(float)": "float32"}
 
 
@@ -43,15 +44,17 @@ def model_folder(request) -> Path:
 
 def test_every_graph_matches_its_manifest_and_fits_the_size_budget(model_folder: Path):
     manifest = json.loads((model_folder / "manifest.json").read_text())
-    assert manifest["format_version"] == 3 and manifest["name"] == model_folder.name
+    hierarchical = manifest["hierarchical"]
+    assert manifest["format_version"] == (4 if hierarchical else 3) and manifest["name"] == model_folder.name
+    assert manifest["bars"] == (16 if hierarchical else 2)
+    assert ("conductor" in manifest["graphs"]) == hierarchical
     # Bass and melody follow chords; drums take none.
     assert (manifest["chords"] is not None) == (manifest["part"] != "drums")
     part = manifest["part"]
     size = manifest["vocabulary"]["size"]
     assert manifest["start_token"] == size, "the start token is the row after the vocabulary"
     assert size == (512 if part == "drums" else 90)
-    for name in ("encoder", "decoder_init", "decoder_step"):
-        spec = manifest["graphs"][name]
+    for name, spec in manifest["graphs"].items():
         path = model_folder / spec["file"]
         assert path.stat().st_size <= 15_000_000, f"{path} is over 15 MB"
         graph = session(path)
@@ -94,7 +97,7 @@ def test_every_knob_the_plugin_uses_raises_its_attribute_on_held_out_data(model_
 def test_the_manifest_teacher_forced_accuracy_is_reproduced_from_held_out_data(model_folder: Path, data_dir: Path):
     manifest = json.loads((model_folder / "manifest.json").read_text())
     graphs = manifest["graphs"]
-    heldout = evaluate.heldout_windows(manifest["part"], data_dir)
+    heldout = evaluate.heldout_windows(manifest["part"], data_dir, bars=manifest["bars"])
     assert len(heldout) == manifest["evaluation"]["heldout_windows"]
     tokens = heldout.tokens
     # numpy + onnxruntime only, as the plugin runs it, on the windows' own chords.
@@ -104,17 +107,26 @@ def test_the_manifest_teacher_forced_accuracy_is_reproduced_from_held_out_data(m
         chords = harmony.chroma(heldout.chords)
         encoder_inputs["chords"] = chords
     mu, _ = session(model_folder / graphs["encoder"]["file"]).run(None, encoder_inputs)
-    h, c, conditioning = session(model_folder / graphs["decoder_init"]["file"]).run(None, {"z": mu})
+    init = session(model_folder / graphs["decoder_init"]["file"])
     step = session(model_folder / graphs["decoder_step"]["file"])
-    previous = np.full(len(tokens), manifest["start_token"], dtype=np.int64)
+    if manifest["hierarchical"]:
+        # One embedding per bar; each bar starts from its own and the start token.
+        (embeddings,) = session(model_folder / graphs["conductor"]["file"]).run(None, {"z": mu})
+        starts = [("bar_embedding", embeddings[:, bar]) for bar in range(manifest["bars"])]
+    else:
+        starts = [("z", mu)]
+    length = tokens.shape[1] // len(starts)
     correct = 0
-    for index in range(tokens.shape[1]):
-        inputs = {"token": previous, "conditioning": conditioning, "h": h, "c": c}
-        if chords is not None:
-            inputs["chord"] = chords[:, index]
-        logits, h, c = step.run(None, inputs)
-        correct += int((logits.argmax(-1) == tokens[:, index]).sum())
-        previous = tokens[:, index]
+    for segment, (name, latent) in enumerate(starts):
+        h, c, conditioning = init.run(None, {name: latent})
+        previous = np.full(len(tokens), manifest["start_token"], dtype=np.int64)
+        for index in range(segment * length, (segment + 1) * length):
+            inputs = {"token": previous, "conditioning": conditioning, "h": h, "c": c}
+            if chords is not None:
+                inputs["chord"] = chords[:, index]
+            logits, h, c = step.run(None, inputs)
+            correct += int((logits.argmax(-1) == tokens[:, index]).sum())
+            previous = tokens[:, index]
     accuracy = correct / tokens.size
     shipped = manifest["evaluation"]["shipped_graphs"]["teacher_forced_accuracy"]
     assert abs(accuracy - shipped) < 0.01, f"measured {accuracy:.4f}, manifest says {shipped}"
@@ -132,6 +144,21 @@ def test_the_exported_graphs_give_the_pytorch_encoding_and_logits(tmp_path: Path
     assert export.parity(model, tmp_path, graphs) < export.PARITY_TOLERANCE
     # And the parity check itself notices a wrong graph.
     other = MusicVAE(model.size)
+    assert export.parity(other, tmp_path, graphs) > export.PARITY_TOLERANCE
+
+
+@pytest.mark.parametrize("chord_size", [0, harmony.CHROMA_SIZE])
+def test_the_exported_hierarchical_graphs_give_the_pytorch_encoding_embeddings_and_logits(tmp_path: Path, chord_size: int):
+    torch.manual_seed(11)
+    size = ModelSize(
+        vocab=90, steps=64, bars=4, latent=16, embedding=8, encoder_hidden=24, decoder_hidden=32,
+        chord_size=chord_size, bar_sequence_hidden=20, conductor_hidden=24,
+    )
+    model = HierarchicalVAE(size)
+    graphs = export.export_graphs(model, tmp_path)
+    assert graphs["conductor"]["outputs"][0]["shape"] == ["batch", 4, 16]
+    assert export.parity(model, tmp_path, graphs) < export.PARITY_TOLERANCE
+    other = HierarchicalVAE(size)
     assert export.parity(other, tmp_path, graphs) > export.PARITY_TOLERANCE
 
 

@@ -1,5 +1,6 @@
 """Training choices that must hold whatever the run: the schedules, the chord
-conditioning's warm start, and transposition that moves chords with notes."""
+conditioning's warm start, transposition that moves chords with notes, and
+the hierarchical decoder's bars."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from latent_trio_models import harmony, train, vocab
-from latent_trio_models.model import ModelSize, MusicVAE, with_chord_inputs
+from latent_trio_models.model import ModelSize, MusicVAE, build, warm_start, with_chord_inputs
 
 
 def test_the_learning_rate_decays_from_1e_3_towards_1e_5():
@@ -55,3 +56,37 @@ def test_transposing_a_window_moves_its_chords_by_the_same_interval():
         assert moved_chords[0, 0] == harmony.transpose_chords(chords[0, :1], shift)[0]
         assert vocab.BASS_MIN_PITCH <= pitch + shift <= vocab.BASS_MAX_PITCH
     assert len(seen) > 3, "the shift is random"
+
+def small_long_model(flat: bool = False) -> MusicVAE:
+    size = ModelSize(
+        vocab=vocab.vocab_size("melody"), steps=64, bars=4, latent=16, embedding=8, encoder_hidden=16,
+        decoder_hidden=16, bar_sequence_hidden=16, conductor_hidden=0 if flat else 12,
+    )
+    return build(size).eval()
+
+
+def test_a_hierarchical_bar_hears_the_bars_before_it_only_through_the_conductor():
+    torch.manual_seed(2)
+    model = small_long_model()
+    tokens = torch.randint(0, model.size.vocab, (1, 64))
+    changed = tokens.clone()
+    changed[0, 16:32] = vocab.NO_EVENT  # bar 2 rewritten
+    z = torch.randn(1, model.size.latent)
+    with torch.no_grad():
+        before, after = model.teacher_forced_logits(tokens, z), model.teacher_forced_logits(changed, z)
+    assert torch.equal(before[:, 32:], after[:, 32:]), "bars 3 and 4 decode as before"
+    assert not torch.equal(before[:, 16:32], after[:, 16:32])
+    # The flat baseline reads straight on across the bar line.
+    flat = small_long_model(flat=True)
+    with torch.no_grad():
+        assert not torch.equal(flat.teacher_forced_logits(tokens, z)[:, 32:], flat.teacher_forced_logits(changed, z)[:, 32:])
+
+
+def test_a_16_bar_model_starts_from_the_2_bar_models_encoder_and_bar_decoder():
+    torch.manual_seed(4)
+    short = MusicVAE(ModelSize(vocab=vocab.vocab_size("melody"), latent=16, embedding=8, encoder_hidden=16, decoder_hidden=16))
+    long = small_long_model()
+    fresh = warm_start(long, short.state_dict())
+    assert {name.split(".")[0] for name in fresh} == {"bar_sequence_encoder", "conductor", "to_bar_embedding", "to_conductor_state"}
+    for name, value in short.state_dict().items():
+        assert torch.equal(long.state_dict()[name], value), name

@@ -1,7 +1,9 @@
 //! Decode latency on the CPU provider with one intra-op thread: model load,
-//! one 2-bar phrase per part (over a 2-bar progression), the humanize model
-//! on one 2-bar window, and a knob move -> phrase ready (the default 4-bar
-//! progression) through the real worker thread and bridge.
+//! one 2-bar phrase per part (over a 2-bar progression), one 16-bar phrase
+//! from the hierarchical models (whole, and from bar 9 or bar 16 on, as after
+//! a knob move), the humanize model on one 2-bar window, and a knob move ->
+//! phrase ready (the default 4-bar progression, and 16-bar phrases) through
+//! the real worker thread and bridge.
 //!
 //! Run: `cargo bench -p latent_trio --bench decode` (the committed models;
 //! `LATENT_TRIO_MODELS=<folder>` measures others, as the plugin would load them)
@@ -15,7 +17,7 @@ use latent_trio::engine::Engine;
 use latent_trio::engine::runtime::{MODELS_ENV, ProviderChoice};
 use latent_trio::engine::worker::{self, EngineStatus, WorkerSettings};
 use latent_trio::harmony::{HarmonySettings, PRESETS};
-use latent_trio::knobs::KnobSnapshot;
+use latent_trio::knobs::{KnobSnapshot, PhraseLength};
 use latent_trio::pattern::{Part, PartPhrase};
 use latent_trio::stored::StoredLatents;
 
@@ -44,7 +46,7 @@ fn main() {
     let mut engine =
         Engine::load(&models, ProviderChoice::Cpu).expect("ONNX Runtime and models load");
     println!(
-        "load ONNX Runtime + 3 models and 3 humanize models (12 sessions): {:.0} ms",
+        "load ONNX Runtime + 3 2-bar, 3 16-bar and 3 humanize models (24 sessions): {:.0} ms",
         started.elapsed().as_secs_f64() * 1e3
     );
 
@@ -78,6 +80,32 @@ fn main() {
             })
             .collect();
         println!("{:<7} one 2-bar phrase: {}", part.name(), summary(times));
+        for from_bar in [0, 8, 15] {
+            let times: Vec<Duration> = (0..RUNS)
+                .map(|run| {
+                    let knobs = KnobSnapshot {
+                        seed: run as u32,
+                        phrase: PhraseLength::Bars(16),
+                        ..KnobSnapshot::default()
+                    };
+                    let inputs = engine.part_inputs(part, &knobs, &stored).unwrap();
+                    let kept = vec![1; from_bar * 16];
+                    let Ok(model) = &mut engine.long_parts[part.index()] else {
+                        panic!("{} 16-bar model missing", part.name());
+                    };
+                    let started = Instant::now();
+                    model.decode_tokens(&inputs, &kept).unwrap();
+                    started.elapsed()
+                })
+                .collect();
+            println!(
+                "{:<7} 16-bar phrase, bars {}-16 ({} bars): {}",
+                part.name(),
+                from_bar + 1,
+                16 - from_bar,
+                summary(times)
+            );
+        }
         let tokens = {
             let knobs = KnobSnapshot {
                 harmony: two_bars,
@@ -87,7 +115,7 @@ fn main() {
             let Ok(model) = &mut engine.parts[part.index()] else {
                 unreachable!("the inputs came from this model");
             };
-            model.decode_tokens(&inputs).unwrap()
+            model.decode_tokens(&inputs, &[]).unwrap()
         };
         match &mut engine.humanizers[part.index()] {
             Ok(humanizer) => {
@@ -121,33 +149,47 @@ fn main() {
         },
     )
     .unwrap();
-    let mut times = Vec::new();
-    for id in 0..=(RUNS as u64 / 4) {
-        // A knob of every part moves, so all three decode; an offline
-        // request is decoded at once (a real-time one waits for its bar line).
-        let mut knobs = KnobSnapshot::default();
-        for part in &mut knobs.parts {
-            part.principal[0] = id as f32 * 0.02 - 1.0;
+    let mut id = 0;
+    for (phrase_length, name) in [
+        (PhraseLength::Progression, "the default 4-bar progression"),
+        (
+            PhraseLength::Bars(16),
+            "16-bar phrases, heard from their start",
+        ),
+    ] {
+        let mut times = Vec::new();
+        for run in 0..=(RUNS / 4) {
+            // A knob of every part moves, so all three decode; an offline
+            // request is decoded at once (a real-time one waits for its bar
+            // line). The transport is stopped, so the whole phrase is new.
+            let mut knobs = KnobSnapshot {
+                phrase: phrase_length,
+                ..KnobSnapshot::default()
+            };
+            for part in &mut knobs.parts {
+                part.principal[0] = run as f32 * 0.02 - 1.0;
+            }
+            id += 1;
+            let started = Instant::now();
+            assert!(audio.request(DecodeRequest {
+                id,
+                knobs,
+                offline: true
+            }));
+            let phrase = audio
+                .receive_within(Duration::from_secs(60))
+                .expect("a phrase");
+            // The first request also loads the models: leave it out.
+            if run > 0 {
+                times.push(started.elapsed());
+            }
+            assert!(audio.give_back(phrase).is_ok());
         }
-        let started = Instant::now();
-        assert!(audio.request(DecodeRequest {
-            id,
-            knobs,
-            offline: true
-        }));
-        let phrase = audio
-            .receive_within(Duration::from_secs(60))
-            .expect("a phrase");
-        // The first request also loads the models: leave it out.
-        if id > 0 {
-            times.push(started.elapsed());
-        }
-        assert!(audio.give_back(phrase).is_ok());
+        println!(
+            "knob move -> all three parts ready, {name} (worker thread + bridge): {}",
+            summary(times)
+        );
     }
-    println!(
-        "knob move -> all three parts ready (worker thread + bridge): {}",
-        summary(times)
-    );
     drop(audio);
     handle.join().unwrap();
 }

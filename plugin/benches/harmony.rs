@@ -123,7 +123,7 @@ fn main() {
                     ..KnobSnapshot::default()
                 };
                 engine
-                    .decode(&knobs, &stored, &mut phrase)
+                    .decode(&knobs, &stored, &mut phrase, None)
                     .result()
                     .expect("decodes");
                 tally.add(&phrase, &progression, harmony.key().scale());

@@ -13,7 +13,7 @@
 //! on every knob movement.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use atomic_float::AtomicF32;
@@ -55,6 +55,8 @@ pub struct ChangeClock {
     block_ns: AtomicU64,
     /// Length of one bar at the current tempo and meter, in ns.
     bar_ns: AtomicU64,
+    /// The song bar (0 = the first) that starts at the next change point.
+    next_change_bar: AtomicI64,
 }
 
 /// A reading of the [`ChangeClock`].
@@ -66,6 +68,9 @@ pub struct ChangeTiming {
     pub block: Duration,
     /// Length of one bar.
     pub bar: Duration,
+    /// The song bar that starts at the change point: the phrase taking
+    /// over there is heard from its bar `change_song_bar mod bars` on.
+    pub change_song_bar: i64,
 }
 
 impl ChangeClock {
@@ -75,16 +80,19 @@ impl ChangeClock {
             next_change_ns: AtomicU64::new(0),
             block_ns: AtomicU64::new(0),
             bar_ns: AtomicU64::new(0),
+            next_change_bar: AtomicI64::new(0),
         }
     }
 
-    /// Audio thread, once per block: the next change point sounds
-    /// `seconds_to_change` after the start of the block that began at
-    /// `block_started` (`None`: stopped, none is coming).
+    /// Audio thread, once per block: the next change point, the start of
+    /// song bar `change_bar`, sounds `seconds_to_change` after the start of
+    /// the block that began at `block_started` (`None`: stopped, none is
+    /// coming).
     pub fn publish(
         &self,
         block_started: Instant,
         seconds_to_change: Option<f64>,
+        change_bar: i64,
         block_seconds: f64,
         bar_seconds: f64,
     ) {
@@ -98,6 +106,7 @@ impl ChangeClock {
         self.next_change_ns.store(change, Ordering::Relaxed);
         self.block_ns.store(nanos(block_seconds), Ordering::Relaxed);
         self.bar_ns.store(nanos(bar_seconds), Ordering::Relaxed);
+        self.next_change_bar.store(change_bar, Ordering::Relaxed);
     }
 
     /// Worker: the next change point, if the transport is running.
@@ -107,6 +116,7 @@ impl ChangeClock {
             next_change: self.epoch + Duration::from_nanos(change),
             block: Duration::from_nanos(self.block_ns.load(Ordering::Relaxed)),
             bar: Duration::from_nanos(self.bar_ns.load(Ordering::Relaxed)),
+            change_song_bar: self.next_change_bar.load(Ordering::Relaxed),
         })
     }
 }
@@ -319,7 +329,7 @@ mod tests {
         let (audio, worker) = bridge();
         assert_eq!(worker.clock.read(), None, "nothing is coming before play");
         let block_started = Instant::now();
-        audio.clock.publish(block_started, Some(1.5), 0.01, 2.0);
+        audio.clock.publish(block_started, Some(1.5), 4, 0.01, 2.0);
         let timing = worker.clock.read().expect("a change point");
         let error = timing
             .next_change
@@ -327,7 +337,7 @@ mod tests {
         assert!(error < Duration::from_micros(1), "{error:?}");
         assert_eq!(timing.block, Duration::from_millis(10));
         assert_eq!(timing.bar, Duration::from_secs(2));
-        audio.clock.publish(Instant::now(), None, 0.01, 2.0);
+        audio.clock.publish(Instant::now(), None, 0, 0.01, 2.0);
         assert_eq!(worker.clock.read(), None, "a stop clears it");
     }
 }

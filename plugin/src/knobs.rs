@@ -5,7 +5,7 @@
 //! reloaded project and the CLI all play the same notes for the same knobs.
 
 use crate::harmony::HarmonySettings;
-use crate::pattern::Part;
+use crate::pattern::{LONG_MODEL_BARS, MODEL_BARS, Part};
 
 /// Latent knobs per part that move along the model's principal axes.
 pub const PRINCIPAL_KNOBS: usize = 8;
@@ -92,6 +92,34 @@ pub struct Feel {
     pub swing: f32,
 }
 
+/// How long the phrase is, and so which models write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PhraseLength {
+    /// As long as the progression (2 bars at least), written by the 2-bar
+    /// models a segment at a time.
+    #[default]
+    Progression,
+    /// A fixed number of bars: 2 from the 2-bar models; 4, 8 or 16 from the
+    /// first bars of the 16-bar hierarchical models (the progression laid
+    /// over them, repeated or cut).
+    Bars(usize),
+}
+
+impl PhraseLength {
+    /// Bars in the phrase over a progression of `progression_bars`.
+    pub fn bars(self, progression_bars: usize) -> usize {
+        match self {
+            PhraseLength::Progression => progression_bars.max(MODEL_BARS),
+            PhraseLength::Bars(bars) => bars.clamp(MODEL_BARS, LONG_MODEL_BARS),
+        }
+    }
+
+    /// Whether the 16-bar hierarchical models write it.
+    pub fn wants_long_models(self) -> bool {
+        matches!(self, PhraseLength::Bars(bars) if bars > MODEL_BARS)
+    }
+}
+
 /// The full set of settings the worker decodes a phrase from.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct KnobSnapshot {
@@ -110,6 +138,8 @@ pub struct KnobSnapshot {
     pub harmony: HarmonySettings,
     /// Swing, 0..=1 (see [`Feel::swing`]).
     pub swing: f32,
+    /// The Phrase setting.
+    pub phrase: PhraseLength,
 }
 
 impl KnobSnapshot {
@@ -132,6 +162,7 @@ impl KnobSnapshot {
         self.seed == other.seed
             && self.harmony == other.harmony
             && self.swing == other.swing
+            && self.phrase == other.phrase
             && self.stored_revision == other.stored_revision
             && self.scenes_on == other.scenes_on
             && (!self.scenes_on || self.morph == other.morph)

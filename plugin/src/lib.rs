@@ -457,6 +457,7 @@ impl Plugin for LatentTrio {
             bridge.clock.publish(
                 block_started,
                 self.sequencer.seconds_to_next_change(),
+                self.sequencer.next_change_bar(),
                 f64::from(input.samples) / f64::from(self.sample_rate),
                 input.meter.bar_quarters() * self.sequencer.seconds_per_quarter(),
             );

@@ -1,7 +1,7 @@
 //! Every host-visible parameter. The ids are part of saved projects and
 //! automation lanes: never rename one.
 //!
-//! Ids: `seed`, `new_seed`, `change_every`, `provider`, `bypass`, `scenes`,
+//! Ids: `seed`, `new_seed`, `change_every`, `phrase`, `provider`, `bypass`, `scenes`,
 //! `morph`, `morph_bars`, `output`, `output_channel_1`, `key`, `progression`,
 //! `scale_lock`, `follow`, `swing`, and per part
 //! (`drums_`, `bass_`, `melody_` prefixes) `on`, `channel`, `temperature`,
@@ -14,7 +14,9 @@ use nice_plug::prelude::*;
 
 use crate::engine::runtime::ProviderChoice;
 use crate::harmony::{Chord, HarmonySettings, PRESETS};
-use crate::knobs::{ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_RANGE, PartKnobs};
+use crate::knobs::{
+    ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_RANGE, PartKnobs, PhraseLength,
+};
 use crate::pattern::Part;
 use crate::stored::SharedStoredLatents;
 
@@ -53,6 +55,43 @@ impl ChangeEvery {
             ChangeEvery::Bar => 1,
             ChangeEvery::TwoBars => 2,
             ChangeEvery::FourBars => 4,
+        }
+    }
+}
+
+/// How long the phrase is (see [`PhraseLength`]).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phrase {
+    /// As long as the progression, from the 2-bar models.
+    #[id = "progression"]
+    #[name = "Progression"]
+    Progression,
+    /// 2 bars, from the 2-bar models.
+    #[id = "2_bars"]
+    #[name = "2 bars"]
+    TwoBars,
+    /// The first 4 bars of the 16-bar models.
+    #[id = "4_bars"]
+    #[name = "4 bars"]
+    FourBars,
+    /// The first 8 bars of the 16-bar models.
+    #[id = "8_bars"]
+    #[name = "8 bars"]
+    EightBars,
+    /// The 16-bar models' whole phrase.
+    #[id = "16_bars"]
+    #[name = "16 bars"]
+    SixteenBars,
+}
+
+impl From<Phrase> for PhraseLength {
+    fn from(value: Phrase) -> Self {
+        match value {
+            Phrase::Progression => PhraseLength::Progression,
+            Phrase::TwoBars => PhraseLength::Bars(2),
+            Phrase::FourBars => PhraseLength::Bars(4),
+            Phrase::EightBars => PhraseLength::Bars(8),
+            Phrase::SixteenBars => PhraseLength::Bars(16),
         }
     }
 }
@@ -162,6 +201,9 @@ pub struct LatentTrioParams {
     /// When new material may take over.
     #[id = "change_every"]
     pub change_every: EnumParam<ChangeEvery>,
+    /// How long the phrase is, and which models write it.
+    #[id = "phrase"]
+    pub phrase: EnumParam<Phrase>,
     /// Where the models run.
     #[id = "provider"]
     pub provider: EnumParam<ExecutionProvider>,
@@ -380,6 +422,7 @@ impl Default for LatentTrioParams {
             ),
             new_seed: BoolParam::new("New Seed", false),
             change_every: EnumParam::new("Change", ChangeEvery::Bar),
+            phrase: EnumParam::new("Phrase", Phrase::Progression),
             provider: EnumParam::new("Run Models On", ExecutionProvider::Auto).non_automatable(),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             stored: Arc::default(),
@@ -494,6 +537,7 @@ impl LatentTrioParams {
                 typed: self.follow.value() == Follow::TypedChords,
             },
             swing: self.swing.value(),
+            phrase: self.phrase.value().into(),
         }
     }
 }

@@ -10,8 +10,11 @@ pub const STEPS_PER_BAR: usize = 16;
 pub const MODEL_BARS: usize = 2;
 /// Steps one model decodes at a time.
 pub const MODEL_STEPS: usize = STEPS_PER_BAR * MODEL_BARS;
-/// The longest phrase: a 16-bar progression.
-pub const MAX_PHRASE_BARS: usize = 16;
+/// Bars a hierarchical (16-bar) model decodes: its conductor writes one
+/// embedding per bar.
+pub const LONG_MODEL_BARS: usize = 16;
+/// The longest phrase: a 16-bar progression, or a 16-bar model's phrase.
+pub const MAX_PHRASE_BARS: usize = LONG_MODEL_BARS;
 /// Steps in the longest phrase.
 pub const MAX_PHRASE_STEPS: usize = STEPS_PER_BAR * MAX_PHRASE_BARS;
 /// A note's timing offset from its 16th is counted in this fraction of a

@@ -92,7 +92,7 @@ pub fn render(
             seed: knobs.seed.wrapping_add(variation),
             ..*knobs
         };
-        engine.decode(&knobs, stored, &mut phrase).result()?;
+        engine.decode(&knobs, stored, &mut phrase, None).result()?;
         let start = u64::from(variation) * ticks_per_variation;
         let played = phrase_tracks(&phrase, &harmony(&knobs, stored).0, settings);
         for (track, played) in tracks.iter_mut().zip(played) {

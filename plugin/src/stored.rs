@@ -26,8 +26,23 @@ pub struct ClipLatent {
     pub name: String,
     /// Which bars of the clip were used and how many notes.
     pub summary: String,
-    /// The encoder's mean for the clip.
+    /// The 2-bar encoder's mean for the clip.
     pub latent: Vec<f32>,
+    /// The 16-bar encoder's mean for the clip repeated over 16 bars (empty
+    /// where that model was not loaded, and in projects saved before it).
+    #[serde(default)]
+    pub long_latent: Vec<f32>,
+}
+
+impl ClipLatent {
+    /// The latent of the 2-bar model, or of the 16-bar one when `long`.
+    pub fn latent_for(&self, long: bool) -> &[f32] {
+        if long {
+            &self.long_latent
+        } else {
+            &self.latent
+        }
+    }
 }
 
 /// One scene: the latent every part played when it was stored. A part whose
@@ -36,6 +51,10 @@ pub struct ClipLatent {
 pub struct Scene {
     /// Per part, by [`Part::index`].
     pub latents: [Vec<f32>; 3],
+    /// Per part: whether its latent is the 16-bar model's (projects saved
+    /// before there were 16-bar models hold 2-bar latents only).
+    #[serde(default)]
+    pub long: [bool; 3],
 }
 
 /// Everything stored, as saved in the project.
@@ -58,13 +77,22 @@ impl StoredLatents {
     }
 
     /// The latent between scene A and B at `morph` (0 = A, 1 = B) for `part`,
-    /// if both scenes hold a latent of `latent_size` for it.
-    pub fn morph(&self, part: Part, morph: f32, latent_size: usize) -> Option<Vec<f32>> {
+    /// if both scenes hold a latent of `latent_size` for it from the same
+    /// model (the 16-bar one when `long`, else the 2-bar one).
+    pub fn morph(
+        &self,
+        part: Part,
+        morph: f32,
+        latent_size: usize,
+        long: bool,
+    ) -> Option<Vec<f32>> {
         let [Some(a), Some(b)] = &self.scenes else {
             return None;
         };
-        let (a, b) = (&a.latents[part.index()], &b.latents[part.index()]);
-        (a.len() == latent_size && b.len() == latent_size).then(|| slerp(a, b, morph))
+        let index = part.index();
+        let same_model = a.long[index] == long && b.long[index] == long;
+        let (a, b) = (&a.latents[index], &b.latents[index]);
+        (same_model && a.len() == latent_size && b.len() == latent_size).then(|| slerp(a, b, morph))
     }
 
     /// Every value of every stored latent (clips and scenes).
@@ -73,7 +101,7 @@ impl StoredLatents {
             .clips
             .iter()
             .flatten()
-            .map(|clip| clip.latent.as_slice());
+            .flat_map(|clip| [clip.latent.as_slice(), clip.long_latent.as_slice()]);
         let scenes = self
             .scenes
             .iter()
@@ -207,13 +235,28 @@ mod tests {
     fn a_morph_needs_both_scenes_of_the_right_size() {
         let scene = |value: f32| Scene {
             latents: [vec![value; 4], vec![value; 4], Vec::new()],
+            long: [false, true, false],
         };
         let mut stored = StoredLatents::default();
         stored.scenes[0] = Some(scene(1.0));
-        assert!(stored.morph(Part::Drums, 0.5, 4).is_none());
+        assert!(stored.morph(Part::Drums, 0.5, 4, false).is_none());
         stored.scenes[1] = Some(scene(-1.0));
-        assert!(stored.morph(Part::Drums, 0.5, 4).is_some());
-        assert!(stored.morph(Part::Drums, 0.5, 8).is_none(), "other model");
-        assert!(stored.morph(Part::Melody, 0.5, 4).is_none(), "not stored");
+        assert!(stored.morph(Part::Drums, 0.5, 4, false).is_some());
+        assert!(
+            stored.morph(Part::Drums, 0.5, 8, false).is_none(),
+            "other size"
+        );
+        assert!(
+            stored.morph(Part::Drums, 0.5, 4, true).is_none(),
+            "16-bar phrase, 2-bar scenes"
+        );
+        assert!(
+            stored.morph(Part::Bass, 0.5, 4, true).is_some(),
+            "16-bar scenes"
+        );
+        assert!(
+            stored.morph(Part::Melody, 0.5, 4, false).is_none(),
+            "not stored"
+        );
     }
 }

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use latent_trio::engine::latent::MONOTONIC_NEEDED;
-use latent_trio::engine::manifest::FORMAT_VERSION;
+use latent_trio::engine::manifest::{FORMAT_VERSION, HIERARCHICAL_FORMAT_VERSION};
 use latent_trio::engine::model::PartModel;
 use latent_trio::engine::runtime::{self, Provider, ProviderChoice};
 use latent_trio::engine::{Engine, ModelError};
 use latent_trio::harmony::{Chord, HarmonySettings, Key, TypedProgression};
 use latent_trio::knobs::{
-    ATTRIBUTE_KNOBS, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PartKnobs,
+    ATTRIBUTE_KNOBS, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PartKnobs, PhraseLength,
 };
 use latent_trio::params::MAX_TEMPERATURE;
 use latent_trio::pattern::{Part, Phrase};
@@ -35,7 +35,7 @@ fn engine() -> Engine {
 fn decode(engine: &mut Engine, knobs: &KnobSnapshot) -> Box<Phrase> {
     let mut phrase = Box::<Phrase>::default();
     engine
-        .decode(knobs, &StoredLatents::default(), &mut phrase)
+        .decode(knobs, &StoredLatents::default(), &mut phrase, None)
         .result()
         .expect("decodes");
     phrase
@@ -44,7 +44,7 @@ fn decode(engine: &mut Engine, knobs: &KnobSnapshot) -> Box<Phrase> {
 fn decode_with(engine: &mut Engine, knobs: &KnobSnapshot, stored: &StoredLatents) -> Box<Phrase> {
     let mut phrase = Box::<Phrase>::default();
     engine
-        .decode(knobs, stored, &mut phrase)
+        .decode(knobs, stored, &mut phrase, None)
         .result()
         .expect("decodes");
     phrase
@@ -178,15 +178,24 @@ fn knobs_change_the_notes() {
     }
 }
 
-/// A copy of a committed model folder that a test may break.
+/// A copy of `part`'s committed 2-bar model that a test may break.
 fn model_copy(part: Part) -> tempfile::TempDir {
+    folder_copy(&format!("{}_2bar", part.name()))
+}
+
+/// A copy of the committed model folder `name`.
+fn folder_copy(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let source = models().join(format!("{}_2bar", part.name()));
-    for entry in std::fs::read_dir(source).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
+    copy_folder(&models().join(name), dir.path());
     dir
+}
+
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }
 
 fn load(folder: &Path, part: Part, choice: ProviderChoice) -> Result<PartModel, ModelError> {
@@ -244,7 +253,7 @@ fn a_future_manifest_or_a_model_for_another_part_is_refused() {
         .err()
         .expect("refused");
     assert!(error.to_string().contains("\"drums\" model"), "{error}");
-    let newer = FORMAT_VERSION + 1;
+    let newer = HIERARCHICAL_FORMAT_VERSION + 1;
     let error = refusal_of_format_version(newer).to_string();
     assert!(
         error.contains(&format!("format version {newer}")),
@@ -272,9 +281,19 @@ fn refusal_of_format_version(version: u32) -> ModelError {
     })
 }
 
-/// Why a copy of `part`'s model does not load once `edit` changed its manifest.
+/// Why a copy of `part`'s 2-bar model does not load once `edit` changed its manifest.
 fn refusal_of_edited_manifest(part: Part, edit: impl FnOnce(&mut serde_json::Value)) -> ModelError {
-    let dir = model_copy(part);
+    refusal_of_edited_folder(&format!("{}_2bar", part.name()), part, edit)
+}
+
+/// Why a copy of the model folder `name` does not load as `part`'s once
+/// `edit` changed its manifest.
+fn refusal_of_edited_folder(
+    name: &str,
+    part: Part,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> ModelError {
+    let dir = folder_copy(name);
     let path = dir.path().join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -594,10 +613,12 @@ fn a_morph_plays_scene_a_at_0_and_scene_b_at_1_and_something_between() {
     let a_notes = notes(&decode(&mut engine, &greedy(11)));
     let a = Scene {
         latents: engine.last_latents.clone(),
+        long: engine.last_latents_long,
     };
     let b_notes = notes(&decode(&mut engine, &greedy(12)));
     let b = Scene {
         latents: engine.last_latents.clone(),
+        long: engine.last_latents_long,
     };
     assert_ne!(a_notes, b_notes, "two seeds give two scenes");
     let stored = StoredLatents {
@@ -633,6 +654,7 @@ fn an_imported_clip_latent_is_where_the_knobs_start_from() {
             name: "clip.mid".into(),
             summary: String::new(),
             latent: clip_latent[part.index()].clone(),
+            long_latent: Vec::new(),
         });
     }
     // With the clip as base, the seed no longer moves the latent.
@@ -658,9 +680,10 @@ fn a_part_whose_decode_fails_keeps_its_last_good_notes_and_says_why() {
         name: "broken.mid".into(),
         summary: String::new(),
         latent: vec![f32::NAN; 128],
+        long_latent: Vec::new(),
     });
     let mut phrase = Box::<Phrase>::default();
-    let report = engine.decode(&knobs, &stored, &mut phrase);
+    let report = engine.decode(&knobs, &stored, &mut phrase, None);
     assert!(
         matches!(
             report.errors[Part::Drums.index()],
@@ -690,9 +713,211 @@ fn a_part_whose_knobs_did_not_move_is_not_decoded_again() {
     let mut engine = engine();
     let mut knobs = KnobSnapshot::default();
     let mut phrase = Box::<Phrase>::default();
-    let first = engine.decode(&knobs, &StoredLatents::default(), &mut phrase);
+    let first = engine.decode(&knobs, &StoredLatents::default(), &mut phrase, None);
     assert_eq!(first.decoded, [true; 3]);
     knobs.parts[Part::Bass.index()].principal[0] = 1.5;
-    let second = engine.decode(&knobs, &StoredLatents::default(), &mut phrase);
+    let second = engine.decode(&knobs, &StoredLatents::default(), &mut phrase, None);
     assert_eq!(second.decoded, [false, true, false], "only the bass ran");
+}
+
+// ---------------------------------------------------------------- long phrases
+
+/// `greedy(seed)` with the Phrase setting at `bars` bars.
+fn long_phrase(seed: u32, bars: usize) -> KnobSnapshot {
+    KnobSnapshot {
+        phrase: PhraseLength::Bars(bars),
+        ..greedy(seed)
+    }
+}
+
+#[test]
+fn every_part_has_a_16_bar_hierarchical_model() {
+    let engine = engine();
+    for part in Part::ALL {
+        let model = engine.long_parts[part.index()]
+            .as_ref()
+            .unwrap_or_else(|error| panic!("the {} 16-bar model loads: {error}", part.name()));
+        assert!(model.manifest.hierarchical);
+        assert_eq!(model.bars(), 16);
+    }
+}
+
+#[test]
+fn a_16_bar_phrase_is_the_same_16_bars_every_time_and_not_a_short_loop() {
+    let mut engine = engine();
+    let mut knobs = long_phrase(5, 16);
+    knobs.parts[Part::Melody.index()].temperature = 0.8;
+    let first = decode(&mut engine, &knobs);
+    assert_eq!(first.bars, 16);
+    // A second engine, so that nothing cached in the first can make them agree.
+    let mut other = self::engine();
+    assert_eq!(
+        notes(&decode(&mut other, &knobs)),
+        notes(&first),
+        "same seed and knobs"
+    );
+    for part in Part::ALL {
+        let every_bar_plays =
+            (0..16).all(|bar| !notes_in_bars(&first, part, bar..bar + 1).is_empty());
+        assert!(
+            every_bar_plays || part != Part::Drums,
+            "the drums play all 16 bars"
+        );
+        assert_ne!(
+            notes_in_bars(&first, part, 0..8),
+            notes_in_bars(&first, part, 8..16),
+            "the {} does not just repeat 8 bars",
+            part.name()
+        );
+    }
+}
+
+#[test]
+fn phrases_of_4_and_8_bars_are_the_first_bars_of_the_16_bar_phrase() {
+    let mut engine = engine();
+    let whole = decode(&mut engine, &long_phrase(9, 16));
+    for bars in [4, 8] {
+        let short = decode(&mut engine, &long_phrase(9, bars));
+        assert_eq!(short.bars, bars);
+        for part in Part::ALL {
+            assert_eq!(
+                notes_in_bars(&short, part, 0..bars),
+                notes_in_bars(&whole, part, 0..bars),
+                "{} bars of the {}",
+                bars,
+                part.name()
+            );
+        }
+    }
+    let two = decode(&mut engine, &long_phrase(9, 2));
+    assert_eq!(two.bars, 2, "2 bars come from the 2-bar models");
+}
+
+#[test]
+fn a_knob_moved_at_bar_5_keeps_bars_1_to_5_and_changes_the_later_bars() {
+    let mut engine = engine();
+    let before = decode(&mut engine, &long_phrase(3, 16));
+    let mut moved = long_phrase(3, 16);
+    for part in &mut moved.parts {
+        part.principal[0] = 2.5;
+    }
+    let mut phrase = Box::<Phrase>::default();
+    // Heard from song bar 21 = phrase bar 5 (0-based) on.
+    let report = engine.decode(&moved, &StoredLatents::default(), &mut phrase, Some(21));
+    assert_eq!(report.decoded, [true; 3]);
+    let whole = decode(&mut self::engine(), &moved);
+    for part in Part::ALL {
+        assert_eq!(
+            notes_in_bars(&phrase, part, 0..5),
+            notes_in_bars(&before, part, 0..5),
+            "the {}'s bars already heard stay",
+            part.name()
+        );
+        assert_eq!(
+            notes_in_bars(&phrase, part, 5..16),
+            notes_in_bars(&whole, part, 5..16),
+            "the {}'s later bars are the moved knob's",
+            part.name()
+        );
+    }
+    assert!(
+        Part::ALL
+            .iter()
+            .all(|&part| notes_in_bars(&phrase, part, 5..16) != notes_in_bars(&before, part, 5..16)),
+        "the knob changed every part's later bars"
+    );
+}
+
+#[test]
+fn a_scene_stored_from_a_16_bar_phrase_morphs_only_on_16_bar_phrases() {
+    let mut engine = engine();
+    let scene = |engine: &mut Engine, knobs: &KnobSnapshot| {
+        let notes = notes(&decode(engine, knobs));
+        let scene = Scene {
+            latents: engine.last_latents.clone(),
+            long: engine.last_latents_long,
+        };
+        (notes, scene)
+    };
+    let (a_notes, a) = scene(&mut engine, &long_phrase(21, 16));
+    let (_, b) = scene(&mut engine, &long_phrase(22, 16));
+    assert_eq!(a.long, [true; 3]);
+    let stored = StoredLatents {
+        scenes: [Some(a), Some(b)],
+        ..StoredLatents::default()
+    };
+    let morph_at = |knobs: KnobSnapshot| KnobSnapshot {
+        scenes_on: true,
+        morph: 0.0,
+        seed: 99,
+        ..knobs
+    };
+    let long = decode_with(&mut engine, &morph_at(long_phrase(99, 16)), &stored);
+    assert_eq!(notes(&long), a_notes, "scene A at morph 0");
+    let short = decode_with(&mut engine, &morph_at(greedy(99)), &stored);
+    assert_eq!(
+        notes(&short),
+        notes(&decode(&mut engine, &greedy(99))),
+        "a 2-bar phrase ignores 16-bar scenes and plays its seed"
+    );
+}
+
+#[test]
+fn without_its_16_bar_model_a_part_plays_long_phrases_from_its_2_bar_model_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    for part in Part::ALL {
+        copy_folder(
+            &models().join(format!("{}_2bar", part.name())),
+            &dir.path().join(format!("{}_2bar", part.name())),
+        );
+    }
+    let mut engine = Engine::load(dir.path(), ProviderChoice::Cpu).unwrap();
+    let knobs = long_phrase(4, 8);
+    let phrase = decode(&mut engine, &knobs);
+    assert_eq!(phrase.bars, 8);
+    assert!(!notes_in_bars(&phrase, Part::Drums, 6..8).is_empty());
+    let problem = engine
+        .long_model_problem(Part::Melody, &knobs)
+        .expect("a reason");
+    assert!(
+        problem.contains("16-bar model could not be loaded"),
+        "{problem}"
+    );
+    assert!(
+        engine
+            .long_model_problem(Part::Melody, &greedy(4))
+            .is_none(),
+        "not wanted"
+    );
+}
+
+#[test]
+fn a_16_bar_model_whose_conductor_disagrees_with_its_manifest_is_refused() {
+    let error = refusal_of_edited_long_manifest(Part::Melody, |manifest| {
+        manifest["graphs"]["conductor"]["outputs"][0]["shape"][1] = 8.into();
+    });
+    assert!(error.to_string().contains("conductor"), "{error}");
+    let error = refusal_of_edited_long_manifest(Part::Drums, |manifest| {
+        manifest["graphs"]
+            .as_object_mut()
+            .unwrap()
+            .remove("conductor");
+    });
+    assert!(
+        error.to_string().contains("needs a conductor graph"),
+        "{error}"
+    );
+    let error = refusal_of_edited_long_manifest(Part::Bass, |manifest| {
+        manifest["format_version"] = FORMAT_VERSION.into();
+    });
+    assert!(error.to_string().contains("hierarchical"), "{error}");
+}
+
+/// Why a copy of `part`'s 16-bar model does not load once `edit` changed
+/// its manifest.
+fn refusal_of_edited_long_manifest(
+    part: Part,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> ModelError {
+    refusal_of_edited_folder(&format!("{}_16bar", part.name()), part, edit)
 }

@@ -57,10 +57,13 @@ const RELEASE_BUNDLES: &str = "target/bundled";
 /// replaces the release bundles a user installs.
 const TEST_BUNDLE_HOME: &str = "target/test-bundle";
 /// Model folders shipped in the bundles.
-const MODELS: [&str; 6] = [
+const MODELS: [&str; 9] = [
     "drums_2bar",
     "bass_2bar",
     "melody_2bar",
+    "drums_16bar",
+    "bass_16bar",
+    "melody_16bar",
     "drums_humanize",
     "bass_humanize",
     "melody_humanize",

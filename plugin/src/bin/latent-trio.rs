@@ -17,6 +17,7 @@ use latent_trio::engine::{self, Engine};
 use latent_trio::harmony::{HarmonyError, HarmonySettings, Key, PRESETS, TypedProgression};
 use latent_trio::knobs::{
     ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PRINCIPAL_RANGE, PartKnobs,
+    PhraseLength,
 };
 use latent_trio::midi_file;
 use latent_trio::params::MAX_SEED;
@@ -104,6 +105,12 @@ struct RenderArgs {
     /// Let bass and melody play notes outside the key's scale.
     #[arg(long)]
     no_scale_lock: bool,
+    /// The phrase's length in bars (the plugin's Phrase setting): 2 from the
+    /// 2-bar models, or 4, 8 or 16 from the 16-bar hierarchical models
+    /// (default: as long as the progression, from the 2-bar models). The
+    /// render loops the phrase over --bars.
+    #[arg(long, value_parser = ["2", "4", "8", "16"])]
+    phrase_bars: Option<String>,
     /// Phrases one after another, each --bars long, with seeds seed, seed+1, ...
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     variations: u32,
@@ -154,25 +161,28 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("ONNX Runtime: {}", library.library.display());
             println!("models: {}", models.display());
             for part in Part::ALL {
-                match &engine.parts[part.index()] {
-                    Ok(model) => {
-                        println!(
-                            "{:<7} {} on {}",
-                            part.name(),
-                            model.manifest.name,
-                            model.provider.label()
-                        );
-                        if let Some(note) = &model.provider_note {
-                            println!("        {note}");
+                for models in [&engine.parts, &engine.long_parts] {
+                    match &models[part.index()] {
+                        Ok(model) => {
+                            println!(
+                                "{:<7} {} on {}",
+                                part.name(),
+                                model.manifest.name,
+                                model.provider.label()
+                            );
+                            if let Some(note) = &model.provider_note {
+                                println!("        {note}");
+                            }
                         }
+                        Err(error) => println!("{:<7} not loaded: {error}", part.name()),
                     }
-                    Err(error) => println!("{:<7} not loaded: {error}", part.name()),
                 }
             }
             Ok(())
         }
         Command::Render(args) => {
             let parts = parse_parts(&args.parts)?;
+            let mut knobs = parse_knobs(&args)?;
             for &part in &parts {
                 if let Err(error) = &engine.parts[part.index()] {
                     return Err(format!(
@@ -180,8 +190,10 @@ fn run(cli: Cli) -> Result<(), String> {
                         part.name()
                     ));
                 }
+                if let Some(problem) = engine.long_model_problem(part, &knobs) {
+                    return Err(format!("the {}: {problem}", part.name()));
+                }
             }
-            let mut knobs = parse_knobs(&args)?;
 
             let meter = parse_meter(&args.meter)?;
             if !(args.tempo.is_finite() && (10.0..=999.0).contains(&args.tempo)) {
@@ -374,10 +386,17 @@ fn parse_knobs(args: &RenderArgs) -> Result<KnobSnapshot, String> {
     if !(0.0..=1.0).contains(&args.swing) {
         return Err(format!("swing {} is outside 0..1", args.swing));
     }
+    let phrase = match &args.phrase_bars {
+        Some(bars) => {
+            PhraseLength::Bars(bars.parse().map_err(|_| format!("phrase of {bars} bars"))?)
+        }
+        None => PhraseLength::Progression,
+    };
     Ok(KnobSnapshot {
         seed: args.seed,
         parts,
         swing: args.swing,
+        phrase,
         ..KnobSnapshot::default()
     })
 }

@@ -197,6 +197,12 @@ impl EditorApp {
             }
             ui.label("Change");
             ui.add(ParamSlider::for_param(&params.change_every, setter).with_width(100.0));
+            ui.label("Phrase");
+            ui.add(ParamSlider::for_param(&params.phrase, setter).with_width(90.0))
+                .on_hover_text(
+                    "How long the phrase is before it repeats: as long as the progression, \
+                     2 bars, or 4, 8 or 16 bars from the 16-bar models",
+                );
             ui.label("Run on");
             ui.add(ParamSlider::for_param(&params.provider, setter).with_width(100.0));
             ui.label("Output");

@@ -8,14 +8,17 @@ use serde::Deserialize;
 
 use super::ModelError;
 use crate::harmony::CHROMA_SIZE;
-use crate::pattern::{DRUM_CLASSES, MODEL_BARS, Part, STEPS_PER_BAR};
+use crate::pattern::{DRUM_CLASSES, LONG_MODEL_BARS, MODEL_BARS, Part, STEPS_PER_BAR};
 
 /// The first note-on token of a melodic vocabulary: it starts `min_pitch`
 /// (tokens 0 and 1 are note-off and no-event).
 pub const FIRST_NOTE_ON_TOKEN: i64 = 2;
 
-/// The manifest format this build reads (3: chord inputs).
+/// The oldest manifest format this build reads (3: chord inputs).
 pub const FORMAT_VERSION: u32 = 3;
+/// The format of a hierarchical model (4: a conductor graph); flat models
+/// stay at [`FORMAT_VERSION`].
+pub const HIERARCHICAL_FORMAT_VERSION: u32 = 4;
 
 /// The parsed and checked manifest of one model folder.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,7 +39,8 @@ pub struct Manifest {
     pub bars: usize,
     /// Size of the latent vector z.
     pub latent_size: usize,
-    /// Whether the model has a conductor (not read by this version).
+    /// Whether the model has a conductor: z -> one embedding per bar, each
+    /// bar decoded from its embedding (format 4).
     pub hierarchical: bool,
     /// Decoder LSTM shape, which fixes the state tensors' shapes.
     pub decoder: DecoderShape,
@@ -125,7 +129,11 @@ pub struct DecoderShape {
 pub struct Graphs {
     /// tokens (and chords) -> mu, sigma.
     pub encoder: GraphSpec,
-    /// z -> h, c, conditioning (z's share of the first layer's gates, once per phrase).
+    /// Hierarchical models: z -> bar_embeddings, one per bar.
+    #[serde(default)]
+    pub conductor: Option<GraphSpec>,
+    /// z (hierarchical: a bar's embedding) -> h, c, conditioning (its share
+    /// of the first layer's gates, once per phrase or bar).
     pub decoder_init: GraphSpec,
     /// token, (chord,) conditioning, h, c -> logits, h_out, c_out.
     pub decoder_step: GraphSpec,
@@ -178,6 +186,7 @@ impl Manifest {
             path: path.to_path_buf(),
             detail,
         };
+        let newest = HIERARCHICAL_FORMAT_VERSION;
         if self.format_version < FORMAT_VERSION {
             return Err(wrong(format!(
                 "format version {} is older than this version of Latent Trio reads ({FORMAT_VERSION}); \
@@ -185,9 +194,9 @@ impl Manifest {
                 self.format_version
             )));
         }
-        if self.format_version > FORMAT_VERSION {
+        if self.format_version > newest {
             return Err(wrong(format!(
-                "format version {} is not supported (this version of Latent Trio reads version {FORMAT_VERSION}); \
+                "format version {} is not supported (this version of Latent Trio reads versions {FORMAT_VERSION} to {newest}); \
                  a newer Latent Trio plays it",
                 self.format_version
             )));
@@ -199,10 +208,16 @@ impl Manifest {
                 part.name()
             )));
         }
-        if self.steps_per_bar != STEPS_PER_BAR || self.bars != MODEL_BARS || self.hierarchical {
+        let playable = if self.hierarchical {
+            self.bars == LONG_MODEL_BARS && self.format_version == newest
+        } else {
+            self.bars == MODEL_BARS
+        };
+        if self.steps_per_bar != STEPS_PER_BAR || !playable {
             return Err(wrong(format!(
-                "it decodes {} bars of {} steps (hierarchical: {}); this version plays flat {MODEL_BARS}-bar models of {STEPS_PER_BAR} steps",
-                self.bars, self.steps_per_bar, self.hierarchical
+                "it decodes {} bars of {} steps (hierarchical: {}, format {}); this version plays flat {MODEL_BARS}-bar \
+                 models and hierarchical {LONG_MODEL_BARS}-bar ones (format {newest}) of {STEPS_PER_BAR} steps",
+                self.bars, self.steps_per_bar, self.hierarchical, self.format_version
             )));
         }
         if !(1..=4096).contains(&self.latent_size)
@@ -274,11 +289,24 @@ impl Manifest {
             )));
         }
         let expected = self.expected_graphs();
+        if self.graphs.conductor.is_some() != self.hierarchical {
+            return Err(wrong(
+                "a hierarchical model needs a conductor graph, and only it has one".into(),
+            ));
+        }
+        let conductor = self
+            .graphs
+            .conductor
+            .as_ref()
+            .zip(expected.conductor.as_ref());
         for (found, expected) in [
             (&self.graphs.encoder, &expected.encoder),
             (&self.graphs.decoder_init, &expected.decoder_init),
             (&self.graphs.decoder_step, &expected.decoder_step),
-        ] {
+        ]
+        .into_iter()
+        .chain(conductor)
+        {
             if found.inputs != expected.inputs || found.outputs != expected.outputs {
                 return Err(wrong(format!(
                     "graph {} should have inputs {} and outputs {}, but the manifest says inputs {} and outputs {}",
@@ -308,7 +336,13 @@ impl Manifest {
             dtype: dtype.into(),
             shape,
         };
-        let z = tensor("z", "float32", vec![batch(), fixed(self.latent_size)]);
+        let z = || tensor("z", "float32", vec![batch(), fixed(self.latent_size)]);
+        // A hierarchical model's bar decoder starts from each bar's embedding.
+        let bar_embedding = tensor(
+            "bar_embedding",
+            "float32",
+            vec![batch(), fixed(self.latent_size)],
+        );
         // What z adds to the first layer's gates, computed once per phrase.
         let conditioning = || {
             tensor(
@@ -351,7 +385,19 @@ impl Manifest {
             ));
         }
         step_inputs.extend([conditioning(), state("h"), state("c")]);
+        let conductor = self.graphs.conductor.as_ref().map(|spec| {
+            graph(
+                &spec.file,
+                vec![z()],
+                vec![tensor(
+                    "bar_embeddings",
+                    "float32",
+                    vec![batch(), fixed(self.bars), fixed(self.latent_size)],
+                )],
+            )
+        });
         Graphs {
+            conductor,
             encoder: graph(
                 &self.graphs.encoder.file,
                 encoder_inputs,
@@ -362,7 +408,11 @@ impl Manifest {
             ),
             decoder_init: graph(
                 &self.graphs.decoder_init.file,
-                vec![z],
+                vec![if self.hierarchical {
+                    bar_embedding
+                } else {
+                    z()
+                }],
                 vec![state("h"), state("c"), conditioning()],
             ),
             decoder_step: graph(

@@ -23,7 +23,7 @@ use thiserror::Error;
 use crate::harmony::{self, Chord, Key, Progression};
 use crate::knobs::{Feel, KnobSnapshot};
 use crate::midi_clip::{self, ClipError};
-use crate::pattern::{MODEL_BARS, Part, Phrase};
+use crate::pattern::{Part, Phrase, STEPS_PER_BAR};
 use crate::stored::{ClipLatent, StoredLatents};
 use humanize::{HumanizeModel, Performance, apply_feel, humanize_folder_name};
 use model::PartModel;
@@ -152,17 +152,22 @@ pub fn harmony(knobs: &KnobSnapshot, stored: &StoredLatents) -> (Progression, Ke
     }
 }
 
-/// Bars in the phrase `knobs` decode to: the progression's length, at
-/// least one model segment. Every part plays a phrase of that length (the
-/// drums repeat their segment), so song bar `n` plays phrase bar `n mod
-/// bars` in all three.
+/// Bars in the phrase `knobs` decode to: the Phrase setting's, or the
+/// progression's length (at least one model segment). Every part plays a
+/// phrase of that length, so song bar `n` plays phrase bar `n mod bars` in
+/// all three.
 pub fn phrase_bars(knobs: &KnobSnapshot, stored: &StoredLatents) -> usize {
-    harmony(knobs, stored).0.bars().max(MODEL_BARS)
+    knobs.phrase.bars(harmony(knobs, stored).0.bars())
 }
 
 /// Folder name of the default model of each part.
 pub fn default_model_folder_name(part: Part) -> String {
     format!("{}_2bar", part.name())
+}
+
+/// Folder name of each part's 16-bar hierarchical model.
+pub fn long_model_folder_name(part: Part) -> String {
+    format!("{}_16bar", part.name())
 }
 
 /// The models folder: `LATENT_TRIO_MODELS`, else the first resource folder
@@ -190,6 +195,9 @@ pub struct PartInputs {
     pub temperature: f32,
     /// Length of the phrase in bars (see [`phrase_bars`]).
     pub bars: usize,
+    /// Whether the part's 16-bar hierarchical model writes it (else its
+    /// 2-bar model).
+    pub long: bool,
     /// How the notes sit against the grid (applied after decoding: a new
     /// feel never runs the model again).
     pub feel: Feel,
@@ -206,6 +214,7 @@ impl PartInputs {
             && self.seed == other.seed
             && self.temperature == other.temperature
             && self.bars == other.bars
+            && self.long == other.long
             && self.harmony == other.harmony
     }
 }
@@ -256,8 +265,11 @@ impl DecodeReport {
 /// Every part's model, each loaded (or failed) on its own so that one broken
 /// model never silences the others.
 pub struct Engine {
-    /// Per part, by [`Part::index`].
+    /// Per part, by [`Part::index`]: the 2-bar model.
     pub parts: [Result<PartModel, ModelError>; 3],
+    /// Per part: the 16-bar hierarchical model, for phrases of 4-16 bars
+    /// (without it, those phrases come from the 2-bar model).
+    pub long_parts: [Result<PartModel, ModelError>; 3],
     /// Per part, its humanize model (without one, Humanize does nothing
     /// for that part and Swing still applies).
     pub humanizers: [Result<HumanizeModel, ModelError>; 3],
@@ -268,6 +280,8 @@ pub struct Engine {
     /// Per part, the latent the last decode used (empty where the part's
     /// model did not load): what "store scene" keeps.
     pub last_latents: [Vec<f32>; 3],
+    /// Per part: whether that latent is the 16-bar model's.
+    pub last_latents_long: [bool; 3],
     /// Per part: the last good decode.
     decoded: [Option<DecodedPart>; 3],
 }
@@ -276,14 +290,11 @@ impl Engine {
     /// Loads ONNX Runtime and the default model of every part from `models`.
     pub fn load(models: &Path, choice: ProviderChoice) -> Result<Engine, RuntimeError> {
         let runtime = runtime::runtime()?;
-        let parts = Part::ALL.map(|part| {
-            PartModel::load(
-                runtime,
-                &models.join(default_model_folder_name(part)),
-                part,
-                choice,
-            )
-        });
+        let load = |folder: String, part: Part| {
+            PartModel::load(runtime, &models.join(folder), part, choice)
+        };
+        let parts = Part::ALL.map(|part| load(default_model_folder_name(part), part));
+        let long_parts = Part::ALL.map(|part| load(long_model_folder_name(part), part));
         let humanizers = Part::ALL.map(|part| {
             HumanizeModel::load(
                 runtime,
@@ -294,34 +305,61 @@ impl Engine {
         });
         Ok(Engine {
             parts,
+            long_parts,
             humanizers,
             last_decode: Duration::ZERO,
             part_decode_time: [Duration::ZERO; 3],
             last_latents: Default::default(),
+            last_latents_long: [false; 3],
             decoded: Default::default(),
         })
+    }
+
+    /// The model that writes `part`'s phrase under `knobs`, and whether it
+    /// is the 16-bar one: that one where the Phrase setting wants it and it
+    /// loaded, else the 2-bar model (`None` if neither loaded).
+    fn model(&self, part: Part, knobs: &KnobSnapshot) -> Option<(&PartModel, bool)> {
+        let long = self.long_parts[part.index()]
+            .as_ref()
+            .ok()
+            .filter(|_| knobs.phrase.wants_long_models());
+        match long {
+            Some(model) => Some((model, true)),
+            None => self.parts[part.index()].as_ref().ok().map(|m| (m, false)),
+        }
+    }
+
+    /// Why `part`'s 16-bar model is not playing a phrase `knobs` wants it
+    /// for, if it is not (the 2-bar model plays it instead).
+    pub fn long_model_problem(&self, part: Part, knobs: &KnobSnapshot) -> Option<String> {
+        match &self.long_parts[part.index()] {
+            Err(error) if knobs.phrase.wants_long_models() => Some(format!(
+                "its 16-bar model could not be loaded ({error}); the 2-bar model plays the phrase"
+            )),
+            _ => None,
+        }
     }
 
     /// What `part` would be decoded from under `knobs` (`None` if its model
     /// did not load).
     ///
     /// A part plays the A-B morph when `knobs.scenes_on` and both scenes hold
-    /// a latent for it; otherwise its knobs move it from its imported clip,
-    /// or from the seed's latent.
+    /// a latent of the playing model for it; otherwise its knobs move it from
+    /// its imported clip, or from the seed's latent.
     pub fn part_inputs(
         &self,
         part: Part,
         knobs: &KnobSnapshot,
         stored: &StoredLatents,
     ) -> Option<PartInputs> {
-        let model = self.parts[part.index()].as_ref().ok()?;
+        let (model, long) = self.model(part, knobs)?;
         let part_knobs = knobs.part(part);
         let morph = knobs
             .scenes_on
-            .then(|| stored.morph(part, knobs.morph, model.latent_size()))
+            .then(|| stored.morph(part, knobs.morph, model.latent_size(), long))
             .flatten();
         let latent = morph.unwrap_or_else(|| {
-            let clip = stored.clip(part).map(|clip| clip.latent.as_slice());
+            let clip = stored.clip(part).map(|clip| clip.latent_for(long));
             model.latent(knobs.seed, part_knobs, clip)
         });
         // Read once: a typed progression is parsed on every call.
@@ -334,7 +372,8 @@ impl Engine {
             latent,
             seed: knobs.seed,
             temperature: part_knobs.temperature,
-            bars: progression.bars().max(MODEL_BARS),
+            bars: knobs.phrase.bars(progression.bars()),
+            long,
             feel: knobs.feel(part),
             harmony,
         })
@@ -351,11 +390,17 @@ impl Engine {
     /// Fills `phrase` with every part's notes for `knobs`. Only a part whose
     /// inputs changed since its last decode runs its model; a part whose
     /// decode fails keeps its last good notes (the report says why).
+    ///
+    /// `change_bar` is the song bar from which the phrase will be heard
+    /// (`None`: from its start). A part whose phrase keeps its length and
+    /// model keeps the bars before that point as they were (they have been
+    /// heard) and decodes only the rest.
     pub fn decode(
         &mut self,
         knobs: &KnobSnapshot,
         stored: &StoredLatents,
         phrase: &mut Phrase,
+        change_bar: Option<i64>,
     ) -> DecodeReport {
         let started = Instant::now();
         let mut report = DecodeReport::default();
@@ -369,12 +414,27 @@ impl Engine {
                 continue;
             };
             self.last_latents[index].clone_from(&inputs.latent);
-            if !self.is_decoded(part, &inputs)
-                && let Ok(model) = &mut self.parts[index]
-            {
+            self.last_latents_long[index] = inputs.long;
+            let stale = !self.is_decoded(part, &inputs);
+            let models = if inputs.long {
+                &mut self.long_parts
+            } else {
+                &mut self.parts
+            };
+            if stale && let Ok(model) = &mut models[index] {
                 let part_started = Instant::now();
                 report.decoded[index] = true;
-                match model.decode_tokens(&inputs) {
+                let kept = match (&self.decoded[index], change_bar) {
+                    (Some(decoded), Some(bar))
+                        if decoded.inputs.bars == inputs.bars
+                            && decoded.inputs.long == inputs.long =>
+                    {
+                        let from_bar = bar.rem_euclid(inputs.bars as i64) as usize;
+                        &decoded.tokens[..from_bar * STEPS_PER_BAR]
+                    }
+                    _ => &[],
+                };
+                match model.decode_tokens(&inputs, kept) {
                     Ok(tokens) => {
                         self.decoded[index] = Some(DecodedPart {
                             inputs: inputs.clone(),
@@ -398,7 +458,12 @@ impl Engine {
                     Err(_) => None,
                 };
             }
-            if let (Some(decoded), Ok(model)) = (&self.decoded[index], &self.parts[index]) {
+            let models = if inputs.long {
+                &self.long_parts
+            } else {
+                &self.parts
+            };
+            if let (Some(decoded), Ok(model)) = (&self.decoded[index], &models[index]) {
                 model.notes(&decoded.tokens, out);
                 apply_feel(out, decoded.performance.as_ref(), inputs.feel, |pitch| {
                     model.class_of(pitch)
@@ -421,16 +486,28 @@ impl Engine {
                     reason: error.to_string(),
                 })?;
         let clip = midi_clip::read_clip(path, part, model.vocabulary())?;
+        let progression = harmony::default_progression();
+        let chords = |steps: usize| -> Vec<Chord> {
+            (0..steps).map(|step| progression.chord_at(step)).collect()
+        };
+        let latent = model.encode(&clip.tokens, &chords(clip.tokens.len()))?;
+        // The 16-bar model hears the clip as a loop over all its bars.
+        let long_latent = match &mut self.long_parts[part.index()] {
+            Ok(long) => {
+                let steps = long.bars() * STEPS_PER_BAR;
+                let looped: Vec<i64> = clip.tokens.iter().copied().cycle().take(steps).collect();
+                long.encode(&looped, &chords(steps))?
+            }
+            Err(_) => Vec::new(),
+        };
         Ok(ClipLatent {
             name: path
                 .file_name()
                 .map(|name| name.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             summary: clip.summary(),
-            latent: model.encode(
-                &clip.tokens,
-                &harmony::default_progression().segment_chords(0),
-            )?,
+            latent,
+            long_latent,
         })
     }
 

@@ -17,10 +17,18 @@ use super::tokens::tokens_to_notes;
 use super::{ModelError, ModelResult, PartInputs};
 use crate::harmony::{CHROMA_SIZE, Chord, SegmentChords};
 use crate::knobs::PartKnobs;
-use crate::pattern::{MODEL_BARS, MODEL_STEPS, Part, PartPhrase, STEPS_PER_BAR};
+use crate::pattern::{LONG_MODEL_BARS, MODEL_BARS, MODEL_STEPS, Part, PartPhrase, STEPS_PER_BAR};
 
 /// Stream id of token sampling (the latent draw uses another).
 const SAMPLING_STREAM: u64 = 2;
+/// The most sequences one batch decodes: a hierarchical model's bars.
+const MAX_ROWS: usize = LONG_MODEL_BARS;
+
+/// A hierarchical model's stream for bar `bar`: each bar samples on its own,
+/// so decoding from a later bar on gives what a whole decode gives there.
+fn bar_stream(bar: usize) -> u64 {
+    SAMPLING_STREAM | ((bar as u64 + 1) << 12)
+}
 
 /// A loaded, checked model for one part.
 pub struct PartModel {
@@ -37,6 +45,8 @@ pub struct PartModel {
     /// Why the requested provider is not the one in use, if it is not.
     pub provider_note: Option<String>,
     encoder: Session,
+    /// Hierarchical models: z -> one embedding per bar.
+    conductor: Option<Session>,
     decoder_init: Session,
     decoder_step: Session,
 }
@@ -58,6 +68,10 @@ impl PartModel {
         )?;
         let open = |spec: &GraphSpec| open_graph(runtime, folder, spec, choice);
         let (encoder, _, _) = open(&manifest.graphs.encoder)?;
+        let conductor = match &manifest.graphs.conductor {
+            Some(spec) => Some(open(spec)?.0),
+            None => None,
+        };
         let (decoder_init, _, _) = open(&manifest.graphs.decoder_init)?;
         let (decoder_step, provider, provider_note) = open(&manifest.graphs.decoder_step)?;
         Ok(PartModel {
@@ -68,9 +82,16 @@ impl PartModel {
             provider,
             provider_note,
             encoder,
+            conductor,
             decoder_init,
             decoder_step,
         })
+    }
+
+    /// Bars one decode of this model writes: 2, or 16 for a hierarchical
+    /// model (which may be asked for its first bars only).
+    pub fn bars(&self) -> usize {
+        self.manifest.bars
     }
 
     /// The latent for `seed` and `knobs`, moving from `base` (an imported
@@ -97,17 +118,33 @@ impl PartModel {
         self.manifest.chords.is_some()
     }
 
-    /// Decodes the phrase of `inputs`, one token per 16th step: a segment
-    /// of [`MODEL_BARS`] bars at a time, each over its own bars of the
-    /// progression (an odd phrase keeps the first bar of its last segment).
-    /// Every segment is decoded from the same latent and sampling stream, so
-    /// a motif comes back over each new chord; segments over the same chords
-    /// (all of them, for drums) are decoded once.
-    pub fn decode_tokens(&mut self, inputs: &PartInputs) -> ModelResult<Vec<i64>> {
+    /// Decodes the phrase of `inputs`, one token per 16th step. The bars
+    /// before `kept.len() / STEPS_PER_BAR` are `kept` as they are (bars
+    /// already heard, when a knob moves mid-phrase) and only the later ones
+    /// are decoded.
+    ///
+    /// A 2-bar model decodes a segment of [`MODEL_BARS`] bars at a time,
+    /// each over its own bars of the progression (an odd phrase keeps the
+    /// first bar of its last segment). Every segment is decoded from the same
+    /// latent and sampling stream, so a motif comes back over each new
+    /// chord; segments over the same chords (all of them, for drums) are
+    /// decoded once. A hierarchical model's conductor gives each bar its
+    /// embedding, and each bar is decoded from it over its chords.
+    pub fn decode_tokens(&mut self, inputs: &PartInputs, kept: &[i64]) -> ModelResult<Vec<i64>> {
         let bars = inputs.bars;
+        let from_bar = (kept.len() / STEPS_PER_BAR).min(bars);
         let mut tokens = Vec::with_capacity(bars * STEPS_PER_BAR);
+        tokens.extend_from_slice(&kept[..from_bar * STEPS_PER_BAR]);
+        if self.conductor.is_some() {
+            self.decode_bars(inputs, from_bar, &mut tokens)?;
+            return Ok(tokens);
+        }
         let mut segments: Vec<(SegmentChords, Vec<i64>)> = Vec::new();
         for first_bar in (0..bars).step_by(MODEL_BARS) {
+            let end_bar = (first_bar + MODEL_BARS).min(bars);
+            if end_bar <= from_bar {
+                continue;
+            }
             let chords = inputs
                 .harmony
                 .map_or([Chord::NONE; MODEL_STEPS], |harmony| {
@@ -117,27 +154,87 @@ impl PartModel {
             let index = match known {
                 Some(index) => index,
                 None => {
-                    let segment = self.decode_segment(inputs, &chords)?;
+                    let mut random = [SeededRandom::new(
+                        inputs.seed,
+                        self.part.index(),
+                        SAMPLING_STREAM,
+                    )];
+                    let segment = self.decode_rows(
+                        inputs,
+                        &inputs.latent,
+                        MODEL_STEPS,
+                        |_, step| chords[step],
+                        &mut random,
+                    )?;
                     segments.push((chords, segment));
                     segments.len() - 1
                 }
             };
-            let steps = (bars - first_bar).min(MODEL_BARS) * STEPS_PER_BAR;
-            tokens.extend_from_slice(&segments[index].1[..steps]);
+            let skip = from_bar.saturating_sub(first_bar) * STEPS_PER_BAR;
+            let steps = (end_bar - first_bar) * STEPS_PER_BAR;
+            tokens.extend_from_slice(&segments[index].1[skip..steps]);
         }
         Ok(tokens)
     }
 
-    /// Decodes one segment step by step: the latent of `inputs` at their
-    /// temperature, over `chords` for a chord-conditioned model (and, with
-    /// the scale lock, only notes of the key or of the chord sounding),
-    /// sampling with the seed's stream.
-    fn decode_segment(
+    /// A hierarchical model's bars `from_bar..inputs.bars`, appended to
+    /// `tokens`: the conductor turns the latent into one embedding per bar,
+    /// and the bars are decoded side by side, each from its embedding and the
+    /// start token, over its own chords, with its own sampling stream.
+    fn decode_bars(
         &mut self,
         inputs: &PartInputs,
-        chords: &SegmentChords,
+        from_bar: usize,
+        tokens: &mut Vec<i64>,
+    ) -> ModelResult<()> {
+        let Some(conductor) = &mut self.conductor else {
+            return Ok(());
+        };
+        let bars = from_bar..inputs.bars.min(self.manifest.bars);
+        if bars.is_empty() {
+            return Ok(());
+        }
+        let size = self.manifest.latent_size;
+        let z = Tensor::from_array(([1usize, size], inputs.latent.clone()))?;
+        let embeddings = conductor.run(ort::inputs!["z" => z])?["bar_embeddings"]
+            .try_extract_tensor::<f32>()?
+            .1[bars.start * size..bars.end * size]
+            .to_vec();
+        let mut randoms: Vec<SeededRandom> = bars
+            .clone()
+            .map(|bar| SeededRandom::new(inputs.seed, self.part.index(), bar_stream(bar)))
+            .collect();
+        let first = bars.start;
+        let chord = |row: usize, step: usize| {
+            inputs.harmony.map_or(Chord::NONE, |harmony| {
+                harmony
+                    .progression
+                    .chord_at((first + row) * STEPS_PER_BAR + step)
+            })
+        };
+        tokens.extend(self.decode_rows(inputs, &embeddings, STEPS_PER_BAR, chord, &mut randoms)?);
+        Ok(())
+    }
+
+    /// Decodes `randoms.len()` sequences of `steps` tokens side by side, as
+    /// one batch: row `r` from its latent (z, or a bar's embedding: row `r`
+    /// of `latents`), over `chord(r, step)` for a chord-conditioned model
+    /// (and, with the scale lock, only notes of the key or of the chord
+    /// sounding), at the temperature of `inputs`, sampling from `randoms[r]`.
+    /// Returns the rows one after another.
+    ///
+    /// A batch costs little more than one row: a step is bound by reading
+    /// the decoder's weights, which every row shares.
+    fn decode_rows(
+        &mut self,
+        inputs: &PartInputs,
+        latents: &[f32],
+        steps: usize,
+        chord: impl Fn(usize, usize) -> Chord,
+        randoms: &mut [SeededRandom],
     ) -> ModelResult<Vec<i64>> {
-        let (z, seed, temperature) = (&inputs.latent, inputs.seed, inputs.temperature);
+        let rows = randoms.len();
+        let temperature = inputs.temperature;
         let scale = inputs.harmony.and_then(|harmony| harmony.scale);
         // The note-on tokens and their pitches, for the scale lock.
         let note_ons: Vec<(usize, u8)> = match &self.manifest.vocabulary {
@@ -153,29 +250,31 @@ impl PartModel {
                 .collect(),
             _ => Vec::new(),
         };
-        let mut masked = vec![0.0f32; self.manifest.vocabulary.size()];
+        let vocabulary = self.manifest.vocabulary.size();
+        let mut masked = vec![0.0f32; vocabulary];
         // The conditioning and token tensors are made once and read by every
         // step; each step's state outputs are handed straight back as the
         // next step's inputs, so nothing is copied between steps.
-        let z = Tensor::from_array(([1usize, self.manifest.latent_size], z.to_vec()))?;
-        let mut init = self.decoder_init.run(ort::inputs!["z" => z])?;
+        let latents = Tensor::from_array(([rows, self.manifest.latent_size], latents.to_vec()))?;
+        let init_input = self.manifest.graphs.decoder_init.inputs[0].name.as_str();
+        let mut init = self.decoder_init.run(ort::inputs![init_input => latents])?;
         let (mut h, mut c) = (take_output(&mut init, "h")?, take_output(&mut init, "c")?);
         let conditioning = take_output(&mut init, "conditioning")?;
         drop(init);
-        let mut token = Tensor::from_array(([1usize], vec![self.manifest.start_token]))?;
-        let mut chord = Tensor::from_array(([1usize, CHROMA_SIZE], vec![0.0f32; CHROMA_SIZE]))?;
+        let mut token = Tensor::from_array(([rows], vec![self.manifest.start_token; rows]))?;
+        let mut chords =
+            Tensor::from_array(([rows, CHROMA_SIZE], vec![0.0f32; rows * CHROMA_SIZE]))?;
         let follows_chords = self.follows_chords();
-        let mut random = SeededRandom::new(seed, self.part.index(), SAMPLING_STREAM);
-        let mut tokens = Vec::with_capacity(MODEL_STEPS);
-        for step_chord in chords {
+        let mut tokens = vec![0i64; rows * steps];
+        for step in 0..steps {
             let mut outputs = if follows_chords {
-                chord
-                    .extract_tensor_mut()
-                    .1
-                    .copy_from_slice(&step_chord.chroma());
+                let values = chords.extract_tensor_mut().1;
+                for (row, values) in values.chunks_exact_mut(CHROMA_SIZE).enumerate() {
+                    values.copy_from_slice(&chord(row, step).chroma());
+                }
                 self.decoder_step.run(ort::inputs![
                     "token" => &token,
-                    "chord" => &chord,
+                    "chord" => &chords,
                     "conditioning" => &conditioning,
                     "h" => &h,
                     "c" => &c,
@@ -194,31 +293,39 @@ impl PartModel {
                     folder: self.folder.clone(),
                 });
             }
-            let next = match scale {
-                None => random.sample_logits(logits, temperature),
-                Some(scale) => {
-                    // Outside the key and the chord: no probability at any
-                    // temperature (a borrowed chord's own notes stay allowed).
-                    masked.copy_from_slice(logits);
-                    for &(token, pitch) in &note_ons {
-                        if !scale.contains(pitch) && !step_chord.contains(pitch) {
-                            masked[token] = f32::NEG_INFINITY;
+            let mut next = [0i64; MAX_ROWS];
+            for (row, (logits, random)) in logits
+                .chunks_exact(vocabulary)
+                .zip(randoms.iter_mut())
+                .enumerate()
+            {
+                next[row] = match scale {
+                    None => random.sample_logits(logits, temperature),
+                    Some(scale) => {
+                        // Outside the key and the chord: no probability at any
+                        // temperature (a borrowed chord's own notes stay allowed).
+                        let sounding = chord(row, step);
+                        masked.copy_from_slice(logits);
+                        for &(token, pitch) in &note_ons {
+                            if !scale.contains(pitch) && !sounding.contains(pitch) {
+                                masked[token] = f32::NEG_INFINITY;
+                            }
                         }
+                        random.sample_logits(&masked, temperature)
                     }
-                    random.sample_logits(&masked, temperature)
-                }
-            } as i64;
+                } as i64;
+                tokens[row * steps + step] = next[row];
+            }
             h = take_output(&mut outputs, "h_out")?;
             c = take_output(&mut outputs, "c_out")?;
-            token.extract_tensor_mut().1[0] = next;
-            tokens.push(next);
+            token.extract_tensor_mut().1.copy_from_slice(&next[..rows]);
         }
         Ok(tokens)
     }
 
     /// Decodes the phrase of `inputs` into `out` (see [`Self::decode_tokens`]).
     pub fn decode(&mut self, inputs: &PartInputs, out: &mut PartPhrase) -> ModelResult<()> {
-        let tokens = self.decode_tokens(inputs)?;
+        let tokens = self.decode_tokens(inputs, &[])?;
         self.notes(&tokens, out);
         Ok(())
     }
@@ -238,9 +345,10 @@ impl PartModel {
         }
     }
 
-    /// Encoder mean of one window of tokens over `chords` (MIDI import uses
-    /// it to find the latent of a musician's own pattern).
-    pub fn encode(&mut self, tokens: &[i64], chords: &SegmentChords) -> ModelResult<Vec<f32>> {
+    /// Encoder mean of one window of tokens (as many as the model decodes)
+    /// over `chords`, one a step (MIDI import uses it to find the latent of a
+    /// musician's own pattern).
+    pub fn encode(&mut self, tokens: &[i64], chords: &[Chord]) -> ModelResult<Vec<f32>> {
         let tokens = Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?;
         let outputs = if self.follows_chords() {
             let chroma: Vec<f32> = chords.iter().flat_map(|chord| chord.chroma()).collect();

@@ -180,6 +180,7 @@ mod tests {
             next_change: change,
             block: BLOCK,
             bar: BAR,
+            change_song_bar: 1,
         })
     }
 

@@ -18,7 +18,7 @@ use super::latent::MONOTONIC_NEEDED;
 use super::runtime::{Provider, ProviderChoice};
 use super::schedule::{Decision, DecodeCost, DecodeKind, DecodeSchedule};
 use super::{Engine, PartInputs, RuntimeError};
-use crate::bridge::{DecodeRequest, WorkerSide};
+use crate::bridge::{ChangeTiming, DecodeRequest, WorkerSide};
 use crate::knobs::{ATTRIBUTE_KNOBS, AttributeKnob};
 use crate::pattern::{Part, Phrase};
 use crate::stored::{Scene, SharedStoredLatents, StoredLatents};
@@ -453,7 +453,7 @@ impl Worker {
         let Ok(mut phrase) = side.spent.recv() else {
             return false;
         };
-        self.answer(&request, kind, &mut phrase);
+        self.answer(&request, kind, timing, &mut phrase);
         self.schedule.decoded(kind, Instant::now(), timing);
         self.answered = Some(request.id);
         side.phrases.send(phrase).is_ok()
@@ -492,18 +492,29 @@ impl Worker {
         }
     }
 
-    /// Decodes `request` into `phrase`; a silent phrase if nothing can play.
-    /// A part whose decode fails keeps its last good notes, and the window
-    /// and the log say why.
-    fn answer(&mut self, request: &DecodeRequest, kind: DecodeKind, phrase: &mut Phrase) {
+    /// Decodes `request` into `phrase`, to be heard from the change point
+    /// of `timing` (from its start while stopped); a silent phrase if nothing
+    /// can play. A part whose decode fails keeps its last good notes, and the
+    /// window and the log say why.
+    fn answer(
+        &mut self,
+        request: &DecodeRequest,
+        kind: DecodeKind,
+        timing: Option<ChangeTiming>,
+        phrase: &mut Phrase,
+    ) {
         phrase.request_id = request.id;
         self.refresh_stored();
         let stored = std::mem::take(&mut self.stored.1);
         let status = self.settings.status.clone();
         match self.engine() {
             Ok(engine) => {
-                let report = engine.decode(&request.knobs, &stored, phrase);
+                // Bars of the phrase before its change point have been heard.
+                let change_bar = timing.map(|timing| timing.change_song_bar);
+                let report = engine.decode(&request.knobs, &stored, phrase, change_bar);
                 let times = engine.part_decode_time;
+                let mut fallbacks =
+                    Part::ALL.map(|part| engine.long_model_problem(part, &request.knobs));
                 status
                     .last_decode_ms
                     .store(engine.last_decode.as_secs_f32() * 1000.0, Ordering::Relaxed);
@@ -512,6 +523,7 @@ impl Worker {
                     if !report.decoded[index] {
                         continue;
                     }
+                    let fallback = fallbacks[index].take();
                     // A part's first run after loading includes ONNX
                     // Runtime's one-time set-up: it says nothing about the
                     // next decodes and would start every final decode early.
@@ -519,11 +531,13 @@ impl Worker {
                         self.cost.observe(times[index]);
                     }
                     let mut problems = status.part_problems.lock();
-                    problems[index] = report.errors[index].as_ref().map(|error| {
-                        let problem = format!("{error}; it plays its last good phrase");
+                    problems[index] = report.errors[index]
+                        .as_ref()
+                        .map(|error| format!("{error}; it plays its last good phrase"))
+                        .or(fallback);
+                    if let Some(problem) = &problems[index] {
                         nice_plug::nice_error!("Latent Trio's {}: {problem}", part.name());
-                        problem
-                    });
+                    }
                 }
                 DECODE_COUNTS.count(kind, report.decoded);
                 status.decodes.fetch_add(1, Ordering::Relaxed);
@@ -571,14 +585,15 @@ impl Worker {
     }
 
     fn store_scene(&mut self, slot: usize) -> Result<String, String> {
-        let latents = self.engine()?.last_latents.clone();
+        let engine = self.engine()?;
+        let (latents, long) = (engine.last_latents.clone(), engine.last_latents_long);
         if latents.iter().all(Vec::is_empty) {
             return Err("nothing to store yet: no phrase has been decoded".into());
         }
         let name = if slot == 0 { "A" } else { "B" };
         self.settings.stored.update(|stored| {
             if let Some(scene) = stored.scenes.get_mut(slot) {
-                *scene = Some(Scene { latents });
+                *scene = Some(Scene { latents, long });
             }
         });
         Ok(format!("Scene {name} stored"))

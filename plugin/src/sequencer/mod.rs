@@ -299,6 +299,8 @@ pub struct Sequencer {
     /// Song position (quarters) of the next bar line where a waiting phrase
     /// may take over; `None` while stopped.
     next_change: Option<f64>,
+    /// The song bar that starts there.
+    next_change_bar: i64,
     /// Song position of the last block's start, in quarters.
     block_start_quarters: f64,
     /// Seconds per quarter note in the last block.
@@ -328,6 +330,7 @@ impl Default for Sequencer {
             release_pending: false,
             playhead: None,
             next_change: None,
+            next_change_bar: 0,
             block_start_quarters: 0.0,
             seconds_per_quarter: 0.5,
             host_bars_agree: true,
@@ -377,6 +380,11 @@ impl Sequencer {
     /// while stopped.
     pub fn next_change(&self) -> Option<f64> {
         self.next_change
+    }
+
+    /// The song bar (0 = the first) that starts at the next change point.
+    pub fn next_change_bar(&self) -> i64 {
+        self.next_change_bar
     }
 
     /// Seconds from the start of the last block to the moment a waiting
@@ -530,16 +538,15 @@ impl Sequencer {
         }
         self.voices.send_due(&timing, out);
         self.next_step = Some(step);
-        self.next_change = Some(
-            next_change_step(
-                step,
-                bar_start_step,
-                bar_number,
-                meter,
-                input.change_every_bars,
-            ) as f64
-                / STEPS_PER_QUARTER,
+        let (change_step, change_bar) = next_change_point(
+            step,
+            bar_start_step,
+            bar_number,
+            meter,
+            input.change_every_bars,
         );
+        self.next_change = Some(change_step as f64 / STEPS_PER_QUARTER);
+        self.next_change_bar = change_bar;
     }
 
     /// A bar line at song step `step` (bar `bar`) is looked at: a waiting
@@ -615,14 +622,15 @@ impl Sequencer {
 }
 
 /// The first song step at or after `step` that starts a bar on which a new
-/// phrase may take over (a bar whose number is a multiple of `every_bars`).
-fn next_change_step(
+/// phrase may take over (a bar whose number is a multiple of `every_bars`),
+/// and that bar's number.
+fn next_change_point(
     step: i64,
     bar_start_step: i64,
     bar_number: i64,
     meter: Meter,
     every_bars: u32,
-) -> i64 {
+) -> (i64, i64) {
     let steps_per_bar = meter.steps_per_bar();
     let every = i64::from(every_bars.max(1));
     let (bar, step_in_bar) = bar_position(step, bar_start_step, bar_number, meter);
@@ -635,7 +643,7 @@ fn next_change_step(
     line += bars_to_go * steps_per_bar;
     line_bar += bars_to_go;
     debug_assert_eq!(line_bar.rem_euclid(every), 0);
-    line
+    (line, line_bar)
 }
 
 #[cfg(test)]
