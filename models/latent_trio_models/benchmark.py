@@ -16,6 +16,7 @@ import re
 import statistics
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,18 @@ def multiply_adds(size) -> int:
     return per_phrase + size.steps * (first + rest + logits)
 
 
+def multiply_adds_16_bars(size) -> int:
+    """Multiply-adds of one whole 16-bar decode of a hierarchical model: the
+    conductor (its initial state, 16 steps of its LSTM and the bar
+    embeddings), then every bar as a 2-bar model decodes its phrase (initial
+    state and conditioning from the bar's embedding, 16 steps)."""
+    hidden, layers = size.conductor_hidden, size.conductor_layers
+    conductor = size.latent * 2 * layers * hidden + size.bars * (
+        4 * hidden * (1 + hidden) + (layers - 1) * 4 * hidden * 2 * hidden + hidden * size.latent
+    )
+    return conductor + size.bars * multiply_adds(replace(size, steps=size.steps_per_bar))
+
+
 def single_core_macs_per_second() -> float:
     """Best of several 512x512 float32 matrix products on one thread."""
     a, b = torch.randn(512, 512), torch.randn(512, 512)
@@ -120,19 +133,22 @@ def single_core_macs_per_second() -> float:
 
 
 def plugin_medians() -> dict[str, float]:
-    """Median milliseconds per phrase of each part in the plugin's engine, from
-    its own bench (`cargo bench -p latent_trio --bench decode`), run first so
-    that nothing else shares the machine."""
+    """Median milliseconds per phrase of each model in the plugin's engine
+    (`drums_2bar`: one 2-bar phrase, `drums_16bar`: one whole 16-bar phrase),
+    from its own bench (`cargo bench -p latent_trio --bench decode`), run first
+    so that nothing else shares the machine."""
     bench = subprocess.run(
         ["cargo", "bench", "-q", "-p", "latent_trio", "--bench", "decode"], capture_output=True, text=True, check=True
     )
     medians = {}
     for line in bench.stdout.splitlines():
-        found = re.match(r"(\w+)\s+one 2-bar phrase: median ([\d.]+) ms", line)
-        if found:
-            medians[found.group(1)] = float(found.group(2))
-    if set(medians) != set(PARTS):
-        raise RuntimeError(f"the decode bench printed no median for some part:\n{bench.stdout}")
+        for pattern, suffix in ((r"(\w+)\s+one 2-bar phrase: median ([\d.]+) ms", "2bar"), (r"(\w+)\s+16-bar phrase, bars 1-16 .*?: median ([\d.]+) ms", "16bar")):
+            found = re.match(pattern, line)
+            if found:
+                medians[f"{found.group(1)}_{suffix}"] = float(found.group(2))
+    expected = {f"{part}_{bars}bar" for part in PARTS for bars in (2, 16)}
+    if set(medians) != expected:
+        raise RuntimeError(f"the decode bench printed no median for some model:\n{bench.stdout}")
     return medians
 
 
@@ -150,11 +166,18 @@ def main() -> None:
         floor_ms = macs / peak * 1e3
         eager = timed(torch_decode)
         ort = timed(onnx_decoder(folder))
-        ms = plugin[part]
+        ms = plugin[f"{part}_2bar"]
         print(
             f"| {part}_2bar | {macs / 1e6:.1f} M | {floor_ms:.3f} ms | {ms:.3f} ms | {describe(ort)} | {describe(eager)} "
             f"| {statistics.median(eager) * 1e3 / ms:.1f}x | {statistics.median(ort) * 1e3 / ms:.1f}x | {ms / floor_ms:.1f}x |"
         )
+    for part in PARTS:
+        # The plugin decodes the 16 bars as one batch; only the floor is compared.
+        long, _ = export.load_checkpoint(export.weights_path(Path("models"), f"{part}_16bar"))
+        macs = multiply_adds_16_bars(long.size)
+        floor_ms = macs / peak * 1e3
+        ms = plugin[f"{part}_16bar"]
+        print(f"| {part}_16bar (16 bars) | {macs / 1e6:.1f} M | {floor_ms:.3f} ms | {ms:.3f} ms | - | - | - | - | {ms / floor_ms:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -148,11 +148,19 @@ class MusicVAE(nn.Module):
         start = torch.full_like(tokens[:, :1], self.start_token)
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
+    def sequences(self, z: torch.Tensor, chords: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """What the decoder writes for z [batch, latent]: one sequence per
+        example, from z, over its chords, all steps long. Returns the
+        sequences' latents, their chords and their length in steps."""
+        return z, chords, self.size.steps
+
     def decoder_logits(self, inputs: torch.Tensor, z: torch.Tensor, chords: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [batch, steps, vocab] for given decoder inputs (as made by
         `shifted`, possibly with some replaced by samples)."""
-        logits, _ = self.decode_inputs(inputs, z, self.initial_state(z), chords)
-        return logits
+        latents, sequence_chords, steps = self.sequences(z, chords)
+        rows = inputs.reshape(len(latents), steps)
+        logits, _ = self.decode_inputs(rows, latents, self.initial_state(latents), sequence_chords)
+        return logits.reshape(*inputs.shape, -1)
 
     def teacher_forced_logits(self, tokens: torch.Tensor, z: torch.Tensor, chords: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder_logits(self.shifted(tokens), z, chords)
@@ -165,8 +173,11 @@ class MusicVAE(nn.Module):
         generator: torch.Generator | None = None,
         chords: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Decodes step by step; temperature <= 0 picks the argmax."""
-        return self.sample_steps(z, self.size.steps, temperature, generator, chords)
+        """Decodes step by step (a hierarchical model all bars at once, each
+        from its embedding); temperature <= 0 picks the argmax."""
+        latents, sequence_chords, steps = self.sequences(z, chords)
+        tokens = self.sample_steps(latents, steps, temperature, generator, sequence_chords)
+        return tokens.reshape(z.shape[0], self.size.steps)
 
     def sample_steps(
         self,
@@ -219,25 +230,11 @@ class HierarchicalVAE(MusicVAE):
         """Each bar starts from the start token (no autoregression across bar lines)."""
         return super().shifted(self.by_bar(tokens)).reshape(tokens.shape)
 
-    def decoder_logits(self, inputs: torch.Tensor, z: torch.Tensor, chords: torch.Tensor | None = None) -> torch.Tensor:
+    def sequences(self, z: torch.Tensor, chords: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """One sequence per bar, from the bar's embedding, over its chords."""
         embeddings = self.bar_embeddings(z).reshape(-1, self.size.latent)
         bar_chords = None if chords is None else self.by_bar(chords)
-        logits = super().decoder_logits(self.by_bar(inputs), embeddings, bar_chords)
-        return logits.reshape(*inputs.shape, -1)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        z: torch.Tensor,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        chords: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """All bars decoded at once (each from its embedding), step by step."""
-        embeddings = self.bar_embeddings(z).reshape(-1, self.size.latent)
-        bar_chords = None if chords is None else self.by_bar(chords)
-        tokens = self.sample_steps(embeddings, self.size.steps_per_bar, temperature, generator, bar_chords)
-        return tokens.reshape(z.shape[0], self.size.steps)
+        return embeddings, bar_chords, self.size.steps_per_bar
 
 
 def build(size: ModelSize) -> MusicVAE:

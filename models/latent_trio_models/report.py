@@ -144,7 +144,77 @@ def humanize(humanizers: dict[str, dict]) -> str:
     return _table(header, rows)
 
 
-def fill(readme: str, manifests: dict[str, dict], humanizers: dict[str, dict]) -> str:
+def long_results(longs: dict[str, dict]) -> str:
+    """Each 16-bar model beside its flat baseline: budget and held-out accuracies."""
+    rows = []
+    for name, manifest in longs.items():
+        training, evaluation = manifest["training"], manifest["evaluation"]
+        flat = evaluation.get("flat_baseline")
+        budget = f"{training['steps']} steps, {_minutes(training['wall_time_s'])}"
+        rows.append(
+            [
+                f"`{name}`",
+                "hierarchical",
+                budget,
+                evaluation["heldout_windows"],
+                evaluation["teacher_forced_accuracy"],
+                evaluation["sampled_accuracy_t1"],
+                evaluation["greedy_accuracy"],
+                evaluation["shipped_graphs"]["teacher_forced_accuracy"],
+            ]
+        )
+        if flat:
+            rows.append(
+                [
+                    f"`{name}_flat`",
+                    "flat (baseline)",
+                    f"{flat['steps']} steps",
+                    evaluation["heldout_windows"],
+                    flat["teacher_forced_accuracy"],
+                    flat["sampled_accuracy_t1"],
+                    flat["greedy_accuracy"],
+                    "-",
+                ]
+            )
+    header = ["Model", "Decoder", "Training", "Held-out windows", "TF acc.", "Sampled acc. (t=1)", "Greedy acc.", "8-bit TF acc."]
+    return _table(header, rows)
+
+
+def per_bar(longs: dict[str, dict]) -> str:
+    """Accuracy bar by bar: where a long decode loses its way."""
+    rows = []
+    for name, manifest in longs.items():
+        evaluation = manifest["evaluation"]
+        runs = [("hierarchical", evaluation["per_bar_accuracy"])]
+        if "flat_baseline" in evaluation:
+            runs.append(("flat", evaluation["flat_baseline"]["per_bar_accuracy"]))
+        for decoder, accuracy in runs:
+            for kind in ("teacher_forced", "sampled_t1"):
+                rows.append([f"`{name}`", decoder, kind.replace("_", " "), *(f"{v:.2f}" for v in accuracy[kind])])
+    return _table(["Model", "Decoder", "Accuracy", *(str(bar) for bar in range(1, 17))], rows)
+
+
+def structure(longs: dict[str, dict]) -> str:
+    """How often a bar repeats the bar 1, 2, 4 and 8 before it, in the data
+    and in prior samples."""
+    rows = []
+    for name, manifest in longs.items():
+        check = manifest["evaluation"]["structure_check"]
+        for source, found in check.items():
+            lags = found["by_lag"]
+            rows.append(
+                [
+                    f"`{name}`",
+                    source.replace("_", " "),
+                    *(f"{lags[lag]['identical']:.2f} / {lags[lag]['agreement']:.2f}" for lag in ("1", "2", "4", "8")),
+                    found.get("matrix_distance", "-"),
+                ]
+            )
+    header = ["Model", "Bars from", "Lag 1", "Lag 2", "Lag 4", "Lag 8", "Self-similarity distance to the data"]
+    return _table(header, rows)
+
+
+def fill(readme: str, manifests: dict[str, dict], humanizers: dict[str, dict], longs: dict[str, dict]) -> str:
     """`readme` with each `<!-- name:start ... -->` ... `<!-- name:end -->` block
     replaced by its table."""
     for name, build in (
@@ -155,6 +225,11 @@ def fill(readme: str, manifests: dict[str, dict], humanizers: dict[str, dict]) -
         ("attributes", lambda: attributes(manifests)),
         ("interpolation", lambda: interpolation(manifests)),
         ("humanize", lambda: humanize(humanizers)),
+        ("long_results", lambda: long_results(longs)),
+        ("per_bar", lambda: per_bar(longs)),
+        ("structure", lambda: structure(longs)),
+        ("long_attributes", lambda: attributes(longs)),
+        ("long_interpolation", lambda: interpolation(longs)),
     ):
         pattern = re.compile(rf"(<!-- {name}:start[^>]*-->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(readme):
@@ -169,8 +244,13 @@ def main() -> None:
     humanizers = {
         f"{part}_humanize": json.loads((models / f"{part}_humanize" / "manifest.json").read_text()) for part in PARTS
     }
+    longs = {
+        f"{part}_16bar": json.loads(path.read_text())
+        for part in PARTS
+        if (path := models / f"{part}_16bar" / "manifest.json").is_file()
+    }
     readme = models / "README.md"
-    readme.write_text(fill(readme.read_text(), manifests, humanizers))
+    readme.write_text(fill(readme.read_text(), manifests, humanizers, longs))
 
 
 if __name__ == "__main__":

@@ -337,6 +337,7 @@ mod tests {
         assert!(error < Duration::from_micros(1), "{error:?}");
         assert_eq!(timing.block, Duration::from_millis(10));
         assert_eq!(timing.bar, Duration::from_secs(2));
+        assert_eq!(timing.change_song_bar, 4, "the song bar that starts there");
         audio.clock.publish(Instant::now(), None, 0, 0.01, 2.0);
         assert_eq!(worker.clock.read(), None, "a stop clears it");
     }

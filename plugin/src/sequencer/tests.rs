@@ -407,9 +407,12 @@ fn the_next_change_point_is_the_next_bar_line_the_change_setting_allows() {
     host.offer(phrase(1, 36));
     host.run_until(BAR / 2);
     assert_eq!(host.sequencer.next_change(), Some(4.0), "next bar: bar 1");
+    assert_eq!(host.sequencer.next_change_bar(), 1);
     host.input.change_every_bars = 4;
     host.run_until(BAR + BAR / 2);
     assert_eq!(host.sequencer.next_change(), Some(16.0), "every 4: bar 4");
+    // The worker keeps a long phrase's bars before it (0-3) as they were.
+    assert_eq!(host.sequencer.next_change_bar(), 4);
     host.run_until(4 * BAR - STEP);
     assert_eq!(
         host.sequencer.next_change(),
@@ -428,6 +431,7 @@ fn the_next_change_point_is_the_next_bar_line_the_change_setting_allows() {
     // 3/4 bars from the host-less grid: bar 5 starts at 15 quarters, so the
     // next even bar (6) starts at 18.
     assert_eq!(host.sequencer.next_change(), Some(18.0));
+    assert_eq!(host.sequencer.next_change_bar(), 6);
     host.input.playing = false;
     host.block(64);
     assert_eq!(host.sequencer.next_change(), None, "a stop clears it");
