@@ -23,7 +23,7 @@ fn vocabulary(part: Part) -> Vocabulary {
 /// Writes `tokens` as the plugin exports them (120 ticks per 16th).
 fn export(part: Part, tokens: &[i64; MODEL_STEPS], path: &Path) {
     let mut phrase = PartPhrase::default();
-    tokens_to_notes(&vocabulary(part), tokens, &mut phrase);
+    tokens_to_notes(&vocabulary(part), tokens, MODEL_STEPS, &mut phrase);
     let channel = part.default_channel();
     let mut notes = Vec::new();
     for note in phrase.notes() {

@@ -88,6 +88,16 @@ impl PartModel {
         })
     }
 
+    /// Steps this model decodes from the start token, apart from the steps
+    /// before them: a segment of a 2-bar model, a bar of a hierarchical one.
+    fn piece_steps(&self) -> usize {
+        if self.conductor.is_some() {
+            STEPS_PER_BAR
+        } else {
+            MODEL_STEPS
+        }
+    }
+
     /// Bars one decode of this model writes: 2, or 16 for a hierarchical
     /// model (which may be asked for its first bars only).
     pub fn bars(&self) -> usize {
@@ -332,7 +342,7 @@ impl PartModel {
 
     /// The notes `tokens` play, on the grid at the vocabulary's velocities.
     pub fn notes(&self, tokens: &[i64], out: &mut PartPhrase) {
-        tokens_to_notes(&self.manifest.vocabulary, tokens, out);
+        tokens_to_notes(&self.manifest.vocabulary, tokens, self.piece_steps(), out);
     }
 
     /// The drum class of a note of `pitch` (drums), or 0 (bass and melody).
