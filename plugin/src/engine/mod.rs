@@ -392,9 +392,12 @@ impl Engine {
     /// decode fails keeps its last good notes (the report says why).
     ///
     /// `change_bar` is the song bar from which the phrase will be heard
-    /// (`None`: from its start). A part whose phrase keeps its length and
-    /// model keeps the bars before that point as they were (they have been
-    /// heard) and decodes only the rest.
+    /// (`None`: from its start). A part playing a long phrase (from its
+    /// 16-bar model) that keeps its length keeps the bars before that point
+    /// as they were (they have been heard, and come back so the next time
+    /// round) and decodes only the rest. A phrase from the 2-bar models is
+    /// always decoded whole: it is short, and its knobs alone say what it
+    /// plays.
     pub fn decode(
         &mut self,
         knobs: &KnobSnapshot,
@@ -426,8 +429,9 @@ impl Engine {
                 report.decoded[index] = true;
                 let kept = match (&self.decoded[index], change_bar) {
                     (Some(decoded), Some(bar))
-                        if decoded.inputs.bars == inputs.bars
-                            && decoded.inputs.long == inputs.long =>
+                        if inputs.long
+                            && decoded.inputs.long
+                            && decoded.inputs.bars == inputs.bars =>
                     {
                         let from_bar = bar.rem_euclid(inputs.bars as i64) as usize;
                         &decoded.tokens[..from_bar * STEPS_PER_BAR]
