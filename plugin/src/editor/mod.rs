@@ -197,12 +197,6 @@ impl EditorApp {
             }
             ui.label("Change");
             ui.add(ParamSlider::for_param(&params.change_every, setter).with_width(100.0));
-            ui.label("Phrase");
-            ui.add(ParamSlider::for_param(&params.phrase, setter).with_width(90.0))
-                .on_hover_text(
-                    "How long the phrase is before it repeats: as long as the progression, \
-                     2 bars, or 4, 8 or 16 bars from the 16-bar models",
-                );
             ui.label("Run on");
             ui.add(ParamSlider::for_param(&params.provider, setter).with_width(100.0));
             ui.label("Output");
@@ -236,6 +230,12 @@ impl EditorApp {
                 .on_hover_text("Every second 16th of every part later, up to a third of a 16th (100 %: triplets)");
         });
         ui.horizontal_wrapped(|ui| {
+            ui.label("Phrase");
+            ui.add(ParamSlider::for_param(&params.phrase, setter).with_width(90.0))
+                .on_hover_text(
+                    "How long the music runs before it repeats: as long as the progression, \
+                     2 bars, or 4, 8 or 16 bars from the 16-bar models (the progression laid over them)",
+                );
             let typed = stored.typed_progression.as_ref();
             // A reopened window (or a loaded project) shows what was typed.
             if self.typed_chords.is_empty()

@@ -329,6 +329,16 @@ impl Engine {
         }
     }
 
+    /// The model that decoded (or would decode) part `index`'s `inputs`.
+    pub fn model_of(&self, index: usize, inputs: &PartInputs) -> Option<&PartModel> {
+        let models = if inputs.long {
+            &self.long_parts
+        } else {
+            &self.parts
+        };
+        models.get(index)?.as_ref().ok()
+    }
+
     /// Why `part`'s 16-bar model is not playing a phrase `knobs` wants it
     /// for, if it is not (the 2-bar model plays it instead).
     pub fn long_model_problem(&self, part: Part, knobs: &KnobSnapshot) -> Option<String> {
@@ -462,12 +472,9 @@ impl Engine {
                     Err(_) => None,
                 };
             }
-            let models = if inputs.long {
-                &self.long_parts
-            } else {
-                &self.parts
-            };
-            if let (Some(decoded), Ok(model)) = (&self.decoded[index], &models[index]) {
+            if let (Some(decoded), Some(model)) =
+                (&self.decoded[index], self.model_of(index, &inputs))
+            {
                 model.notes(&decoded.tokens, out);
                 apply_feel(out, decoded.performance.as_ref(), inputs.feel, |pitch| {
                     model.class_of(pitch)

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, never, select};
 use parking_lot::Mutex;
 
 use super::latent::MONOTONIC_NEEDED;
+use super::model::PartModel;
 use super::runtime::{Provider, ProviderChoice};
 use super::schedule::{Decision, DecodeCost, DecodeKind, DecodeSchedule};
 use super::{Engine, PartInputs, RuntimeError};
@@ -123,6 +124,20 @@ pub struct EngineStatus {
     notice: Mutex<String>,
     /// The newest decoded phrases, newest last, for the GUI to draw.
     phrases: Mutex<VecDeque<Box<Phrase>>>,
+}
+
+/// Per attribute knob of `model`'s part: the share of phrases its vector
+/// moved steadily, where that was too few for the knob to be used.
+fn unsteady_knobs(model: &PartModel) -> [Option<f32>; ATTRIBUTE_KNOBS] {
+    AttributeKnob::ALL.map(|knob| {
+        model
+            .axes
+            .attributes
+            .iter()
+            .find(|axis| axis.name == knob.axis_name() && axis.monotonic_share < MONOTONIC_NEEDED)
+            .filter(|_| knob.applies_to(model.part))
+            .map(|axis| axis.monotonic_share)
+    })
 }
 
 /// Where the engine is in its life.
@@ -242,17 +257,7 @@ impl EngineStatus {
                     problems[part.index()] = match &engine.parts[part.index()] {
                         Ok(model) => {
                             notes.extend(model.provider_note.clone());
-                            for (slot, knob) in
-                                left_out[part.index()].iter_mut().zip(AttributeKnob::ALL)
-                            {
-                                let unsteady = model.axes.attributes.iter().find(|axis| {
-                                    axis.name == knob.axis_name()
-                                        && axis.monotonic_share < MONOTONIC_NEEDED
-                                });
-                                *slot = unsteady
-                                    .filter(|_| knob.applies_to(part))
-                                    .map(|axis| axis.monotonic_share);
-                            }
+                            left_out[part.index()] = unsteady_knobs(model);
                             None
                         }
                         Err(error) => {
@@ -515,6 +520,11 @@ impl Worker {
                 let times = engine.part_decode_time;
                 let mut fallbacks =
                     Part::ALL.map(|part| engine.long_model_problem(part, &request.knobs));
+                // The knobs that work are those of the model that played.
+                let unsteady: [Option<_>; 3] = std::array::from_fn(|index| {
+                    let inputs = report.inputs[index].as_ref()?;
+                    engine.model_of(index, inputs).map(unsteady_knobs)
+                });
                 status
                     .last_decode_ms
                     .store(engine.last_decode.as_secs_f32() * 1000.0, Ordering::Relaxed);
@@ -539,6 +549,13 @@ impl Worker {
                         nice_plug::nice_error!("Latent Trio's {}: {problem}", part.name());
                     }
                 }
+                let mut left_out = status.knobs_left_out.lock();
+                for (left_out, unsteady) in left_out.iter_mut().zip(unsteady) {
+                    if let Some(unsteady) = unsteady {
+                        *left_out = unsteady;
+                    }
+                }
+                drop(left_out);
                 DECODE_COUNTS.count(kind, report.decoded);
                 status.decodes.fetch_add(1, Ordering::Relaxed);
                 // Inputs that failed count as sent too: a broken model is
