@@ -92,23 +92,29 @@ def batches(heldout: Windows, model: MusicVAE):
         yield x, chord_inputs(None if chords is None else chords[start : start + BATCH])
 
 
-def token_accuracy(model: MusicVAE, heldout: Windows) -> dict[str, float]:
-    """MusicVAE's reconstruction accuracy from the encoder mean: teacher-forced
-    (argmax given the true previous tokens), and fully sampled from the model's
-    own previous tokens at temperature 1.0 and greedily."""
+def reconstructions(model: MusicVAE, heldout: Windows):
+    """Per batch, the true tokens and their reconstructions from the encoder
+    mean: teacher-forced (argmax given the true previous tokens), and fully
+    sampled from the model's own previous tokens at temperature 1.0 and
+    greedily."""
     model.eval()
-    correct = {"teacher_forced_accuracy": 0, "sampled_accuracy_t1": 0, "greedy_accuracy": 0}
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for x, chords in batches(heldout, model):
             mu, _ = model.encode(x, chords)
-            decoded = {
+            yield x, {
                 "teacher_forced_accuracy": model.teacher_forced_logits(x, mu, chords).argmax(-1),
                 "sampled_accuracy_t1": model.sample(mu, temperature=1.0, generator=generator, chords=chords),
                 "greedy_accuracy": model.sample(mu, temperature=0.0, chords=chords),
             }
-            for name, tokens in decoded.items():
-                correct[name] += int((tokens == x).sum())
+
+
+def token_accuracy(model: MusicVAE, heldout: Windows) -> dict[str, float]:
+    """MusicVAE's reconstruction accuracies (see `reconstructions`)."""
+    correct = {"teacher_forced_accuracy": 0, "sampled_accuracy_t1": 0, "greedy_accuracy": 0}
+    for x, decoded in reconstructions(model, heldout):
+        for name, tokens in decoded.items():
+            correct[name] += int((tokens == x).sum())
     return {name: round(count / heldout.tokens.size, 4) for name, count in correct.items()}
 
 
@@ -349,19 +355,11 @@ def attribute_check(
 def per_bar_accuracy(model: MusicVAE, heldout: Windows) -> dict[str, list[float]]:
     """Teacher-forced and sampled (T=1) accuracy of each bar of the window,
     from the encoder mean: where a long decode loses its way."""
-    model.eval()
     bars = model.size.bars
     correct = {"teacher_forced": np.zeros(bars), "sampled_t1": np.zeros(bars)}
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for x, chords in batches(heldout, model):
-            mu, _ = model.encode(x, chords)
-            decoded = {
-                "teacher_forced": model.teacher_forced_logits(x, mu, chords).argmax(-1),
-                "sampled_t1": model.sample(mu, temperature=1.0, generator=generator, chords=chords),
-            }
-            for name, tokens in decoded.items():
-                correct[name] += (tokens == x).view(len(x), bars, -1).sum((0, 2)).numpy()
+    for x, decoded in reconstructions(model, heldout):
+        for name, key in (("teacher_forced", "teacher_forced_accuracy"), ("sampled_t1", "sampled_accuracy_t1")):
+            correct[name] += (decoded[key] == x).view(len(x), bars, -1).sum((0, 2)).numpy()
     per_bar = heldout.tokens.size / bars
     return {name: (count / per_bar).round(4).tolist() for name, count in correct.items()}
 
