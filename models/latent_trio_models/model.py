@@ -55,6 +55,9 @@ class ModelSize:
     # Conductor LSTM width; 0 for a flat model (one decoder over all steps).
     conductor_hidden: int = 0
     conductor_layers: int = 2
+    # Dropout on the encoder's and the decoder's step inputs while training
+    # (0: none); a regulariser, with no weights of its own.
+    dropout: float = 0.0
 
     @property
     def hierarchical(self) -> bool:
@@ -92,6 +95,7 @@ class MusicVAE(nn.Module):
             batch_first=True,
         )
         self.to_logits = nn.Linear(size.decoder_hidden, size.vocab)
+        self.input_dropout = nn.Dropout(size.dropout)
 
     @property
     def start_token(self) -> int:
@@ -113,7 +117,7 @@ class MusicVAE(nn.Module):
 
     def encode(self, tokens: torch.Tensor, chords: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens [batch, steps] (and chords [batch, steps, 13]) -> mu, sigma [batch, latent]."""
-        inputs = torch.cat([self.encoder_embedding(tokens), *self.chord_inputs(chords, tokens)], dim=-1)
+        inputs = torch.cat([self.input_dropout(self.encoder_embedding(tokens)), *self.chord_inputs(chords, tokens)], dim=-1)
         if self.size.bar_sequence_hidden:
             _, (h, _) = self.encoder(self.by_bar(inputs))
             bars = torch.cat([h[0], h[1]], dim=-1).view(tokens.shape[0], self.size.bars, -1)
@@ -137,7 +141,7 @@ class MusicVAE(nn.Module):
         """Runs the decoder over `previous` tokens [batch, steps] given z (and
         the chords of the steps being decoded); returns logits [batch, steps,
         vocab] and the final state."""
-        embedded = self.decoder_embedding(previous)
+        embedded = self.input_dropout(self.decoder_embedding(previous))
         conditioning = z.unsqueeze(1).expand(-1, previous.shape[1], -1)
         inputs = torch.cat([embedded, conditioning, *self.chord_inputs(chords, previous)], dim=-1)
         output, state = self.decoder(inputs, state)

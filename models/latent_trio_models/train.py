@@ -18,6 +18,9 @@ Run: python -m latent_trio_models.train --part drums --steps 4000
      (a 16-bar model starts from the part's 2-bar weights: its encoder reads
      each bar with the 2-bar encoder and its bar decoder is the 2-bar decoder;
      the conductor and the encoder's level over bars start fresh)
+     python -m latent_trio_models.train --part drums --variant fb128 --free-bits 128 \
+         --resume --start-from drums_2bar --steps 14000
+     (an ablation: drums_2bar_fb128 continues from the shipped weights)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import math
 import platform
 import time
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +140,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-minutes", type=float, default=4.0)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout on the step inputs (an ablation)")
+    parser.add_argument(
+        "--variant",
+        default="",
+        help="an ablation: trains <name>_<variant> (its own checkpoint and weights) instead of the shipped model",
+    )
+    parser.add_argument(
+        "--start-from",
+        help="with --resume, a model name whose weights start a variant that has none yet (e.g. drums_2bar)",
+    )
     parser.add_argument(
         "--key-free-share",
         type=float,
@@ -157,14 +171,16 @@ def main() -> None:
     validation = evaluate.Windows(
         windows[f"validation_{args.bars}bar"].astype(np.int64), windows.get(f"validation_{args.bars}bar_chord")
     )
-    size = model_size(args.part, args.bars, args.flat)
+    size = dataclasses.replace(model_size(args.part, args.bars, args.flat), dropout=args.dropout)
     model = build(size)
-    name = model_name(args.part, args.bars, args.flat)
+    name = model_name(args.part, args.bars, args.flat) + (f"_{args.variant}" if args.variant else "")
     path = checkpoint_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"step": 0, "wall_time_s": 0.0, "history": []}
     saved = None
     sources = [path, committed_weights_path(name)]
+    if args.start_from:
+        sources += [checkpoint_path(args.start_from), committed_weights_path(args.start_from)]
     source = next((source for source in sources if source.exists()), None) if args.resume else None
     short = model_name(args.part)
     short_source = next((p for p in (checkpoint_path(short), committed_weights_path(short)) if p.exists()), None)

@@ -1,9 +1,10 @@
 //! Decode latency on the CPU provider with one intra-op thread: model load,
 //! one 2-bar phrase per part (over a 2-bar progression), one 16-bar phrase
 //! from the hierarchical models (whole, and from bar 9 or bar 16 on, as after
-//! a knob move), the humanize model on one 2-bar window, and a knob move ->
-//! phrase ready (the default 4-bar progression, and 16-bar phrases) through
-//! the real worker thread and bridge.
+//! a knob move, and bar 9 alone), the humanize model on one 2-bar window,
+//! and a knob move -> phrase ready (the default 4-bar progression, and 16-bar
+//! phrases) through the real worker thread and bridge; while playing 16-bar
+//! phrases, a knob move -> the next bar ready, then the rest.
 //!
 //! Run: `cargo bench -p latent_trio --bench decode` (the committed models;
 //! `LATENT_TRIO_MODELS=<folder>` measures others, as the plugin would load them)
@@ -80,7 +81,10 @@ fn main() {
             })
             .collect();
         println!("{:<7} one 2-bar phrase: {}", part.name(), summary(times));
-        for from_bar in [0, 8, 15] {
+        // (first bar, bars): the whole phrase; the rest from bar 9 or bar 16
+        // on, as after a knob move; bar 9 alone, the bar a knob move needs
+        // first.
+        for (from_bar, bars) in [(0, 16), (8, 8), (15, 1), (8, 1)] {
             let times: Vec<Duration> = (0..RUNS)
                 .map(|run| {
                     let knobs = KnobSnapshot {
@@ -94,15 +98,18 @@ fn main() {
                         panic!("{} 16-bar model missing", part.name());
                     };
                     let started = Instant::now();
-                    model.decode_tokens(&inputs, &kept).unwrap();
+                    model
+                        .decode_tokens(&inputs, &kept, from_bar + bars)
+                        .unwrap();
                     started.elapsed()
                 })
                 .collect();
             println!(
-                "{:<7} 16-bar phrase, bars {}-16 ({} bars): {}",
+                "{:<7} 16-bar phrase, bars {}-{} ({} bars): {}",
                 part.name(),
                 from_bar + 1,
-                16 - from_bar,
+                from_bar + bars,
+                bars,
                 summary(times)
             );
         }
@@ -115,7 +122,7 @@ fn main() {
             let Ok(model) = &mut engine.parts[part.index()] else {
                 unreachable!("the inputs came from this model");
             };
-            model.decode_tokens(&inputs, &[]).unwrap()
+            model.decode_tokens(&inputs, &[], inputs.bars).unwrap()
         };
         match &mut engine.humanizers[part.index()] {
             Ok(humanizer) => {
@@ -190,6 +197,64 @@ fn main() {
             summary(times)
         );
     }
+
+    // While playing 16-bar phrases: a knob of every part moves just before
+    // a bar line. The final decode writes the bar heard there; the rest of
+    // the phrase follows at once, as a phrase of its own.
+    let (mut next_bar, mut whole) = (Vec::new(), Vec::new());
+    for run in 0..=(RUNS / 4) {
+        let mut knobs = KnobSnapshot {
+            phrase: PhraseLength::Bars(16),
+            ..KnobSnapshot::default()
+        };
+        for part in &mut knobs.parts {
+            part.principal[0] = 1.0 - run as f32 * 0.02;
+        }
+        id += 1;
+        // The bar line sounds now; bars of 50 ms make each run's bar line a
+        // new change point (the worker decodes once per change point).
+        // The knob moves in phrase bars 1-15 in turn (from bar 16 on there
+        // is no rest to decode).
+        let change_bar = 1 + (run % 15) as i64;
+        std::thread::sleep(Duration::from_millis(30));
+        audio
+            .clock
+            .publish(Instant::now(), Some(0.0), change_bar, 0.005, 0.05);
+        let started = Instant::now();
+        assert!(audio.request(DecodeRequest {
+            id,
+            knobs,
+            offline: false
+        }));
+        let first = audio
+            .receive_within(Duration::from_secs(60))
+            .expect("the bar heard first");
+        let first_ready = started.elapsed();
+        assert!(!first.completes_previous && first.request_id == id);
+        let rest_ready = if change_bar < 15 {
+            let rest = audio
+                .receive_within(Duration::from_secs(60))
+                .expect("the rest of the phrase");
+            assert!(rest.completes_previous && rest.request_id == id);
+            assert!(audio.give_back(rest).is_ok());
+            started.elapsed()
+        } else {
+            first_ready
+        };
+        if run > 0 {
+            next_bar.push(first_ready);
+            whole.push(rest_ready);
+        }
+        assert!(audio.give_back(first).is_ok());
+    }
+    println!(
+        "knob move while playing 16-bar phrases -> the next bar of all three parts ready: {}",
+        summary(next_bar)
+    );
+    println!(
+        "                                        -> the rest of their phrases ready: {}",
+        summary(whole)
+    );
     drop(audio);
     handle.join().unwrap();
 }

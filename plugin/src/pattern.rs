@@ -190,6 +190,10 @@ pub struct Phrase {
     pub request_id: u64,
     /// Its length in bars, `MODEL_BARS..=MAX_PHRASE_BARS`.
     pub bars: usize,
+    /// Whether it is the rest of the phrase sent before it for the same
+    /// request (whose later bars were left for later): the same music up
+    /// to there, so it may replace that phrase at any step.
+    pub completes_previous: bool,
     /// Notes per part, indexed by [`Part::index`].
     pub parts: [PartPhrase; 3],
 }
@@ -199,6 +203,7 @@ impl Default for Phrase {
         Phrase {
             request_id: 0,
             bars: MODEL_BARS,
+            completes_previous: false,
             parts: Default::default(),
         }
     }

@@ -845,6 +845,79 @@ fn a_knob_moved_at_bar_5_keeps_bars_1_to_5_and_changes_the_later_bars() {
     );
 }
 
+/// Note-ons of `bars` as (step from the first bar, pitch): a bar decoded
+/// before the bar after it can end its last note differently, never start one.
+fn onsets_in_bars(phrase: &Phrase, part: Part, bars: std::ops::Range<usize>) -> Vec<(usize, u8)> {
+    notes_in_bars(phrase, part, bars)
+        .into_iter()
+        .map(|(step, pitch, _)| (step, pitch))
+        .collect()
+}
+
+#[test]
+fn a_knob_move_decodes_the_bar_heard_next_first_and_the_rest_equals_a_whole_decode() {
+    let at_rest = KnobSnapshot {
+        phrase: PhraseLength::Bars(16),
+        seed: 4,
+        ..KnobSnapshot::default()
+    };
+    let mut moved = at_rest;
+    for part in &mut moved.parts {
+        part.principal[1] = -2.0;
+    }
+    let stored = StoredLatents::default();
+    // Heard from song bar 37 = phrase bar 5 (0-based) on: in one call ...
+    let mut one_call = engine();
+    let before = decode(&mut one_call, &at_rest);
+    let mut whole = Box::<Phrase>::default();
+    one_call.decode(&moved, &stored, &mut whole, Some(37));
+    // ... and the bar heard first, then the rest.
+    let mut engine = engine();
+    decode(&mut engine, &at_rest);
+    let mut first = Box::<Phrase>::default();
+    let report = engine.decode_first_bars(&moved, &stored, &mut first, 37, 1);
+    assert_eq!(report.decoded, [true; 3]);
+    assert!(!report.completes_previous, "the first bar is new music");
+    assert!(engine.has_unfinished_bars());
+    for part in Part::ALL {
+        let name = part.name();
+        assert_eq!(
+            notes_in_bars(&first, part, 0..5),
+            notes_in_bars(&before, part, 0..5),
+            "the {name}'s bars already heard stay"
+        );
+        assert_eq!(
+            onsets_in_bars(&first, part, 5..6),
+            onsets_in_bars(&whole, part, 5..6),
+            "the {name}'s bar 6 is the moved knob's at once"
+        );
+        assert_eq!(
+            onsets_in_bars(&first, part, 6..16),
+            onsets_in_bars(&before, part, 6..16),
+            "until the rest comes, the {name}'s later bars are the previous phrase's"
+        );
+        assert_ne!(
+            onsets_in_bars(&whole, part, 6..16),
+            onsets_in_bars(&before, part, 6..16),
+            "the knob changes the {name}'s later bars"
+        );
+    }
+    let mut rest = Box::<Phrase>::default();
+    let report = engine.decode(&moved, &stored, &mut rest, Some(37));
+    assert!(
+        report.completes_previous,
+        "the rest completes the first bar's phrase"
+    );
+    assert!(!engine.has_unfinished_bars());
+    assert_eq!(
+        notes(&rest),
+        notes(&whole),
+        "bar first, then the rest = one whole decode"
+    );
+    let report = engine.decode(&moved, &stored, &mut rest, Some(38));
+    assert_eq!(report.decoded, [false; 3], "nothing is left to decode");
+}
+
 #[test]
 fn a_scene_stored_from_a_16_bar_phrase_morphs_only_on_16_bar_phrases() {
     let mut engine = engine();

@@ -338,6 +338,8 @@ pub enum DecodeCount {
     Preview,
     /// Decodes just before a change point: what is heard.
     Final,
+    /// The rest of a long phrase, decoded at once after its final decode.
+    Rest,
 }
 
 /// One of the plugin's three parts.
@@ -404,6 +406,7 @@ impl Bundle {
             DecodeCount::Immediate => 3,
             DecodeCount::Preview => 4,
             DecodeCount::Final => 5,
+            DecodeCount::Rest => 6,
         };
         // SAFETY: the plugin exports this function with this signature.
         unsafe {

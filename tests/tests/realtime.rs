@@ -192,6 +192,51 @@ fn a_real_time_run_with_sweeps_plays_the_notes_of_an_offline_bounce() {
     assert_eq!(heard, bounced);
 }
 
+#[test]
+fn riding_knobs_on_16_bar_phrases_in_real_time_plays_the_notes_of_an_offline_bounce() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let bar = samples_per_bar(240.0);
+    // Change every 4 bars; knobs of every part move in bars 2, 6 and 7
+    // (normalized values): heard from bars 5 and 9, where only the first
+    // bar is decoded before the bar line and the rest must take over
+    // mid-phrase. The bars before each change point stay as they were heard.
+    let mut moves = Vec::new();
+    for (b, value) in [(1u64, 0.9), (5, 0.2), (6, 0.7)] {
+        for (i, knob) in ["Drums Latent 1", "Bass Latent 2", "Melody Latent 1"]
+            .into_iter()
+            .enumerate()
+        {
+            moves.push((b * bar + (i as u64 + 1) * bar / 5, knob, value));
+        }
+    }
+    let sixteen_bars = |instance: &mut Instance| {
+        instance.set("Phrase", 4.0);
+        instance.set("Change", 2.0);
+    };
+    // As a musician would: the Phrase set while stopped, then play.
+    let mut live = realtime(&bundle, 240.0);
+    sixteen_bars(&mut live);
+    live.song.playing = false;
+    live.block(64);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    live.block(64);
+    live.song.playing = true;
+    let rests = || bundle.decode_count(DecodeCount::Rest);
+    let rests_before = rests();
+    let heard = play_with_moves(&mut live, 12 * bar, &moves, true);
+    let mut bounce = offline(&bundle, 240.0);
+    sixteen_bars(&mut bounce);
+    let bounced = play_with_moves(&mut bounce, 12 * bar, &moves, false);
+    assert_eq!(
+        rests() - rests_before,
+        2,
+        "each move's first bar came first, the rest of its phrase after"
+    );
+    assert!(heard.len() > 40, "{} notes", heard.len());
+    assert_eq!(heard, bounced);
+}
+
 /// Names of this process's threads.
 fn thread_names() -> Vec<String> {
     std::fs::read_dir("/proc/self/task")

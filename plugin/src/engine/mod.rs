@@ -234,6 +234,10 @@ pub struct PartHarmony {
 struct DecodedPart {
     inputs: PartInputs,
     tokens: Vec<i64>,
+    /// Where only the bars needed first were decoded (see
+    /// [`Engine::decode_first_bars`]): the first bar that still holds the
+    /// previous decode's notes, until the rest is decoded.
+    unfinished_from: Option<usize>,
     /// `None` until Humanize is first turned up for these tokens (most
     /// projects never do), or when there is no usable humanize model.
     performance: Option<Performance>,
@@ -253,6 +257,10 @@ pub struct DecodeReport {
     /// Per part: what it was decoded from (or would have been, had its model
     /// run); `None` where the part has no model.
     pub inputs: [Option<PartInputs>; 3],
+    /// Whether this decode only finished the bars an earlier one left for
+    /// later: the phrase is that one's music, with its later bars in place,
+    /// and may replace it at any step.
+    pub completes_previous: bool,
 }
 
 impl DecodeReport {
@@ -392,9 +400,18 @@ impl Engine {
     /// Whether `part`'s last good decode came from inputs of the same
     /// material as `inputs` (a new feel alone decodes nothing).
     pub fn is_decoded(&self, part: Part, inputs: &PartInputs) -> bool {
-        self.decoded[part.index()]
-            .as_ref()
-            .is_some_and(|decoded| decoded.inputs.same_material(inputs))
+        self.decoded[part.index()].as_ref().is_some_and(|decoded| {
+            decoded.inputs.same_material(inputs) && decoded.unfinished_from.is_none()
+        })
+    }
+
+    /// Whether a part's last decode left bars for later (see
+    /// [`Engine::decode_first_bars`]): the next [`Engine::decode`] finishes them.
+    pub fn has_unfinished_bars(&self) -> bool {
+        self.decoded
+            .iter()
+            .flatten()
+            .any(|decoded| decoded.unfinished_from.is_some())
     }
 
     /// Fills `phrase` with every part's notes for `knobs`. Only a part whose
@@ -407,7 +424,8 @@ impl Engine {
     /// as they were (they have been heard, and come back so the next time
     /// round) and decodes only the rest. A phrase from the 2-bar models is
     /// always decoded whole: it is short, and its knobs alone say what it
-    /// plays.
+    /// plays. Bars an earlier [`Engine::decode_first_bars`] left for later
+    /// are decoded now, exactly as a whole decode would have written them.
     pub fn decode(
         &mut self,
         knobs: &KnobSnapshot,
@@ -415,8 +433,37 @@ impl Engine {
         phrase: &mut Phrase,
         change_bar: Option<i64>,
     ) -> DecodeReport {
+        self.decode_up_to(knobs, stored, phrase, change_bar, None)
+    }
+
+    /// As [`Engine::decode`], but a long phrase heard from `change_bar` on
+    /// gets only its `bars` bars from there decoded now; its later bars keep
+    /// the previous phrase's notes until the next [`Engine::decode`] (a knob
+    /// move is heard on the next bar line after a fraction of a whole
+    /// decode, and the rest follows long before it is played).
+    pub fn decode_first_bars(
+        &mut self,
+        knobs: &KnobSnapshot,
+        stored: &StoredLatents,
+        phrase: &mut Phrase,
+        change_bar: i64,
+        bars: usize,
+    ) -> DecodeReport {
+        self.decode_up_to(knobs, stored, phrase, Some(change_bar), Some(bars))
+    }
+
+    fn decode_up_to(
+        &mut self,
+        knobs: &KnobSnapshot,
+        stored: &StoredLatents,
+        phrase: &mut Phrase,
+        change_bar: Option<i64>,
+        first_bars: Option<usize>,
+    ) -> DecodeReport {
         let started = Instant::now();
         let mut report = DecodeReport::default();
+        let mut continued = false;
+        let mut new_material = false;
         phrase.bars = phrase_bars(knobs, stored);
         for part in Part::ALL {
             let index = part.index();
@@ -437,22 +484,41 @@ impl Engine {
             if stale && let Ok(model) = &mut models[index] {
                 let part_started = Instant::now();
                 report.decoded[index] = true;
-                let kept = match (&self.decoded[index], change_bar) {
-                    (Some(decoded), Some(bar))
-                        if inputs.long
-                            && decoded.inputs.long
-                            && decoded.inputs.bars == inputs.bars =>
-                    {
-                        let from_bar = bar.rem_euclid(inputs.bars as i64) as usize;
-                        &decoded.tokens[..from_bar * STEPS_PER_BAR]
+                // A long phrase of the same length as the last one: its heard
+                // bars stay, and its later bars can wait.
+                let previous = self.decoded[index].as_ref().filter(|decoded| {
+                    inputs.long && decoded.inputs.long && decoded.inputs.bars == inputs.bars
+                });
+                let from_bar = match previous {
+                    Some(decoded) if decoded.inputs.same_material(&inputs) => {
+                        continued = true;
+                        decoded.unfinished_from.unwrap_or(0)
                     }
-                    _ => &[],
+                    Some(_) => {
+                        new_material = true;
+                        change_bar.map_or(0, |bar| bar.rem_euclid(inputs.bars as i64) as usize)
+                    }
+                    None => {
+                        new_material = true;
+                        0
+                    }
                 };
-                match model.decode_tokens(&inputs, kept) {
-                    Ok(tokens) => {
+                let end_bar = match (previous, first_bars) {
+                    (Some(_), Some(bars)) => (from_bar + bars).min(inputs.bars),
+                    _ => inputs.bars,
+                };
+                let kept = previous.map_or(&[][..], |decoded| {
+                    &decoded.tokens[..from_bar * STEPS_PER_BAR]
+                });
+                match model.decode_tokens(&inputs, kept, end_bar) {
+                    Ok(mut tokens) => {
+                        if let Some(previous) = previous {
+                            tokens.extend_from_slice(&previous.tokens[tokens.len()..]);
+                        }
                         self.decoded[index] = Some(DecodedPart {
                             inputs: inputs.clone(),
                             tokens,
+                            unfinished_from: (end_bar < inputs.bars).then_some(end_bar),
                             performance: None,
                             performed: false,
                         })
@@ -482,6 +548,7 @@ impl Engine {
             }
             report.inputs[index] = Some(inputs);
         }
+        report.completes_previous = continued && !new_material;
         self.last_decode = started.elapsed();
         report
     }

@@ -128,10 +128,12 @@ impl PartModel {
         self.manifest.chords.is_some()
     }
 
-    /// Decodes the phrase of `inputs`, one token per 16th step. The bars
-    /// before `kept.len() / STEPS_PER_BAR` are `kept` as they are (bars
-    /// already heard, when a knob moves mid-phrase) and only the later ones
-    /// are decoded.
+    /// Decodes the phrase of `inputs` up to bar `end_bar` (exclusive), one
+    /// token per 16th step. The bars before `kept.len() / STEPS_PER_BAR` are
+    /// `kept` as they are (bars already heard, when a knob moves
+    /// mid-phrase) and only the later ones are decoded. A phrase decoded in
+    /// two calls (up to some bar, then the rest with the first call's tokens
+    /// kept) equals one decoded whole.
     ///
     /// A 2-bar model decodes a segment of [`MODEL_BARS`] bars at a time,
     /// each over its own bars of the progression (an odd phrase keeps the
@@ -140,13 +142,18 @@ impl PartModel {
     /// chord; segments over the same chords (all of them, for drums) are
     /// decoded once. A hierarchical model's conductor gives each bar its
     /// embedding, and each bar is decoded from it over its chords.
-    pub fn decode_tokens(&mut self, inputs: &PartInputs, kept: &[i64]) -> ModelResult<Vec<i64>> {
-        let bars = inputs.bars;
+    pub fn decode_tokens(
+        &mut self,
+        inputs: &PartInputs,
+        kept: &[i64],
+        end_bar: usize,
+    ) -> ModelResult<Vec<i64>> {
+        let bars = end_bar.min(inputs.bars);
         let from_bar = (kept.len() / STEPS_PER_BAR).min(bars);
-        let mut tokens = Vec::with_capacity(bars * STEPS_PER_BAR);
+        let mut tokens = Vec::with_capacity(inputs.bars * STEPS_PER_BAR);
         tokens.extend_from_slice(&kept[..from_bar * STEPS_PER_BAR]);
         if self.conductor.is_some() {
-            self.decode_bars(inputs, from_bar, &mut tokens)?;
+            self.decode_bars(inputs, from_bar..bars, &mut tokens)?;
             return Ok(tokens);
         }
         let mut segments: Vec<(SegmentChords, Vec<i64>)> = Vec::new();
@@ -187,20 +194,20 @@ impl PartModel {
         Ok(tokens)
     }
 
-    /// A hierarchical model's bars `from_bar..inputs.bars`, appended to
+    /// A hierarchical model's `bars`, appended to
     /// `tokens`: the conductor turns the latent into one embedding per bar,
     /// and the bars are decoded side by side, each from its embedding and the
     /// start token, over its own chords, with its own sampling stream.
     fn decode_bars(
         &mut self,
         inputs: &PartInputs,
-        from_bar: usize,
+        bars: std::ops::Range<usize>,
         tokens: &mut Vec<i64>,
     ) -> ModelResult<()> {
         let Some(conductor) = &mut self.conductor else {
             return Ok(());
         };
-        let bars = from_bar..inputs.bars.min(self.manifest.bars);
+        let bars = bars.start..bars.end.min(self.manifest.bars);
         if bars.is_empty() {
             return Ok(());
         }
@@ -335,7 +342,7 @@ impl PartModel {
 
     /// Decodes the phrase of `inputs` into `out` (see [`Self::decode_tokens`]).
     pub fn decode(&mut self, inputs: &PartInputs, out: &mut PartPhrase) -> ModelResult<()> {
-        let tokens = self.decode_tokens(inputs, &[])?;
+        let tokens = self.decode_tokens(inputs, &[], inputs.bars)?;
         self.notes(&tokens, out);
         Ok(())
     }

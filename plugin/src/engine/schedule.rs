@@ -42,8 +42,13 @@ pub enum DecodeKind {
     Immediate,
     /// For the window's "Next" view; replaced by the final decode.
     Preview,
-    /// The last decode before a change point: what will be heard.
+    /// The last decode before a change point: what will be heard. For a
+    /// long phrase only the bar heard first is decoded (see
+    /// [`crate::engine::Engine::decode_first_bars`]).
     Final,
+    /// At once after a final decode that left bars for later: the rest of
+    /// its phrase.
+    Rest,
 }
 
 /// What the worker should do now.
@@ -148,7 +153,7 @@ impl DecodeSchedule {
         match kind {
             DecodeKind::Preview => self.last_preview = Some(now),
             DecodeKind::Final => self.final_for = timing.map(|t| t.next_change),
-            DecodeKind::Immediate => {}
+            DecodeKind::Immediate | DecodeKind::Rest => {}
         }
     }
 
@@ -205,6 +210,7 @@ mod tests {
                     DecodeKind::Final => finals += 1,
                     DecodeKind::Preview => previews_run += 1,
                     DecodeKind::Immediate => panic!("playing: never immediate"),
+                    DecodeKind::Rest => panic!("the schedule never asks for the rest"),
                 }
             }
             now += BLOCK;

@@ -37,20 +37,25 @@ pub static DECODE_COUNTS: DecodeCounts = DecodeCounts::new();
 pub struct DecodeCounts {
     /// Per part: how often its model ran.
     pub part_runs: [AtomicU64; 3],
-    /// Decodes by kind: immediate, preview, final.
-    pub kinds: [AtomicU64; 3],
+    /// Decodes by kind: immediate, preview, final, rest.
+    pub kinds: [AtomicU64; 4],
 }
 
 impl DecodeCounts {
     const fn new() -> Self {
         DecodeCounts {
             part_runs: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
-            kinds: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            kinds: [
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+            ],
         }
     }
 
-    /// Counter `which`: 0-2 the model runs of drums, bass, melody; 3-5 the
-    /// immediate, preview and final decodes. Unknown counters read 0.
+    /// Counter `which`: 0-2 the model runs of drums, bass, melody; 3-6 the
+    /// immediate, preview, final and rest decodes. Unknown counters read 0.
     pub fn get(&self, which: usize) -> u64 {
         self.part_runs
             .iter()
@@ -64,6 +69,7 @@ impl DecodeCounts {
             DecodeKind::Immediate => 0,
             DecodeKind::Preview => 1,
             DecodeKind::Final => 2,
+            DecodeKind::Rest => 3,
         };
         self.kinds[index].fetch_add(1, Ordering::Relaxed);
         for (runs, decoded) in self.part_runs.iter().zip(decoded) {
@@ -211,9 +217,11 @@ impl EngineStatus {
 
     /// A copy of the decoded phrase answering request `id`, if still kept.
     pub fn phrase(&self, id: u64) -> Option<Phrase> {
+        // Newest first: the rest of a long phrase answers the same request.
         self.phrases
             .lock()
             .iter()
+            .rev()
             .find(|phrase| phrase.request_id == id)
             .map(|phrase| Phrase::clone(phrase))
     }
@@ -400,6 +408,13 @@ impl Worker {
                 Decision::Idle
             };
         }
+        // The rest of a long phrase whose first bar went out is due at once:
+        // it is played from the bar after next.
+        if let Some((_, Ok(engine))) = &self.engine
+            && engine.has_unfinished_bars()
+        {
+            return Decision::Decode(DecodeKind::Rest);
+        }
         // First as if every part were stale: while no decode could be due
         // (a sweep between two bar lines), the worker wakes for each new
         // snapshot without working out what changed. The estimate assumes
@@ -514,9 +529,17 @@ impl Worker {
         let status = self.settings.status.clone();
         match self.engine() {
             Ok(engine) => {
-                // Bars of the phrase before its change point have been heard.
+                // Bars of the phrase before its change point have been heard;
+                // of a long phrase, only the bar at the change point is
+                // needed before it (the rest follows at once, as `Rest`).
                 let change_bar = timing.map(|timing| timing.change_song_bar);
-                let report = engine.decode(&request.knobs, &stored, phrase, change_bar);
+                let report = match (kind, change_bar) {
+                    (DecodeKind::Final, Some(bar)) => {
+                        engine.decode_first_bars(&request.knobs, &stored, phrase, bar, 1)
+                    }
+                    _ => engine.decode(&request.knobs, &stored, phrase, change_bar),
+                };
+                phrase.completes_previous = report.completes_previous;
                 let times = engine.part_decode_time;
                 let mut fallbacks =
                     Part::ALL.map(|part| engine.long_model_problem(part, &request.knobs));
@@ -563,6 +586,7 @@ impl Worker {
                 self.sent = report.inputs;
             }
             Err(_) => {
+                phrase.completes_previous = false;
                 // Silent, but answered: an offline bounce waiting for this
                 // phrase must not wait in vain.
                 for part in Part::ALL {

@@ -342,12 +342,27 @@ impl Default for Sequencer {
 impl Sequencer {
     /// Hands over a newly decoded phrase. With nothing playing it starts at
     /// once; otherwise it waits for its bar line, replacing any phrase that
-    /// was waiting (which goes back through `out`).
+    /// was waiting (which goes back through `out`). The rest of a phrase
+    /// (see [`Phrase::completes_previous`]) replaces that phrase where it
+    /// is, waiting or playing, at once; if that phrase is gone it is dropped.
     pub fn offer(&mut self, phrase: Box<Phrase>, out: &mut impl SequencerOutput) {
-        if self.current.is_none() {
-            self.current = Some(phrase);
-        } else if let Some(stale) = self.next.replace(phrase) {
-            out.retire(stale);
+        let id = Some(phrase.request_id);
+        let slot = if !phrase.completes_previous || self.current.is_none() {
+            if self.current.is_none() {
+                &mut self.current
+            } else {
+                &mut self.next
+            }
+        } else if self.next.as_ref().map(|next| next.request_id) == id {
+            &mut self.next
+        } else if self.playing_phrase_id() == id {
+            &mut self.current
+        } else {
+            out.retire(phrase);
+            return;
+        };
+        if let Some(replaced) = slot.replace(phrase) {
+            out.retire(replaced);
         }
     }
 

@@ -499,6 +499,65 @@ fn a_long_phrase_taking_over_mid_phrase_plays_from_the_song_bar_it_lands_on() {
     );
 }
 
+/// The rest of `phrase`: the same request, its bars from `from_bar` on
+/// written by the bass from pitch `base` + bar.
+fn rest_of(phrase: &Phrase, from_bar: usize, base: u8) -> Box<Phrase> {
+    let mut rest = long_phrase(phrase.request_id, phrase.bars, 0);
+    rest.completes_previous = true;
+    let bass = rest.part_mut(Part::Bass);
+    bass.clear();
+    for note in phrase.part(Part::Bass).notes() {
+        let bar = usize::from(note.step) / 16;
+        bass.push(Note {
+            pitch: if bar < from_bar {
+                note.pitch
+            } else {
+                base + bar as u8
+            },
+            ..*note
+        });
+    }
+    rest
+}
+
+#[test]
+fn the_rest_of_the_playing_phrase_takes_over_at_once_mid_phrase() {
+    let mut host = Host::new();
+    host.input.change_every_bars = 4;
+    host.offer(long_phrase(1, 16, 40));
+    host.run_until(BAR + STEP);
+    // Its rest comes in bar 2: bars 3-16 are heard from it, without waiting
+    // for the bar-4 change point.
+    let rest = rest_of(&long_phrase(1, 16, 40), 2, 60);
+    host.offer(rest);
+    host.run_until(6 * BAR);
+    assert_eq!(bar_pitches(&host, 6), [40, 41, 62, 63, 64, 65]);
+    assert_eq!(host.recorder.retired, vec![1], "the first part went back");
+    host.input.playing = false;
+    host.block(512);
+    host.recorder.assert_no_stuck_notes();
+}
+
+#[test]
+fn the_rest_of_a_waiting_phrase_waits_in_its_place_and_a_stale_rest_is_dropped() {
+    let mut host = Host::new();
+    host.offer(long_phrase(1, 16, 40));
+    host.run_until(STEP);
+    let waiting = long_phrase(2, 16, 50);
+    host.offer(rest_of(&long_phrase(5, 16, 0), 0, 20));
+    assert_eq!(
+        host.recorder.retired,
+        vec![5],
+        "the rest of a phrase not held"
+    );
+    host.offer(rest_of(&waiting, 2, 70));
+    host.offer(waiting);
+    host.offer(rest_of(&long_phrase(2, 16, 50), 2, 70));
+    host.run_until(4 * BAR);
+    assert_eq!(bar_pitches(&host, 4), [40, 51, 72, 73]);
+    assert_eq!(host.recorder.retired, vec![5, 2, 2, 1]);
+}
+
 /// A 2-bar phrase whose drums hit `pitch` on every 8th, each `offset`
 /// 48ths of a 16th off the grid (alternately early and late when
 /// `alternate`).
