@@ -19,7 +19,7 @@ use latent_trio::engine::runtime::{MODELS_ENV, ProviderChoice};
 use latent_trio::engine::worker::{self, EngineStatus, WorkerSettings};
 use latent_trio::harmony::{HarmonySettings, PRESETS};
 use latent_trio::knobs::{KnobSnapshot, PhraseLength};
-use latent_trio::pattern::{Part, PartPhrase};
+use latent_trio::pattern::{Part, PartPhrase, Phrase};
 use latent_trio::stored::StoredLatents;
 
 const RUNS: usize = 200;
@@ -142,6 +142,37 @@ fn main() {
             Err(error) => println!("{:<7} no humanize model: {error}", part.name()),
         }
     }
+
+    // The engine alone (no worker, no bridge): a knob of every part moves
+    // while 16-bar phrases play; the bar at the change point first, then
+    // the rest.
+    let (mut next_bar, mut rest) = (Vec::new(), Vec::new());
+    let mut phrase = Box::<Phrase>::default();
+    let mut knobs = KnobSnapshot {
+        phrase: PhraseLength::Bars(16),
+        ..KnobSnapshot::default()
+    };
+    engine.decode(&knobs, &stored, &mut phrase, None);
+    for run in 0..RUNS {
+        for part in &mut knobs.parts {
+            part.principal[0] = run as f32 * 0.01 - 1.0;
+        }
+        let change_bar = 1 + (run % 14) as i64;
+        let started = Instant::now();
+        engine.decode_first_bars(&knobs, &stored, &mut phrase, change_bar, 1);
+        next_bar.push(started.elapsed());
+        let started = Instant::now();
+        engine.decode(&knobs, &stored, &mut phrase, Some(change_bar));
+        rest.push(started.elapsed());
+    }
+    println!(
+        "engine alone, knob move on 16-bar phrases: the next bar of all three parts {}",
+        summary(next_bar)
+    );
+    println!(
+        "                                           the rest of their phrases {}",
+        summary(rest)
+    );
 
     let (audio, worker_side) = bridge();
     let status = Arc::new(EngineStatus::default());
