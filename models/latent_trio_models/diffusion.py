@@ -1,0 +1,220 @@
+"""The song prior: a denoising diffusion model over sequences of 32 2-bar
+latents (64 bars), after Mittal et al., "Symbolic Music Generation with
+Diffusion Models" (ISMIR 2021).
+
+The denoiser is a transformer over the 32 slots: the latents are projected
+to the model width, sinusoidal positions are added, and every layer norm is
+modulated (FiLM) by an encoding of the noise level; after the transformer
+layers, noise-conditioned residual fully connected layers, then a projection
+back to the latent size predicts the noise. The schedule is the paper's:
+linear betas from 1e-6 to 0.01 over 1,000 steps. Sampling uses DDIM (a few
+deterministic steps from seeded noise); infilling keeps chosen slots by
+putting them back, diffused to the current noise level, after every step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+SCHEDULE_STEPS = 1000
+BETA_START = 1e-6
+BETA_END = 0.01
+# The noise encoding's frequencies are scaled so that levels in [0, 1] spread
+# over the sinusoids as positions 0-5000 would (the paper's factor).
+NOISE_SCALE = 5000.0
+
+
+@dataclass
+class DenoiserSize:
+    """Layer sizes; stored in checkpoints and manifests."""
+
+    latent: int
+    slots: int = 32
+    width: int = 128
+    layers: int = 6
+    heads: int = 8
+    feed_forward: int = 512
+    head_width: int = 1024
+    head_layers: int = 2
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sinusoids(values: torch.Tensor, width: int) -> torch.Tensor:
+    """[...] -> [..., width]: sines and cosines of `values` at geometric frequencies."""
+    half = width // 2
+    frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    angles = values.unsqueeze(-1).float() * frequencies
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def alpha_bars() -> torch.Tensor:
+    """Cumulative signal share at each of the schedule's steps (1-based: index t-1)."""
+    betas = torch.linspace(BETA_START, BETA_END, SCHEDULE_STEPS, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+class FiLMNorm(nn.Module):
+    """Layer norm whose output is scaled and shifted by the noise encoding."""
+
+    def __init__(self, width: int, noise_width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.film = nn.Linear(noise_width, 2 * width)
+        # Start as a plain layer norm.
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(noise).unsqueeze(1).chunk(2, dim=-1)
+        return self.norm(x) * (1.0 + scale) + shift
+
+
+class Layer(nn.Module):
+    """Pre-norm transformer encoder layer with FiLM on both norms."""
+
+    def __init__(self, size: DenoiserSize):
+        super().__init__()
+        self.heads = size.heads
+        self.attention_norm = FiLMNorm(size.width, size.width)
+        self.qkv = nn.Linear(size.width, 3 * size.width)
+        self.out = nn.Linear(size.width, size.width)
+        self.feed_forward_norm = FiLMNorm(size.width, size.width)
+        self.feed_forward = nn.Sequential(
+            nn.Linear(size.width, size.feed_forward), nn.GELU(), nn.Linear(size.feed_forward, size.width)
+        )
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
+        batch, slots, width = x.shape
+        q, k, v = self.qkv(self.attention_norm(x, noise)).chunk(3, dim=-1)
+
+        def heads(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(batch, slots, self.heads, width // self.heads).transpose(1, 2)
+
+        scores = heads(q) @ heads(k).transpose(-1, -2) / math.sqrt(width // self.heads)
+        if padding is not None:
+            scores = scores.masked_fill(padding[:, None, None, :], float("-inf"))
+        mixed = (scores.softmax(-1) @ heads(v)).transpose(1, 2).reshape(batch, slots, width)
+        x = x + self.out(mixed)
+        return x + self.feed_forward(self.feed_forward_norm(x, noise))
+
+
+class ResidualHead(nn.Module):
+    """A noise-conditioned residual fully connected layer."""
+
+    def __init__(self, size: DenoiserSize):
+        super().__init__()
+        self.norm = FiLMNorm(size.width, size.width)
+        self.up = nn.Linear(size.width, size.head_width)
+        self.down = nn.Linear(size.head_width, size.width)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return x + self.down(F.gelu(self.up(self.norm(x, noise))))
+
+
+class Denoiser(nn.Module):
+    """Predicts the noise in noisy latent sequences [batch, slots, latent]
+    given the noise level sqrt(alpha_bar) [batch]."""
+
+    def __init__(self, size: DenoiserSize):
+        super().__init__()
+        self.size = size
+        self.project = nn.Linear(size.latent, size.width)
+        self.noise_mlp = nn.Sequential(nn.Linear(size.width, size.width), nn.SiLU(), nn.Linear(size.width, size.width))
+        self.layers = nn.ModuleList(Layer(size) for _ in range(size.layers))
+        self.heads = nn.ModuleList(ResidualHead(size) for _ in range(size.head_layers))
+        self.final_norm = nn.LayerNorm(size.width)
+        self.unproject = nn.Linear(size.width, size.latent)
+        self.register_buffer("positions", sinusoids(torch.arange(size.slots), size.width), persistent=False)
+
+    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        noise = self.noise_mlp(sinusoids(noise_level * NOISE_SCALE, self.size.width))
+        h = self.project(x) + self.positions[: x.shape[1]]
+        for layer in self.layers:
+            h = layer(h, noise, padding)
+        for head in self.heads:
+            h = head(h, noise)
+        return self.unproject(self.final_norm(h))
+
+
+@dataclass
+class Normaliser:
+    """Per-dimension linear map of the latents to [-1, 1] (the paper's
+    scaling), from the training latents' minimum and maximum."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    @classmethod
+    def fit(cls, latents: np.ndarray) -> Normaliser:
+        return cls(latents.min(0).astype(np.float32), latents.max(0).astype(np.float32))
+
+    def forward(self, latents: np.ndarray) -> np.ndarray:
+        return (2.0 * (latents - self.low) / (self.high - self.low) - 1.0).astype(np.float32)
+
+    def inverse(self, scaled: np.ndarray) -> np.ndarray:
+        return ((scaled + 1.0) / 2.0 * (self.high - self.low) + self.low).astype(np.float32)
+
+
+def training_loss(model: Denoiser, x0: torch.Tensor, padding: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """DDPM's objective on a batch of scaled sequences (padding: slots past a
+    short song's end, left out of attention and loss): the mean squared error
+    of the predicted noise. The noise level is drawn continuously between two
+    neighbouring steps' (as the paper does), so any sampler's levels are seen."""
+    bars = alpha_bars()
+    batch = x0.shape[0]
+    t = torch.randint(1, SCHEDULE_STEPS + 1, (batch,), generator=generator)
+    previous = torch.where(t > 1, bars[(t - 2).clamp(min=0)], torch.ones_like(bars[t - 1]))
+    high, low = previous.sqrt(), bars[t - 1].sqrt()
+    level = (low + (high - low) * torch.rand(batch, generator=generator, dtype=torch.float64)).float()
+    noise = torch.randn(x0.shape, generator=generator)
+    noisy = level[:, None, None] * x0 + (1 - level[:, None, None] ** 2).sqrt() * noise
+    predicted = model(noisy, level, padding)
+    errors = ((predicted - noise) ** 2).mean(-1)
+    keep = (~padding).float()
+    return (errors * keep).sum() / keep.sum()
+
+
+def ddim_levels(steps: int) -> list[float]:
+    """The noise levels sqrt(alpha_bar) a DDIM sampler of `steps` steps
+    visits, from the noisiest; the last is 1 (clean)."""
+    bars = alpha_bars()
+    indices = np.linspace(SCHEDULE_STEPS - 1, 0, steps).round().astype(int)
+    return [float(bars[i].sqrt()) for i in indices] + [1.0]
+
+
+@torch.no_grad()
+def sample(
+    model: Denoiser,
+    count: int,
+    steps: int = 50,
+    generator: torch.Generator | None = None,
+    fixed: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """DDIM (deterministic) from Gaussian noise: [count, slots, latent] scaled
+    latents. With `fixed` [count, slots, latent] and `keep` [count, slots]
+    (bool), the kept slots are the fixed ones, diffused to each step's noise
+    level with one noise draw, and the others are generated around them."""
+    size = model.size
+    shape = (count, size.slots, size.latent)
+    x = torch.randn(shape, generator=generator)
+    fixed_noise = torch.randn(shape, generator=generator)
+    levels = ddim_levels(steps)
+    for level, next_level in zip(levels[:-1], levels[1:]):
+        if fixed is not None and keep is not None:
+            diffused = level * fixed + math.sqrt(1 - level**2) * fixed_noise
+            x = torch.where(keep[..., None], diffused, x)
+        eps = model(x, torch.full((count,), level))
+        x0 = (x - math.sqrt(1 - level**2) * eps) / level
+        x = next_level * x0 + math.sqrt(max(1 - next_level**2, 0.0)) * eps
+    if fixed is not None and keep is not None:
+        x = torch.where(keep[..., None], fixed, x)
+    return x

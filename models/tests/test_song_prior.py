@@ -1,0 +1,94 @@
+"""The song prior: whole songs as slot sequences, and the diffusion model's
+sampler, infilling and loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from latent_trio_models import data, song_latents, vocab
+from latent_trio_models.diffusion import Denoiser, DenoiserSize, ddim_levels, sample, training_loss
+
+
+def small_denoiser(latent: int = 8) -> Denoiser:
+    torch.manual_seed(0)
+    return Denoiser(DenoiserSize(latent=latent, width=32, layers=2, heads=4, feed_forward=64, head_width=64))
+
+
+@pytest.fixture(scope="module")
+def songs(data_dir) -> list[dict]:
+    return song_latents.pop909_sequences(data_dir)
+
+
+def test_a_song_is_its_2_bar_slots_in_order_with_its_4_4_runs_joined(data_dir, songs):
+    by_id = {song["song"]: song for song in songs}
+    joined = 0
+    for folder in sorted((data_dir / "pop909").iterdir())[:40]:
+        if not folder.name.isdigit():
+            continue
+        runs = data.pop909_songs(folder, data.Counts())
+        if not runs:
+            continue
+        song = by_id[folder.name]
+        expected = np.concatenate([song_latents.slots(run["melody"].tokens) for run in runs])
+        assert np.array_equal(song["melody"], expected)
+        assert song["melody"].shape == song["bass"].shape == song["chords"].shape
+        # Slot 1 is bars 3-4 of the first run.
+        first = runs[0]["melody"].tokens
+        if len(first) >= 4 * vocab.STEPS_PER_BAR:
+            assert np.array_equal(song["melody"][1], first[2 * vocab.STEPS_PER_BAR : 4 * vocab.STEPS_PER_BAR])
+        joined += len(runs) > 1
+    assert joined > 0, "some of the first songs have more than one run of 4/4 bars"
+
+
+def test_every_key_a_training_song_is_encoded_in_keeps_its_notes_in_range(songs):
+    songs = songs[:30]
+    for song in songs:
+        shifts = song_latents.key_shifts(song)
+        assert len(set(shifts)) == len(shifts)
+        for shift in shifts:
+            for part, (low, high) in {
+                "bass": (vocab.BASS_MIN_PITCH, vocab.BASS_MAX_PITCH),
+                "melody": (vocab.MIN_PITCH, vocab.MAX_PITCH),
+            }.items():
+                notes = song[part][song[part] >= 2] - 2 + vocab.MIN_PITCH + shift
+                if notes.size and len(shifts) > 1:
+                    assert notes.min() >= low and notes.max() <= high
+    assert np.mean([len(song_latents.key_shifts(s)) for s in songs]) > 3, "most songs fit several keys"
+
+
+def test_the_sampler_is_deterministic_for_a_seed_and_infilling_keeps_the_fixed_slots():
+    model = small_denoiser().eval()
+    fixed = torch.rand(2, 32, 8) * 2 - 1
+    keep = torch.zeros(2, 32, dtype=torch.bool)
+    keep[:, :8] = True
+    keep[:, 24:] = True
+    first = sample(model, 2, steps=10, generator=torch.Generator().manual_seed(7), fixed=fixed, keep=keep)
+    again = sample(model, 2, steps=10, generator=torch.Generator().manual_seed(7), fixed=fixed, keep=keep)
+    other = sample(model, 2, steps=10, generator=torch.Generator().manual_seed(8), fixed=fixed, keep=keep)
+    assert torch.equal(first, again)
+    assert torch.equal(first[keep], fixed[keep]), "the kept slots come back exactly"
+    assert not torch.allclose(first[~keep], fixed[~keep])
+    assert not torch.allclose(first[~keep], other[~keep]), "another seed, other slots"
+
+
+def test_slots_past_a_short_songs_end_change_neither_loss_nor_prediction_of_the_song():
+    model = small_denoiser()
+    x = torch.rand(3, 32, 8) * 2 - 1
+    padding = torch.zeros(3, 32, dtype=torch.bool)
+    padding[:, 20:] = True
+    scribbled = x.clone()
+    scribbled[padding] = torch.rand(int(padding.sum()), 8) * 10
+    losses = [training_loss(model, batch, padding, torch.Generator().manual_seed(3)) for batch in (x, scribbled)]
+    assert torch.allclose(losses[0], losses[1])
+    level = torch.full((3,), 0.5)
+    a, b = model(x, level, padding), model(scribbled, level, padding)
+    assert torch.allclose(a[~padding], b[~padding], atol=1e-6)
+
+
+def test_ddim_steps_from_the_noisiest_level_to_clean_ones():
+    levels = ddim_levels(20)
+    assert len(levels) == 21
+    assert all(a < b for a, b in zip(levels, levels[1:]))
+    assert levels[-1] == 1.0 and levels[0] < 0.1
