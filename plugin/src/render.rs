@@ -4,11 +4,11 @@
 //! the plugin's own, the file holds the notes the plugin plays for the same
 //! seed and knobs.
 
-use crate::engine::{Engine, ModelError, harmony};
+use crate::engine::{Engine, ModelError, Song, harmony};
 use crate::harmony::Progression;
 use crate::knobs::KnobSnapshot;
 use crate::midi_file::{TICKS_PER_QUARTER, TimedNote, Track};
-use crate::pattern::{MAX_OFFSET, Note, OFFSET_UNITS_PER_STEP, Part, Phrase};
+use crate::pattern::{MAX_OFFSET, MAX_PHRASE_BARS, Note, OFFSET_UNITS_PER_STEP, Part, Phrase};
 use crate::sequencer::clock::Meter;
 use crate::sequencer::{BlockInput, PartRouting, Sequencer, SequencerOutput};
 use crate::stored::StoredLatents;
@@ -71,7 +71,64 @@ pub fn render(
     stored: &StoredLatents,
     settings: &RenderSettings,
 ) -> Result<Vec<Track>, ModelError> {
-    let mut tracks: Vec<Track> = settings
+    let mut tracks = empty_tracks(settings);
+    let ticks_per_variation = bar_ticks(settings) * u64::from(settings.bars);
+    let mut phrase = Box::<Phrase>::default();
+    for variation in 0..settings.variations.max(1) {
+        let knobs = KnobSnapshot {
+            seed: knobs.seed.wrapping_add(variation),
+            ..*knobs
+        };
+        engine.decode(&knobs, stored, &mut phrase, None).result()?;
+        let played = phrase_tracks(&phrase, &harmony(&knobs, stored).0, settings);
+        append(
+            &mut tracks,
+            played,
+            u64::from(variation) * ticks_per_variation,
+        );
+    }
+    Ok(tracks)
+}
+
+/// Plays `settings.bars` bars of `song` (looping after its 64 bars) as the
+/// plugin's Song mode does, 16 bars at a time; one track per part.
+pub fn render_song(
+    engine: &mut Engine,
+    song: &Song,
+    knobs: &KnobSnapshot,
+    stored: &StoredLatents,
+    settings: &RenderSettings,
+) -> Result<Vec<Track>, ModelError> {
+    let mut tracks = empty_tracks(settings);
+    let progression = harmony(knobs, stored).0;
+    let mut phrase = Box::<Phrase>::default();
+    let block_bars = MAX_PHRASE_BARS as u32;
+    for block in 0..settings.bars.div_ceil(block_bars) {
+        let first_bar = (block * block_bars) as usize;
+        engine
+            .decode_song_bars(song, knobs, stored, first_bar, &mut phrase)
+            .result()?;
+        let bars = (settings.bars - block * block_bars).min(block_bars);
+        let played = phrase_tracks(
+            &phrase,
+            &progression,
+            &RenderSettings {
+                bars,
+                ..settings.clone()
+            },
+        );
+        append(
+            &mut tracks,
+            played,
+            u64::from(block * block_bars) * bar_ticks(settings),
+        );
+    }
+    Ok(tracks)
+}
+
+/// One empty track per part of `settings`, and one for the chords if asked.
+fn empty_tracks(settings: &RenderSettings) -> Vec<Track> {
+    settings
         .parts
         .iter()
         .map(|&(part, _)| Track {
@@ -82,29 +139,24 @@ pub fn render(
             name: "Chords".into(),
             notes: Vec::new(),
         }))
-        .collect();
-    let ticks_per_variation = (f64::from(settings.bars)
-        * settings.meter.bar_quarters()
-        * f64::from(TICKS_PER_QUARTER)) as u64;
-    let mut phrase = Box::<Phrase>::default();
-    for variation in 0..settings.variations.max(1) {
-        let knobs = KnobSnapshot {
-            seed: knobs.seed.wrapping_add(variation),
-            ..*knobs
-        };
-        engine.decode(&knobs, stored, &mut phrase, None).result()?;
-        let start = u64::from(variation) * ticks_per_variation;
-        let played = phrase_tracks(&phrase, &harmony(&knobs, stored).0, settings);
-        for (track, played) in tracks.iter_mut().zip(played) {
-            track
-                .notes
-                .extend(played.notes.into_iter().map(|note| TimedNote {
-                    tick: note.tick + start,
-                    ..note
-                }));
-        }
+        .collect()
+}
+
+/// Ticks in one bar of `settings.meter`.
+fn bar_ticks(settings: &RenderSettings) -> u64 {
+    (settings.meter.bar_quarters() * f64::from(TICKS_PER_QUARTER)) as u64
+}
+
+/// Appends `played` to `tracks`, `start` ticks in.
+fn append(tracks: &mut [Track], played: Vec<Track>, start: u64) {
+    for (track, played) in tracks.iter_mut().zip(played) {
+        track
+            .notes
+            .extend(played.notes.into_iter().map(|note| TimedNote {
+                tick: note.tick + start,
+                ..note
+            }));
     }
-    Ok(tracks)
 }
 
 /// `settings.bars` bars of `phrase` as the plugin plays them; one track per

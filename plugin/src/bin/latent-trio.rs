@@ -4,7 +4,8 @@
 //! the plugin plays for that seed and those knobs; `--input clip.mid --part
 //! drums` starts the drums from a clip of your own; `--key "A minor" --chords
 //! "Am F C G"` makes bass and melody follow a progression of your own (the
-//! file then has a fourth track with its chords). `latent-trio info` says
+//! file then has a fourth track with its chords); `--song --bars 64` writes a
+//! 64-bar song from the song priors. `latent-trio info` says
 //! which models and ONNX Runtime it finds and where they run.
 
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use latent_trio::engine::runtime::{self, ProviderChoice};
-use latent_trio::engine::{self, Engine};
+use latent_trio::engine::song::{SONG_BARS, SONG_SLOTS};
+use latent_trio::engine::{self, Engine, SONG_PRIOR_FOLDERS, Song};
 use latent_trio::harmony::{HarmonyError, HarmonySettings, Key, PRESETS, TypedProgression};
 use latent_trio::knobs::{
     ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PRINCIPAL_RANGE, PartKnobs,
@@ -22,8 +24,8 @@ use latent_trio::knobs::{
 use latent_trio::midi_file;
 use latent_trio::params::MAX_SEED;
 use latent_trio::params::MAX_TEMPERATURE;
-use latent_trio::pattern::Part;
-use latent_trio::render::{CHORDS_CHANNEL, RenderSettings, render};
+use latent_trio::pattern::{MODEL_BARS, Part};
+use latent_trio::render::{CHORDS_CHANNEL, RenderSettings, render, render_song};
 use latent_trio::sequencer::clock::Meter;
 use latent_trio::stored::StoredLatents;
 
@@ -114,6 +116,20 @@ struct RenderArgs {
     /// Phrases one after another, each --bars long, with seeds seed, seed+1, ...
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     variations: u32,
+    /// Render a 64-bar song instead of a looping phrase (the plugin's Song
+    /// mode): the song priors write every 2-bar slot's latent from --seed,
+    /// the 2-bar models play them over the progression, the knobs move every
+    /// slot as they move a phrase. The render loops the song over --bars.
+    #[arg(long, conflicts_with_all = ["phrase_bars", "variations", "input"])]
+    song: bool,
+    /// With --song: re-roll these bars of the song (e.g. 17-32, counted from
+    /// 1, whole 2-bar slots) with --reroll-seed, keeping every other bar as
+    /// it was and writing the new bars to fit between them (infilling).
+    #[arg(long, requires = "song", value_name = "FIRST-LAST")]
+    reroll: Option<String>,
+    /// The seed the re-rolled bars are written from (default: --seed + 1).
+    #[arg(long, requires = "reroll")]
+    reroll_seed: Option<u32>,
     /// The .mid file to write.
     #[arg(long)]
     out: PathBuf,
@@ -213,8 +229,13 @@ fn run(cli: Cli) -> Result<(), String> {
                     .any(|&part| part != Part::Drums)
                     .then_some(CHORDS_CHANNEL),
             };
-            let tracks =
-                render(&mut engine, &knobs, &stored, &settings).map_err(|e| e.to_string())?;
+            let tracks = if args.song {
+                let song = write_song(&mut engine, &args)?;
+                render_song(&mut engine, &song, &knobs, &stored, &settings)
+            } else {
+                render(&mut engine, &knobs, &stored, &settings)
+            }
+            .map_err(|e| e.to_string())?;
             midi_file::write(&args.out, args.tempo, meter, &tracks).map_err(|e| e.to_string())?;
             let notes: usize = tracks
                 .iter()
@@ -283,6 +304,39 @@ fn parse_harmony(stored: &mut StoredLatents, args: &RenderArgs) -> Result<Harmon
         harmony.key_root = key.root;
     }
     Ok(harmony)
+}
+
+/// The song of --seed, with the --reroll bars written again from
+/// --reroll-seed around the others.
+fn write_song(engine: &mut Engine, args: &RenderArgs) -> Result<Song, String> {
+    for (folder, prior) in SONG_PRIOR_FOLDERS.iter().zip(&engine.song_priors) {
+        if let Err(error) = prior {
+            eprintln!("no song prior {folder} ({error}); its parts loop their phrase");
+        }
+    }
+    let song = engine
+        .write_song(args.seed, None)
+        .map_err(|e| e.to_string())?;
+    let Some(bars) = &args.reroll else {
+        return Ok(song);
+    };
+    let bad = || format!("--reroll {bars} should be bars like 17-32 within 1-{SONG_BARS}");
+    let (first, last) = bars.split_once('-').ok_or_else(bad)?;
+    let (first, last): (usize, usize) = (
+        first.trim().parse().map_err(|_| bad())?,
+        last.trim().parse().map_err(|_| bad())?,
+    );
+    if first < 1 || last < first || last > SONG_BARS {
+        return Err(bad());
+    }
+    let mut locked = [true; SONG_SLOTS];
+    for slot in (first - 1) / MODEL_BARS..=(last - 1) / MODEL_BARS {
+        locked[slot] = false;
+    }
+    let seed = args.reroll_seed.unwrap_or(args.seed.wrapping_add(1));
+    engine
+        .write_song(seed, Some((&song, &locked)))
+        .map_err(|e| e.to_string())
 }
 
 /// Encodes the --input clip, if any, as its part's starting latent.

@@ -12,6 +12,7 @@ pub mod model;
 pub mod random;
 pub mod runtime;
 pub mod schedule;
+pub mod song;
 pub mod tokens;
 pub mod worker;
 
@@ -23,11 +24,12 @@ use thiserror::Error;
 use crate::harmony::{self, Chord, Key, Progression};
 use crate::knobs::{Feel, KnobSnapshot};
 use crate::midi_clip::{self, ClipError};
-use crate::pattern::{Part, Phrase, STEPS_PER_BAR};
+use crate::pattern::{MAX_PHRASE_BARS, MODEL_BARS, Part, Phrase, STEPS_PER_BAR};
 use crate::stored::{ClipLatent, StoredLatents};
 use humanize::{HumanizeModel, Performance, apply_feel, humanize_folder_name};
 use model::PartModel;
 use runtime::{MODELS_ENV, Provider, ProviderChoice};
+use song::{SONG_SLOTS, SongPrior};
 
 /// ONNX Runtime could not be loaded.
 #[derive(Debug, Error)]
@@ -165,6 +167,10 @@ pub fn default_model_folder_name(part: Part) -> String {
     format!("{}_2bar", part.name())
 }
 
+/// Folder names of the song priors: drums on their own, bass and melody
+/// together.
+pub const SONG_PRIOR_FOLDERS: [&str; 2] = ["song_drums", "song_melodic"];
+
 /// Folder name of each part's 16-bar hierarchical model.
 pub fn long_model_folder_name(part: Part) -> String {
     format!("{}_16bar", part.name())
@@ -270,6 +276,16 @@ impl DecodeReport {
     }
 }
 
+/// A song of 32 2-bar slots: per part, every slot's latent (`None` for a
+/// part no song prior writes: it plays its phrase latent in every slot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Song {
+    /// The seed it was written from.
+    pub seed: u32,
+    /// Per part, by [`Part::index`]: one latent per slot.
+    pub latents: [Option<Vec<Vec<f32>>>; 3],
+}
+
 /// Every part's model, each loaded (or failed) on its own so that one broken
 /// model never silences the others.
 pub struct Engine {
@@ -281,6 +297,9 @@ pub struct Engine {
     /// Per part, its humanize model (without one, Humanize does nothing
     /// for that part and Swing still applies).
     pub humanizers: [Result<HumanizeModel, ModelError>; 3],
+    /// The song priors, by [`SONG_PRIOR_FOLDERS`] (a song's slots; without
+    /// one, its parts loop their phrase in Song mode).
+    pub song_priors: Vec<Result<SongPrior, ModelError>>,
     /// Time the last [`Engine::decode`] took.
     pub last_decode: Duration,
     /// Per part: how long its model took the last time it ran (zero before).
@@ -311,10 +330,15 @@ impl Engine {
                 choice,
             )
         });
+        let song_priors = SONG_PRIOR_FOLDERS
+            .iter()
+            .map(|folder| SongPrior::load(runtime, &models.join(folder), choice))
+            .collect();
         Ok(Engine {
             parts,
             long_parts,
             humanizers,
+            song_priors,
             last_decode: Duration::ZERO,
             part_decode_time: [Duration::ZERO; 3],
             last_latents: Default::default(),
@@ -549,6 +573,101 @@ impl Engine {
             report.inputs[index] = Some(inputs);
         }
         report.completes_previous = continued && !new_material;
+        self.last_decode = started.elapsed();
+        report
+    }
+
+    /// Writes a song from `seed` with the song priors. With `locked`, the
+    /// locked slots of that song stay exactly as they are and the others are
+    /// written around them (infilling).
+    pub fn write_song(
+        &mut self,
+        seed: u32,
+        locked: Option<(&Song, &[bool; SONG_SLOTS])>,
+    ) -> ModelResult<Song> {
+        let mut latents: [Option<Vec<Vec<f32>>>; 3] = Default::default();
+        for prior in self.song_priors.iter_mut().flatten() {
+            let spans = prior.spans.clone();
+            // A locked slot keeps the latents of all the prior's parts.
+            let kept: Vec<Option<Vec<f32>>> = (0..SONG_SLOTS)
+                .map(|slot| {
+                    let (song, locks) = locked?;
+                    if !locks[slot] {
+                        return None;
+                    }
+                    spans
+                        .iter()
+                        .map(|span| song.latents[span.part.index()].as_ref()?.get(slot).cloned())
+                        .collect::<Option<Vec<Vec<f32>>>>()
+                        .map(|parts| parts.concat())
+                })
+                .collect();
+            let song = prior.write(seed, &kept)?;
+            for span in spans {
+                let part_slots = song
+                    .iter()
+                    .map(|slot| slot[span.offset..span.offset + span.size].to_vec())
+                    .collect();
+                latents[span.part.index()] = Some(part_slots);
+            }
+        }
+        Ok(Song { seed, latents })
+    }
+
+    /// Fills `phrase` with 16 bars of `song` from song bar `first_bar` (a
+    /// multiple of 16; the song loops after 64 bars): each part's slots
+    /// decoded by its 2-bar model side by side, each slot's latent moved by
+    /// the part's knobs as a phrase's is, over the progression from the
+    /// song's start. A part without song latents plays its phrase latent in
+    /// every slot.
+    pub fn decode_song_bars(
+        &mut self,
+        song: &Song,
+        knobs: &KnobSnapshot,
+        stored: &StoredLatents,
+        first_bar: usize,
+        phrase: &mut Phrase,
+    ) -> DecodeReport {
+        let started = Instant::now();
+        let mut report = DecodeReport::default();
+        let bars = MAX_PHRASE_BARS;
+        let first_slot = first_bar / MODEL_BARS % SONG_SLOTS;
+        let slots = bars / MODEL_BARS;
+        phrase.bars = bars;
+        // The 2-bar models write every slot, whatever the Phrase setting.
+        let knobs = KnobSnapshot {
+            phrase: crate::knobs::PhraseLength::Bars(MODEL_BARS),
+            ..*knobs
+        };
+        for part in Part::ALL {
+            let index = part.index();
+            let out = phrase.part_mut(part);
+            out.clear();
+            let Some(inputs) = self.part_inputs(part, &knobs, stored) else {
+                continue;
+            };
+            let Ok(model) = &mut self.parts[index] else {
+                continue;
+            };
+            let latents: Vec<Vec<f32>> = (first_slot..first_slot + slots)
+                .map(|slot| match &song.latents[index] {
+                    Some(song_slots) => {
+                        let base = &song_slots[slot % SONG_SLOTS];
+                        model.latent(knobs.seed, knobs.part(part), Some(base))
+                    }
+                    None => inputs.latent.clone(),
+                })
+                .collect();
+            report.decoded[index] = true;
+            match model.decode_slots(&inputs, &latents, first_slot) {
+                Ok(tokens) => {
+                    model.notes(&tokens, out);
+                    apply_feel(out, None, inputs.feel, |pitch| model.class_of(pitch));
+                }
+                Err(error) => report.errors[index] = Some(error),
+            }
+            report.inputs[index] = Some(inputs);
+        }
         self.last_decode = started.elapsed();
         report
     }

@@ -30,6 +30,12 @@ fn bar_stream(bar: usize) -> u64 {
     SAMPLING_STREAM | ((bar as u64 + 1) << 12)
 }
 
+/// A song slot's stream: each slot samples on its own (apart from the bars
+/// of a hierarchical model).
+fn slot_stream(slot: usize) -> u64 {
+    SAMPLING_STREAM | ((slot as u64 + 1) << 24)
+}
+
 /// A loaded, checked model for one part.
 pub struct PartModel {
     /// Which part it plays.
@@ -231,6 +237,41 @@ impl PartModel {
         };
         tokens.extend(self.decode_rows(inputs, &embeddings, STEPS_PER_BAR, chord, &mut randoms)?);
         Ok(())
+    }
+
+    /// Decodes 2-bar slots of a song side by side: slot `first_slot + k`
+    /// from `latents[k]`, over its own bars of the progression of `inputs`
+    /// (looped), each sampling on its own stream, so a slot decodes the same
+    /// whatever slots share its batch. Returns the slots' tokens one after
+    /// another.
+    pub fn decode_slots(
+        &mut self,
+        inputs: &PartInputs,
+        latents: &[Vec<f32>],
+        first_slot: usize,
+    ) -> ModelResult<Vec<i64>> {
+        let mut tokens = Vec::with_capacity(latents.len() * MODEL_STEPS);
+        for (index, chunk) in latents.chunks(MAX_ROWS).enumerate() {
+            let first = first_slot + index * MAX_ROWS;
+            let flat: Vec<f32> = chunk.iter().flatten().copied().collect();
+            if flat.len() != chunk.len() * self.manifest.latent_size {
+                return Err(ModelError::Inference(ort::Error::new(
+                    "a slot's latent is not this model's size",
+                )));
+            }
+            let mut randoms: Vec<SeededRandom> = (first..first + chunk.len())
+                .map(|slot| SeededRandom::new(inputs.seed, self.part.index(), slot_stream(slot)))
+                .collect();
+            let chord = |row: usize, step: usize| {
+                inputs.harmony.map_or(Chord::NONE, |harmony| {
+                    harmony
+                        .progression
+                        .chord_at((first + row) * MODEL_STEPS + step)
+                })
+            };
+            tokens.extend(self.decode_rows(inputs, &flat, MODEL_STEPS, chord, &mut randoms)?);
+        }
+        Ok(tokens)
     }
 
     /// Decodes `randoms.len()` sequences of `steps` tokens side by side, as

@@ -1,0 +1,208 @@
+"""Scores the song prior as Mittal et al. (2021) do: framewise
+self-similarity of pitch and duration.
+
+Every song is 32 2-bar slots (64 bars). Frames are 4 bars with a 2-bar hop;
+in each frame the pitches of the note-ons and the notes' durations (in 16ths)
+are fitted with Gaussians, and neighbouring frames are compared by the
+overlapping area (OA) of their Gaussians. Over a set of songs, the mean and
+variance of the OAs are compared with the held-out songs':
+Consistency = max(0, 1 - |mean - mean_data| / mean_data) and
+Variance = max(0, 1 - |var - var_data| / var_data), for pitch and duration.
+
+Songs scored (bass and melody, each over a held-out song's own chords):
+- `data`: the held-out songs' notes;
+- `diffusion`: the prior's songs (DDIM);
+- `independent`: a latent drawn from the VAE's prior for every slot;
+- `infill_diffusion`: the held-out songs with their middle 16 slots written
+  by the prior around the first and last 8 (encoder means);
+- `infill_interpolation`: the same middle slots by spherical interpolation
+  between slot 8 and slot 25.
+Generated latents are decoded greedily by the shipped 2-bar models.
+
+Run: python -m latent_trio_models.evaluate_songs --group melodic
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import evaluate, song_latents, vocab
+from .diffusion import Denoiser, DenoiserSize, Normaliser, sample
+from .export import load_checkpoint
+from .model import MusicVAE
+
+SLOTS = 32
+FRAME_BARS = 4
+HOP_BARS = 2
+
+
+def notes(tokens: np.ndarray) -> list[tuple[int, int, int]]:
+    """(start step, length in steps, pitch) of a melodic token sequence."""
+    found = []
+    start, pitch = None, None
+    for step, token in enumerate(list(tokens) + [vocab.NOTE_OFF]):
+        if token == vocab.NOTE_OFF or token >= 2:
+            if start is not None:
+                found.append((start, step - start, pitch))
+                start = None
+            if token >= 2:
+                start, pitch = step, int(token) - 2 + vocab.MIN_PITCH
+    return found
+
+
+def overlapping_area(mean_a: float, var_a: float, mean_b: float, var_b: float) -> float:
+    """Area under the smaller of two Gaussian densities (numerically)."""
+    sd_a, sd_b = max(np.sqrt(var_a), 1e-3), max(np.sqrt(var_b), 1e-3)
+    low = min(mean_a - 6 * sd_a, mean_b - 6 * sd_b)
+    high = max(mean_a + 6 * sd_a, mean_b + 6 * sd_b)
+    x = np.linspace(low, high, 2001)
+
+    def density(mean: float, sd: float) -> np.ndarray:
+        return np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+
+    return float(np.trapezoid(np.minimum(density(mean_a, sd_a), density(mean_b, sd_b)), x))
+
+
+def frame_overlaps(tokens: np.ndarray) -> dict[str, list[float]]:
+    """OAs of neighbouring 4-bar frames (2-bar hop) of one song's tokens, for
+    pitch and duration; frames without notes are skipped."""
+    steps_per_frame = FRAME_BARS * vocab.STEPS_PER_BAR
+    hop = HOP_BARS * vocab.STEPS_PER_BAR
+    song_notes = notes(tokens)
+    stats = []
+    for start in range(0, len(tokens) - steps_per_frame + 1, hop):
+        inside = [n for n in song_notes if start <= n[0] < start + steps_per_frame]
+        if not inside:
+            stats.append(None)
+            continue
+        pitches = np.array([n[2] for n in inside], dtype=np.float64)
+        lengths = np.array([n[1] for n in inside], dtype=np.float64)
+        stats.append(((pitches.mean(), pitches.var()), (lengths.mean(), lengths.var())))
+    out: dict[str, list[float]] = {"pitch": [], "duration": []}
+    for a, b in zip(stats, stats[1:]):
+        if a is None or b is None:
+            continue
+        out["pitch"].append(overlapping_area(*a[0], *b[0]))
+        out["duration"].append(overlapping_area(*a[1], *b[1]))
+    return out
+
+
+def overlap_statistics(songs: list[np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Mean and variance of all neighbouring-frame OAs of `songs`."""
+    pooled: dict[str, list[float]] = {"pitch": [], "duration": []}
+    for tokens in songs:
+        for name, values in frame_overlaps(tokens).items():
+            pooled[name].extend(values)
+    return {name: (float(np.mean(v)), float(np.var(v))) for name, v in pooled.items()}
+
+
+def consistency_and_variance(stats: dict, truth: dict) -> dict[str, float]:
+    """The paper's two scores per quantity, against the data's statistics."""
+    out = {}
+    for name, (mean, var) in stats.items():
+        mean_gt, var_gt = truth[name]
+        out[f"{name}_consistency"] = round(max(0.0, 1 - abs(mean - mean_gt) / mean_gt), 4)
+        out[f"{name}_variance"] = round(max(0.0, 1 - abs(var - var_gt) / var_gt), 4)
+        out[f"{name}_oa_mean"] = round(mean, 4)
+        out[f"{name}_oa_var"] = round(var, 5)
+    return out
+
+
+@torch.no_grad()
+def decode_song(model: MusicVAE, latents: np.ndarray, chords: np.ndarray) -> np.ndarray:
+    """Slot latents [32, L] over chords [32, 32] -> tokens [32 * 32], greedy."""
+    z = torch.as_tensor(latents, dtype=torch.float32)
+    tokens = model.sample(z, temperature=0.0, chords=evaluate.chord_inputs(chords))
+    return tokens.numpy().reshape(-1)
+
+
+def slerp_slots(first: np.ndarray, last: np.ndarray, count: int) -> np.ndarray:
+    """`count` latents between two, by spherical interpolation (ends excluded)."""
+    a, b = torch.as_tensor(first), torch.as_tensor(last)
+    return np.stack([evaluate.slerp(a, b, (k + 1) / (count + 1)).numpy() for k in range(count)])
+
+
+def load_prior(path: Path) -> tuple[Denoiser, Normaliser, dict]:
+    saved = torch.load(path, weights_only=True)
+    model = Denoiser(DenoiserSize(**saved["state"]["size"]))
+    model.load_state_dict(saved["model"])
+    model.eval()
+    scaling = saved["normaliser"]
+    return model, Normaliser(np.array(scaling["low"], np.float32), np.array(scaling["high"], np.float32)), saved["state"]
+
+
+def evaluate_melodic(prior_path: Path, latents_path: Path, weights: Path, data_dir: Path, steps: int, seed: int = 0) -> dict:
+    """Every score of the module doc for bass and melody, on the held-out
+    (test) songs of at least 32 slots (their first 32)."""
+    prior, normaliser, _ = load_prior(prior_path)
+    vaes = {part: load_checkpoint(weights / f"{part}_2bar.pt")[0] for part in ("bass", "melody")}
+    arrays = song_latents.load(latents_path)
+    songs = {s["song"]: s for s in song_latents.pop909_sequences(data_dir) if s["split"] == "test"}
+    starts, lengths, ids = (arrays[f"melodic_test_{k}"] for k in ("start", "length", "song"))
+    chosen = [(int(start), str(song)) for start, length, song in zip(starts, lengths, ids) if length >= SLOTS]
+    latents = np.stack([arrays["melodic_test"][start : start + SLOTS] for start, _ in chosen])
+    chords = [songs[song]["chords"][:SLOTS] for _, song in chosen]
+    count = len(chosen)
+    generator = torch.Generator().manual_seed(seed)
+
+    def prior_songs(fixed: np.ndarray | None = None, keep: np.ndarray | None = None) -> np.ndarray:
+        scaled = sample(
+            prior,
+            count,
+            steps=steps,
+            generator=generator,
+            fixed=None if fixed is None else torch.as_tensor(normaliser.forward(fixed)),
+            keep=None if keep is None else torch.as_tensor(keep),
+        )
+        return normaliser.inverse(scaled.numpy())
+
+    keep = np.zeros((count, SLOTS), dtype=bool)
+    keep[:, :8] = True
+    keep[:, 24:] = True
+    interpolated = latents.copy()
+    for row in range(count):
+        for half in (0, 1):
+            width = latents.shape[2] // 2
+            dims = slice(half * width, (half + 1) * width)
+            interpolated[row, 8:24, dims] = slerp_slots(latents[row, 7, dims], latents[row, 24, dims], 16)
+    sets = {
+        "reconstruction": latents,
+        "diffusion": prior_songs(),
+        "independent": np.random.default_rng(seed).standard_normal(latents.shape).astype(np.float32),
+        "infill_diffusion": prior_songs(latents, keep),
+        "infill_interpolation": interpolated,
+    }
+    result: dict = {"songs": count, "ddim_steps": steps}
+    for index, part in enumerate(("bass", "melody")):
+        width = latents.shape[2] // 2
+        dims = slice(index * width, (index + 1) * width)
+        data_tokens = [songs[song][part][:SLOTS].reshape(-1) for _, song in chosen]
+        truth = overlap_statistics(data_tokens)
+        scores = {"data": consistency_and_variance(truth, truth)}
+        for name, song_latents_ in sets.items():
+            decoded = [decode_song(vaes[part], song_latents_[row, :, dims], chords[row]) for row in range(count)]
+            scores[name] = consistency_and_variance(overlap_statistics(decoded), truth)
+        result[part] = scores
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--group", choices=["melodic"], default="melodic")
+    parser.add_argument("--prior", type=Path, default=Path("models/weights/song_melodic.pt"))
+    parser.add_argument("--latents", type=Path, default=Path("models/work/data/song_latents.npz"))
+    parser.add_argument("--weights", type=Path, default=Path("models/weights"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(json.dumps(evaluate_melodic(args.prior, args.latents, args.weights, args.data, args.steps), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Exports the song prior (see `diffusion.py`) for the plugin: the denoiser
+as ONNX and a manifest with what the plugin's sampler needs (the schedule,
+the sampler's step count, the latent scaling, which 2-bar models' latents
+the slots hold), its training and its evaluation (`evaluate_songs.py`).
+
+Run: python -m latent_trio_models.export_song_prior --group melodic
+     (writes models/song_melodic/; about 2 minutes with the evaluation)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+
+from . import song_latents
+from .diffusion import BETA_END, BETA_START, NOISE_SCALE, SCHEDULE_STEPS, Denoiser
+from .evaluate_songs import evaluate_melodic, load_prior
+from .export import OPSET, pin_fixed_dimensions
+
+FORMAT_VERSION = 1
+SAMPLER_STEPS = 50
+
+
+def signature(latent: int, slots: int) -> dict:
+    """The denoiser graph's contract (models/README.md "Song prior")."""
+    return {
+        "file": "denoiser.onnx",
+        "inputs": [
+            {"name": "noisy", "dtype": "float32", "shape": ["batch", slots, latent]},
+            {"name": "noise_level", "dtype": "float32", "shape": ["batch"]},
+        ],
+        "outputs": [{"name": "noise", "dtype": "float32", "shape": ["batch", slots, latent]}],
+    }
+
+
+class DenoiserGraph(torch.nn.Module):
+    """The denoiser with every slot real (no padding input)."""
+
+    def __init__(self, model: Denoiser):
+        super().__init__()
+        self.model = model
+
+    def forward(self, noisy: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
+        return self.model(noisy, noise_level)
+
+
+def write_graph(model: Denoiser, out: Path) -> dict:
+    spec = signature(model.size.latent, model.size.slots)
+    out.mkdir(parents=True, exist_ok=True)
+    noisy = torch.zeros(2, model.size.slots, model.size.latent)
+    level = torch.full((2,), 0.5)
+    names = [t["name"] for t in spec["inputs"] + spec["outputs"]]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            DenoiserGraph(model),
+            (noisy, level),
+            str(out / spec["file"]),
+            input_names=names[:2],
+            output_names=names[2:],
+            dynamic_axes={name: {0: "batch"} for name in names},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    pin_fixed_dimensions(out / spec["file"], spec)
+    return spec
+
+
+def parity(model: Denoiser, path: Path, examples: int = 4) -> float:
+    """Largest difference between the graph's and PyTorch's predicted noise."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(0)
+    noisy = torch.randn(examples, model.size.slots, model.size.latent, generator=generator)
+    level = torch.rand(examples, generator=generator)
+    with torch.no_grad():
+        expected = model(noisy, level).numpy()
+    found = session.run(["noise"], {"noisy": noisy.numpy(), "noise_level": level.numpy()})[0]
+    return float(np.abs(found - expected).max())
+
+
+def export(group: str, prior_path: Path, out: Path, latents: Path, weights: Path, data_dir: Path) -> dict:
+    model, normaliser, state = load_prior(prior_path)
+    spec = write_graph(model, out)
+    difference = parity(model, out / spec["file"])
+    if difference > 1e-3:
+        raise SystemExit(f"the exported denoiser differs from PyTorch by {difference}")
+    parts = list(song_latents.GROUPS[group])
+    history = [r for r in state["history"] if "validation_loss" in r]
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "name": f"song_{group}",
+        "parts": parts,
+        "part_models": [f"{part}_2bar" for part in parts],
+        "slots": model.size.slots,
+        "slot_bars": 2,
+        "latent_size": model.size.latent,
+        "schedule": {"steps": SCHEDULE_STEPS, "beta_start": BETA_START, "beta_end": BETA_END, "noise_scale": NOISE_SCALE},
+        "sampler": {"kind": "ddim", "steps": SAMPLER_STEPS},
+        "scaling": {"low": normaliser.low.tolist(), "high": normaliser.high.tolist()},
+        "graphs": {"denoiser": spec},
+        "training": {
+            "data": "consecutive 2-bar slots of whole songs (see song_latents.py), encoder means of the shipped 2-bar models",
+            "train_sequences": state.get("train_sequences"),
+            "steps": state["step"],
+            "wall_time_s": round(state["wall_time_s"]),
+            "hardware": state.get("hardware"),
+            "size": state["size"],
+            "hyperparameters": state.get("config"),
+            "last_validation": history[-1] if history else None,
+        },
+        "parity_max_abs_diff": difference,
+    }
+    if group == "melodic":
+        manifest["evaluation"] = evaluate_melodic(prior_path, latents, weights, data_dir, SAMPLER_STEPS)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--group", choices=list(song_latents.GROUPS), required=True)
+    parser.add_argument("--latents", type=Path, default=Path("models/work/data/song_latents.npz"))
+    parser.add_argument("--weights", type=Path, default=Path("models/weights"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    name = f"song_{args.group}"
+    manifest = export(args.group, args.weights / f"{name}.pt", Path("models") / name, args.latents, args.weights, args.data)
+    print(json.dumps({"parity": manifest["parity_max_abs_diff"], "evaluation": manifest.get("evaluation")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+//! WORKER THREAD ONLY: the song prior, a diffusion model over the latents of
+//! a song's 32 2-bar slots (64 bars), after Mittal et al. 2021 (see
+//! `models/README.md`, "Song prior").
+//!
+//! The sampler is DDIM: from seeded Gaussian noise, a few deterministic
+//! steps, each asking the denoiser for the noise in the current latents.
+//! Infilling keeps chosen slots: after every step they are put back, diffused
+//! to that step's noise level with one fixed noise draw.
+
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::Tensor;
+use serde::Deserialize;
+
+use super::manifest::{Dimension, GraphSpec, TensorSpec, read_manifest};
+use super::model::{open_graph, take_output};
+use super::random::SeededRandom;
+use super::runtime::{ProviderChoice, Runtime};
+use super::{ModelError, ModelResult};
+use crate::pattern::{MODEL_BARS, Part};
+
+/// The song prior format this build reads.
+pub const SONG_FORMAT_VERSION: u32 = 1;
+/// Slots in a song: 32 of 2 bars, 64 bars.
+pub const SONG_SLOTS: usize = 32;
+/// Bars in a song.
+pub const SONG_BARS: usize = SONG_SLOTS * MODEL_BARS;
+/// The sampler's noise stream (apart from every token-sampling stream).
+const SONG_NOISE_STREAM: u64 = 0x50_4E47;
+
+/// `manifest.json` of a song prior folder.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SongManifest {
+    /// Manifest format; others are refused with a plain message.
+    pub format_version: u32,
+    /// Display name, e.g. `song_melodic`.
+    pub name: String,
+    /// The parts whose latents sit side by side in a slot, in order.
+    pub parts: Vec<String>,
+    /// Slots in a song.
+    pub slots: usize,
+    /// Bars a slot holds.
+    pub slot_bars: usize,
+    /// Size of one slot's latent (all its parts').
+    pub latent_size: usize,
+    /// The noise schedule the denoiser was trained on.
+    pub schedule: Schedule,
+    /// The sampler to run.
+    pub sampler: Sampler,
+    /// The per-dimension map between latents and the denoiser's [-1, 1].
+    pub scaling: Scaling,
+    /// The ONNX graph.
+    pub graphs: SongGraphs,
+}
+
+/// DDPM's linear schedule.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Schedule {
+    /// Steps of the schedule.
+    pub steps: usize,
+    /// First beta.
+    pub beta_start: f64,
+    /// Last beta.
+    pub beta_end: f64,
+}
+
+/// The sampler the manifest asks for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sampler {
+    /// Only `ddim`.
+    pub kind: String,
+    /// Denoising steps.
+    pub steps: usize,
+}
+
+/// Per-dimension range of the training latents.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Scaling {
+    /// Minimum per dimension (maps to -1).
+    pub low: Vec<f32>,
+    /// Maximum per dimension (maps to 1).
+    pub high: Vec<f32>,
+}
+
+/// The song prior's graphs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SongGraphs {
+    /// noisy latents, noise level -> predicted noise.
+    pub denoiser: GraphSpec,
+}
+
+/// Where one slot's latents of `parts` sit: `latent[offset..offset + size]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSpan {
+    /// The part.
+    pub part: Part,
+    /// First dimension.
+    pub offset: usize,
+    /// Dimensions.
+    pub size: usize,
+}
+
+/// A song's latents: one vector per slot, each holding the prior's parts
+/// side by side (see [`SongPrior::span`]).
+pub type SongLatents = Vec<Vec<f32>>;
+
+/// A loaded, checked song prior.
+pub struct SongPrior {
+    /// Its folder.
+    pub folder: PathBuf,
+    /// Its manifest.
+    pub manifest: SongManifest,
+    /// The parts it writes and where their latents sit in a slot.
+    pub spans: Vec<PartSpan>,
+    denoiser: Session,
+    /// Noise levels sqrt(alpha_bar) the sampler visits, noisiest first,
+    /// ending at 1 (clean).
+    levels: Vec<f64>,
+}
+
+impl SongManifest {
+    fn check(&self, path: &Path) -> ModelResult<Vec<PartSpan>> {
+        let refuse = |detail: String| ModelError::ManifestContent {
+            path: path.to_path_buf(),
+            detail,
+        };
+        if self.format_version != SONG_FORMAT_VERSION {
+            return Err(refuse(format!(
+                "song prior format {} is not the one this version plays ({SONG_FORMAT_VERSION}); export it again with this version's models/ tools",
+                self.format_version
+            )));
+        }
+        if self.slots != SONG_SLOTS || self.slot_bars != MODEL_BARS {
+            return Err(refuse(format!(
+                "a song is {SONG_SLOTS} slots of {MODEL_BARS} bars, not {} of {}",
+                self.slots, self.slot_bars
+            )));
+        }
+        let parts: Vec<Part> = self
+            .parts
+            .iter()
+            .map(|name| {
+                Part::from_name(name).ok_or_else(|| refuse(format!("unknown part {name:?}")))
+            })
+            .collect::<ModelResult<_>>()?;
+        if parts.is_empty() || self.latent_size == 0 || self.latent_size % parts.len() != 0 {
+            return Err(refuse(format!(
+                "{} dimensions do not split evenly between {} parts",
+                self.latent_size,
+                parts.len()
+            )));
+        }
+        let width = self.latent_size / parts.len();
+        let scaling = &self.scaling;
+        let sane = scaling.low.len() == self.latent_size
+            && scaling.high.len() == self.latent_size
+            && scaling
+                .low
+                .iter()
+                .zip(&scaling.high)
+                .all(|(low, high)| low.is_finite() && high.is_finite() && high > low);
+        if !sane {
+            return Err(refuse(format!(
+                "the scaling needs {} finite ranges, each with low below high",
+                self.latent_size
+            )));
+        }
+        let schedule = self.schedule;
+        let schedule_sane = (1..=10_000).contains(&schedule.steps)
+            && schedule.beta_start > 0.0
+            && schedule.beta_end < 1.0
+            && schedule.beta_start <= schedule.beta_end;
+        if !schedule_sane {
+            return Err(refuse("the noise schedule is out of range".into()));
+        }
+        if self.sampler.kind != "ddim" || !(1..=schedule.steps).contains(&self.sampler.steps) {
+            return Err(refuse(format!(
+                "sampler {:?} with {} steps is not one this version runs",
+                self.sampler.kind, self.sampler.steps
+            )));
+        }
+        let batch = || Dimension::Named("batch".into());
+        let latents = |name: &str| TensorSpec {
+            name: name.into(),
+            dtype: "float32".into(),
+            shape: vec![
+                batch(),
+                Dimension::Fixed(SONG_SLOTS as i64),
+                Dimension::Fixed(self.latent_size as i64),
+            ],
+        };
+        let level = TensorSpec {
+            name: "noise_level".into(),
+            dtype: "float32".into(),
+            shape: vec![batch()],
+        };
+        let denoiser = &self.graphs.denoiser;
+        if denoiser.inputs != [latents("noisy"), level] || denoiser.outputs != [latents("noise")] {
+            return Err(refuse(format!(
+                "the denoiser must map noisy [batch, {SONG_SLOTS}, {n}] and noise_level [batch] to noise [batch, {SONG_SLOTS}, {n}]",
+                n = self.latent_size
+            )));
+        }
+        Ok(parts
+            .into_iter()
+            .enumerate()
+            .map(|(index, part)| PartSpan {
+                part,
+                offset: index * width,
+                size: width,
+            })
+            .collect())
+    }
+
+    /// The levels sqrt(alpha_bar) a DDIM sampler visits: `sampler.steps`
+    /// points evenly spread over the schedule, noisiest first, then 1.
+    fn levels(&self) -> Vec<f64> {
+        let Schedule {
+            steps,
+            beta_start,
+            beta_end,
+        } = self.schedule;
+        let mut alpha_bar = 1.0;
+        let alpha_bars: Vec<f64> = (0..steps)
+            .map(|index| {
+                let beta =
+                    beta_start + (beta_end - beta_start) * index as f64 / (steps.max(2) - 1) as f64;
+                alpha_bar *= 1.0 - beta;
+                alpha_bar
+            })
+            .collect();
+        let count = self.sampler.steps;
+        let mut levels: Vec<f64> = (0..count)
+            .map(|k| {
+                let position = if count == 1 {
+                    0.0
+                } else {
+                    k as f64 / (count - 1) as f64
+                };
+                let index = ((steps - 1) as f64 * (1.0 - position)).round() as usize;
+                alpha_bars[index].sqrt()
+            })
+            .collect();
+        levels.push(1.0);
+        levels
+    }
+}
+
+impl SongPrior {
+    /// Loads the prior in `folder`, checking its manifest and graph.
+    pub fn load(runtime: &Runtime, folder: &Path, choice: ProviderChoice) -> ModelResult<Self> {
+        let path = folder.join("manifest.json");
+        let manifest: SongManifest = read_manifest(&path)?;
+        let spans = manifest.check(&path)?;
+        let (denoiser, _, _) = open_graph(runtime, folder, &manifest.graphs.denoiser, choice)?;
+        let levels = manifest.levels();
+        Ok(SongPrior {
+            folder: folder.to_path_buf(),
+            manifest,
+            spans,
+            denoiser,
+            levels,
+        })
+    }
+
+    /// Where `part`'s latent sits in a slot, if this prior writes it.
+    pub fn span(&self, part: Part) -> Option<PartSpan> {
+        self.spans.iter().copied().find(|span| span.part == part)
+    }
+
+    /// A song for `seed`: every slot's latent (unscaled, as the 2-bar
+    /// models' encoders give them). Slots given in `kept` (a slot's whole
+    /// latent, or `None` to write it) stay exactly as they are and the rest
+    /// is written around them.
+    pub fn write(&mut self, seed: u32, kept: &[Option<Vec<f32>>]) -> ModelResult<SongLatents> {
+        let size = self.manifest.latent_size;
+        let total = SONG_SLOTS * size;
+        let mut random = SeededRandom::new(seed, 0, SONG_NOISE_STREAM);
+        let mut x: Vec<f32> = (0..total).map(|_| random.normal()).collect();
+        let fixed_noise: Vec<f32> = (0..total).map(|_| random.normal()).collect();
+        // The kept slots in the denoiser's [-1, 1].
+        let fixed: Vec<Option<Vec<f32>>> = (0..SONG_SLOTS)
+            .map(|slot| {
+                kept.get(slot)
+                    .cloned()
+                    .flatten()
+                    .filter(|latent| latent.len() == size)
+                    .map(|latent| self.scale(&latent))
+            })
+            .collect();
+        let steps: Vec<(f64, f64)> = self.levels.windows(2).map(|w| (w[0], w[1])).collect();
+        for (level, next) in steps {
+            let spread = (1.0 - level * level).max(0.0).sqrt();
+            for (slot, fixed) in fixed.iter().enumerate() {
+                if let Some(fixed) = fixed {
+                    let range = slot * size..(slot + 1) * size;
+                    for ((x, fixed), noise) in x[range.clone()]
+                        .iter_mut()
+                        .zip(fixed)
+                        .zip(&fixed_noise[range])
+                    {
+                        *x = (level * f64::from(*fixed) + spread * f64::from(*noise)) as f32;
+                    }
+                }
+            }
+            let noisy = Tensor::from_array(([1usize, SONG_SLOTS, size], x.clone()))?;
+            let noise_level = Tensor::from_array(([1usize], vec![level as f32]))?;
+            let mut outputs = self
+                .denoiser
+                .run(ort::inputs!["noisy" => noisy, "noise_level" => noise_level])?;
+            let predicted = take_output(&mut outputs, "noise")?;
+            let (_, predicted) = predicted.try_extract_tensor::<f32>()?;
+            if predicted.iter().any(|value| !value.is_finite()) {
+                return Err(ModelError::NotFinite {
+                    folder: self.folder.clone(),
+                });
+            }
+            let next_spread = (1.0 - next * next).max(0.0).sqrt();
+            for (x, eps) in x.iter_mut().zip(predicted) {
+                let clean = (f64::from(*x) - spread * f64::from(*eps)) / level;
+                *x = (next * clean + next_spread * f64::from(*eps)) as f32;
+            }
+        }
+        Ok((0..SONG_SLOTS)
+            .map(|slot| match &kept.get(slot).cloned().flatten() {
+                Some(latent) if latent.len() == size => latent.clone(),
+                _ => self.unscale(&x[slot * size..(slot + 1) * size]),
+            })
+            .collect())
+    }
+
+    fn scale(&self, latent: &[f32]) -> Vec<f32> {
+        let Scaling { low, high } = &self.manifest.scaling;
+        latent
+            .iter()
+            .zip(low.iter().zip(high))
+            .map(|(value, (low, high))| 2.0 * (value - low) / (high - low) - 1.0)
+            .collect()
+    }
+
+    fn unscale(&self, scaled: &[f32]) -> Vec<f32> {
+        let Scaling { low, high } = &self.manifest.scaling;
+        scaled
+            .iter()
+            .zip(low.iter().zip(high))
+            .map(|(value, (low, high))| (value + 1.0) / 2.0 * (high - low) + low)
+            .collect()
+    }
+}

@@ -1,0 +1,262 @@
+//! Song mode's engine with the real ONNX Runtime and the committed song
+//! prior: songs written from a seed, bars re-rolled around locked ones, and
+//! a broken prior refused without silencing the phrases.
+
+use std::path::{Path, PathBuf};
+
+use latent_trio::engine::runtime::ProviderChoice;
+use latent_trio::engine::song::{SONG_BARS, SONG_SLOTS};
+use latent_trio::engine::{Engine, SONG_PRIOR_FOLDERS, Song};
+use latent_trio::knobs::KnobSnapshot;
+use latent_trio::pattern::{MAX_PHRASE_BARS, Part, Phrase, STEPS_PER_BAR};
+use latent_trio::stored::StoredLatents;
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+fn engine_from(models: &Path) -> Engine {
+    Engine::load(models, ProviderChoice::Cpu)
+        .expect("ONNX Runtime loads (run `cargo xtask fetch-onnxruntime`)")
+}
+
+/// The prior that writes bass and melody.
+const MELODIC: usize = 1;
+
+fn engine() -> Engine {
+    let engine = engine_from(&models());
+    if let Err(error) = &engine.song_priors[MELODIC] {
+        panic!(
+            "the committed {} must load: {error}",
+            SONG_PRIOR_FOLDERS[MELODIC]
+        );
+    }
+    engine
+}
+
+/// Every note-on of `part` over the song's 64 bars: (step from the song's
+/// start, pitch).
+fn song_onsets(
+    engine: &mut Engine,
+    song: &Song,
+    knobs: &KnobSnapshot,
+    part: Part,
+) -> Vec<(usize, u8)> {
+    let mut phrase = Box::<Phrase>::default();
+    let mut onsets = Vec::new();
+    for first_bar in (0..SONG_BARS).step_by(MAX_PHRASE_BARS) {
+        engine
+            .decode_song_bars(
+                song,
+                knobs,
+                &StoredLatents::default(),
+                first_bar,
+                &mut phrase,
+            )
+            .result()
+            .expect("decodes");
+        let offset = first_bar * STEPS_PER_BAR;
+        onsets.extend(
+            phrase
+                .part(part)
+                .notes()
+                .iter()
+                .map(|note| (offset + usize::from(note.step), note.pitch)),
+        );
+    }
+    onsets
+}
+
+fn in_bars(onsets: &[(usize, u8)], bars: std::ops::Range<usize>) -> Vec<(usize, u8)> {
+    let steps = bars.start * STEPS_PER_BAR..bars.end * STEPS_PER_BAR;
+    onsets
+        .iter()
+        .copied()
+        .filter(|(step, _)| steps.contains(step))
+        .collect()
+}
+
+#[test]
+fn the_same_seed_writes_the_same_song_and_another_seed_another() {
+    let mut engine = engine();
+    let song = engine.write_song(7, None).unwrap();
+    assert_eq!(engine.write_song(7, None).unwrap(), song);
+    let other = engine.write_song(8, None).unwrap();
+    for part in [Part::Bass, Part::Melody] {
+        let slots = song.latents[part.index()]
+            .as_ref()
+            .expect("the prior writes it");
+        assert_eq!(slots.len(), SONG_SLOTS);
+        assert_ne!(Some(slots), other.latents[part.index()].as_ref());
+        // A song, not one loop: its slots differ from each other.
+        assert!(slots.iter().skip(1).any(|slot| slot != &slots[0]));
+    }
+    let knobs = KnobSnapshot::default();
+    let melody = song_onsets(&mut engine, &song, &knobs, Part::Melody);
+    assert!(
+        melody.len() > 64,
+        "{} melody notes in 64 bars",
+        melody.len()
+    );
+    assert_eq!(
+        song_onsets(&mut engine, &song, &knobs, Part::Melody),
+        melody
+    );
+}
+
+#[test]
+fn re_rolling_bars_17_to_48_keeps_every_other_bar_note_for_note() {
+    let mut engine = engine();
+    let song = engine.write_song(3, None).unwrap();
+    let mut locked = [true; SONG_SLOTS];
+    locked[8..24].fill(false);
+    let rerolled = engine.write_song(11, Some((&song, &locked))).unwrap();
+    let knobs = KnobSnapshot::default();
+    for part in [Part::Bass, Part::Melody] {
+        let (before, after) = (
+            song.latents[part.index()].as_ref().unwrap(),
+            rerolled.latents[part.index()].as_ref().unwrap(),
+        );
+        for slot in 0..SONG_SLOTS {
+            assert_eq!(
+                before[slot] == after[slot],
+                locked[slot],
+                "slot {slot} of the {}",
+                part.name()
+            );
+        }
+        let (heard, again) = (
+            song_onsets(&mut engine, &song, &knobs, part),
+            song_onsets(&mut engine, &rerolled, &knobs, part),
+        );
+        for bars in [0..16, 48..64] {
+            assert_eq!(
+                in_bars(&heard, bars.clone()),
+                in_bars(&again, bars),
+                "the {}",
+                part.name()
+            );
+        }
+        assert_ne!(
+            in_bars(&heard, 16..48),
+            in_bars(&again, 16..48),
+            "the {}'s re-rolled bars",
+            part.name()
+        );
+    }
+}
+
+#[test]
+fn a_knob_moves_most_slots_of_the_song() {
+    let mut engine = engine();
+    let song = engine.write_song(5, None).unwrap();
+    let rest = KnobSnapshot::default();
+    let mut moved = rest;
+    moved.parts[Part::Melody.index()].principal[0] = 2.5;
+    let (before, after) = (
+        song_onsets(&mut engine, &song, &rest, Part::Melody),
+        song_onsets(&mut engine, &song, &moved, Part::Melody),
+    );
+    let slot = |onsets: &[(usize, u8)], slot: usize| in_bars(onsets, slot * 2..slot * 2 + 2);
+    let playing: Vec<usize> = (0..SONG_SLOTS)
+        .filter(|&s| !slot(&before, s).is_empty() || !slot(&after, s).is_empty())
+        .collect();
+    let changed = playing
+        .iter()
+        .filter(|&&s| slot(&before, s) != slot(&after, s))
+        .count();
+    assert!(
+        changed * 2 > playing.len(),
+        "the knob changed {changed} of the {} slots with notes",
+        playing.len()
+    );
+    assert_eq!(
+        song_onsets(&mut engine, &song, &rest, Part::Bass),
+        song_onsets(&mut engine, &song, &moved, Part::Bass),
+        "a melody knob leaves the bass alone"
+    );
+}
+
+/// The models folder with the melodic prior's folder changed by `break_it`.
+fn models_with_broken_prior(break_it: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut break_it = Some(break_it);
+    for entry in std::fs::read_dir(models()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let target = dir.path().join(&name);
+        if name == SONG_PRIOR_FOLDERS[MELODIC] {
+            std::fs::create_dir(&target).unwrap();
+            for file in std::fs::read_dir(entry.path()).unwrap() {
+                let file = file.unwrap();
+                std::fs::copy(file.path(), target.join(file.file_name())).unwrap();
+            }
+            if let Some(break_it) = break_it.take() {
+                break_it(&target);
+            }
+        } else if entry.path().is_dir() {
+            std::os::unix::fs::symlink(entry.path(), &target).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
+    let cases: [(&str, Box<dyn FnOnce(&Path)>); 3] = [
+        (
+            "denoiser.onnx",
+            Box::new(|folder| {
+                std::fs::write(folder.join("denoiser.onnx"), b"not a model").unwrap()
+            }),
+        ),
+        (
+            "scaling",
+            Box::new(|folder| {
+                edit_manifest(folder, |m| {
+                    m["scaling"]["low"].as_array_mut().unwrap().truncate(3)
+                })
+            }),
+        ),
+        (
+            "format 9",
+            Box::new(|folder| edit_manifest(folder, |m| m["format_version"] = 9.into())),
+        ),
+    ];
+    for (what, break_it) in cases {
+        let dir = models_with_broken_prior(break_it);
+        let mut engine = engine_from(dir.path());
+        let error = engine.song_priors[MELODIC]
+            .as_ref()
+            .err()
+            .unwrap_or_else(|| panic!("{what} accepted"))
+            .to_string();
+        let expected = match what {
+            "format 9" => "song prior format 9",
+            other => other,
+        };
+        assert!(error.contains(expected), "{what}: {error}");
+        let mut phrase = Box::<Phrase>::default();
+        engine
+            .decode(
+                &KnobSnapshot::default(),
+                &StoredLatents::default(),
+                &mut phrase,
+                None,
+            )
+            .result()
+            .expect("phrases play on");
+        assert!(!phrase.part(Part::Melody).is_empty());
+        // Song mode without the prior: bass and melody loop their phrase.
+        let song = engine.write_song(1, None).unwrap();
+        assert!(song.latents[Part::Melody.index()].is_none());
+    }
+}
+
+fn edit_manifest(folder: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = folder.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(&path, manifest.to_string()).unwrap();
+}
