@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--checkpoint-minutes", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--layers", type=int, default=6, help="transformer layers (a new model only)")
+    parser.add_argument("--head-width", type=int, default=1024, help="width of the residual head layers (a new model only)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -82,7 +84,7 @@ def main() -> None:
     name = model_name(args.group)
     checkpoint = Path("models/work/checkpoints") / f"{name}.pt"
     weights = Path("models/weights") / f"{name}.pt"
-    size = DenoiserSize(latent=train.shape[1])
+    size = DenoiserSize(latent=train.shape[1], layers=args.layers, head_width=args.head_width)
     state: dict = {"step": 0, "wall_time_s": 0.0, "history": []}
     normaliser = Normaliser.fit(train)
     model = Denoiser(size)
@@ -90,6 +92,9 @@ def main() -> None:
     source = next((p for p in (checkpoint, weights) if p.exists()), None) if args.resume else None
     if source is not None:
         saved = torch.load(source, weights_only=True)
+        size = DenoiserSize(**saved["state"]["size"])
+        model = Denoiser(size)
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
         model.load_state_dict(saved["model"])
         state = saved["state"]
         normaliser = Normaliser(np.array(saved["normaliser"]["low"], np.float32), np.array(saved["normaliser"]["high"], np.float32))

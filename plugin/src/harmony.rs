@@ -6,7 +6,10 @@
 //! `models/latent_trio_models/harmony.py`); the models read it at every 16th
 //! step as 12 pitch-class flags plus a no-chord flag.
 
-use crate::pattern::{MAX_PHRASE_BARS, MODEL_STEPS, STEPS_PER_BAR};
+use crate::pattern::{LONG_MODEL_BARS, MODEL_STEPS, STEPS_PER_BAR};
+
+/// The longest progression: as long as a 16-bar model's phrase.
+pub const MAX_PROGRESSION_BARS: usize = LONG_MODEL_BARS;
 
 /// Inputs per step of a chord-conditioned model: 12 pitch classes (C first)
 /// and a no-chord flag.
@@ -338,14 +341,14 @@ impl std::str::FromStr for Key {
 /// Chords a bar holds at most: one for the whole bar, or one for each half.
 pub const CHORDS_PER_BAR: usize = 2;
 
-/// A chord progression of 1 to [`MAX_PHRASE_BARS`] bars, one or two chords
+/// A chord progression of 1 to [`MAX_PROGRESSION_BARS`] bars, one or two chords
 /// a bar, looping with the song's bars. Fixed-size and `Copy`, so that it
 /// travels to the worker inside a knob snapshot without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progression {
     /// Per bar: the chord of its first half and of its second half (the
     /// same chord twice for a one-chord bar).
-    bars: [[Chord; CHORDS_PER_BAR]; MAX_PHRASE_BARS],
+    bars: [[Chord; CHORDS_PER_BAR]; MAX_PROGRESSION_BARS],
     /// Bars in use.
     len: usize,
 }
@@ -353,11 +356,11 @@ pub struct Progression {
 impl Progression {
     /// The progression of `bars`, each one or two chords.
     pub fn new(bars: &[Vec<Chord>]) -> Result<Progression, HarmonyError> {
-        if bars.is_empty() || bars.len() > MAX_PHRASE_BARS {
+        if bars.is_empty() || bars.len() > MAX_PROGRESSION_BARS {
             return Err(HarmonyError::Length(bars.len()));
         }
         let mut progression = Progression {
-            bars: [[Chord::NONE; CHORDS_PER_BAR]; MAX_PHRASE_BARS],
+            bars: [[Chord::NONE; CHORDS_PER_BAR]; MAX_PROGRESSION_BARS],
             len: bars.len(),
         };
         for (index, (slot, chords)) in progression.bars.iter_mut().zip(bars).enumerate() {

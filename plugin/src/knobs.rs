@@ -5,7 +5,7 @@
 //! reloaded project and the CLI all play the same notes for the same knobs.
 
 use crate::harmony::HarmonySettings;
-use crate::pattern::{LONG_MODEL_BARS, MODEL_BARS, Part};
+use crate::pattern::{LONG_MODEL_BARS, MODEL_BARS, Part, SONG_BARS};
 
 /// Latent knobs per part that move along the model's principal axes.
 pub const PRINCIPAL_KNOBS: usize = 8;
@@ -103,6 +103,9 @@ pub enum PhraseLength {
     /// first bars of the 16-bar hierarchical models (the progression laid
     /// over them, repeated or cut).
     Bars(usize),
+    /// A 64-bar song: the song priors write a latent for each 2-bar slot and
+    /// the 2-bar models play them (Song mode).
+    Song,
 }
 
 impl PhraseLength {
@@ -111,6 +114,7 @@ impl PhraseLength {
         match self {
             PhraseLength::Progression => progression_bars.max(MODEL_BARS),
             PhraseLength::Bars(bars) => bars.clamp(MODEL_BARS, LONG_MODEL_BARS),
+            PhraseLength::Song => SONG_BARS,
         }
     }
 

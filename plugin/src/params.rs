@@ -82,6 +82,10 @@ pub enum Phrase {
     #[id = "16_bars"]
     #[name = "16 bars"]
     SixteenBars,
+    /// A 64-bar song from the song priors (Song mode).
+    #[id = "song"]
+    #[name = "Song (64 bars)"]
+    Song,
 }
 
 impl From<Phrase> for PhraseLength {
@@ -92,6 +96,7 @@ impl From<Phrase> for PhraseLength {
             Phrase::FourBars => PhraseLength::Bars(4),
             Phrase::EightBars => PhraseLength::Bars(8),
             Phrase::SixteenBars => PhraseLength::Bars(16),
+            Phrase::Song => PhraseLength::Song,
         }
     }
 }

@@ -13,8 +13,12 @@ pub const MODEL_STEPS: usize = STEPS_PER_BAR * MODEL_BARS;
 /// Bars a hierarchical (16-bar) model decodes: its conductor writes one
 /// embedding per bar.
 pub const LONG_MODEL_BARS: usize = 16;
-/// The longest phrase: a 16-bar progression, or a 16-bar model's phrase.
-pub const MAX_PHRASE_BARS: usize = LONG_MODEL_BARS;
+/// Bars in a song of Song mode: 32 slots of 2 bars.
+pub const SONG_BARS: usize = 64;
+/// 2-bar slots in a song.
+pub const SONG_SLOTS: usize = SONG_BARS / MODEL_BARS;
+/// The longest phrase: a song.
+pub const MAX_PHRASE_BARS: usize = SONG_BARS;
 /// Steps in the longest phrase.
 pub const MAX_PHRASE_STEPS: usize = STEPS_PER_BAR * MAX_PHRASE_BARS;
 /// A note's timing offset from its 16th is counted in this fraction of a
@@ -90,7 +94,7 @@ impl Part {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Note {
     /// Step within the phrase where the note starts, `0..MAX_PHRASE_STEPS`.
-    pub step: u8,
+    pub step: u16,
     /// How many steps the note sounds; at least 1. Drum hits last one step.
     pub length_steps: u8,
     /// MIDI pitch.
@@ -230,7 +234,7 @@ impl Phrase {
 mod tests {
     use super::*;
 
-    fn note(step: u8, pitch: u8) -> Note {
+    fn note(step: u16, pitch: u8) -> Note {
         Note {
             step,
             length_steps: 1,
@@ -267,13 +271,18 @@ mod tests {
     }
 
     #[test]
-    fn a_phrase_holds_every_drum_class_on_every_step_of_sixteen_bars() {
+    fn a_phrase_holds_every_drum_class_on_every_step_of_a_64_bar_song() {
         let mut part = PartPhrase::default();
         for step in 0..MAX_PHRASE_STEPS {
             for class in 0..DRUM_CLASSES as u8 {
-                assert!(part.push(note(step as u8, 36 + class)));
+                assert!(part.push(note(step as u16, 36 + class)));
             }
         }
-        assert!(!part.push(note(255, 36)));
+        assert!(!part.push(note(MAX_PHRASE_STEPS as u16 - 1, 36)), "full");
+        let mut part = PartPhrase::default();
+        assert!(
+            !part.push(note(MAX_PHRASE_STEPS as u16, 36)),
+            "past the song's end"
+        );
     }
 }

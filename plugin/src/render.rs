@@ -4,11 +4,11 @@
 //! the plugin's own, the file holds the notes the plugin plays for the same
 //! seed and knobs.
 
-use crate::engine::{Engine, ModelError, Song, harmony};
+use crate::engine::{Engine, ModelError, harmony};
 use crate::harmony::Progression;
 use crate::knobs::KnobSnapshot;
 use crate::midi_file::{TICKS_PER_QUARTER, TimedNote, Track};
-use crate::pattern::{MAX_OFFSET, MAX_PHRASE_BARS, Note, OFFSET_UNITS_PER_STEP, Part, Phrase};
+use crate::pattern::{MAX_OFFSET, Note, OFFSET_UNITS_PER_STEP, Part, Phrase};
 use crate::sequencer::clock::Meter;
 use crate::sequencer::{BlockInput, PartRouting, Sequencer, SequencerOutput};
 use crate::stored::StoredLatents;
@@ -90,42 +90,6 @@ pub fn render(
     Ok(tracks)
 }
 
-/// Plays `settings.bars` bars of `song` (looping after its 64 bars) as the
-/// plugin's Song mode does, 16 bars at a time; one track per part.
-pub fn render_song(
-    engine: &mut Engine,
-    song: &Song,
-    knobs: &KnobSnapshot,
-    stored: &StoredLatents,
-    settings: &RenderSettings,
-) -> Result<Vec<Track>, ModelError> {
-    let mut tracks = empty_tracks(settings);
-    let progression = harmony(knobs, stored).0;
-    let mut phrase = Box::<Phrase>::default();
-    let block_bars = MAX_PHRASE_BARS as u32;
-    for block in 0..settings.bars.div_ceil(block_bars) {
-        let first_bar = (block * block_bars) as usize;
-        engine
-            .decode_song_bars(song, knobs, stored, first_bar, &mut phrase)
-            .result()?;
-        let bars = (settings.bars - block * block_bars).min(block_bars);
-        let played = phrase_tracks(
-            &phrase,
-            &progression,
-            &RenderSettings {
-                bars,
-                ..settings.clone()
-            },
-        );
-        append(
-            &mut tracks,
-            played,
-            u64::from(block * block_bars) * bar_ticks(settings),
-        );
-    }
-    Ok(tracks)
-}
-
 /// One empty track per part of `settings`, and one for the chords if asked.
 fn empty_tracks(settings: &RenderSettings) -> Vec<Track> {
     settings
@@ -201,7 +165,7 @@ fn chord_notes(
             .min(usize::from(u8::MAX));
         for pitch in (CHORD_OCTAVE..CHORD_OCTAVE + 12).filter(|&pitch| chord.contains(pitch)) {
             phrase.part_mut(Part::Melody).push(Note {
-                step: step as u8,
+                step: step as u16,
                 length_steps: length as u8,
                 pitch,
                 velocity: CHORD_VELOCITY,

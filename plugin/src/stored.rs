@@ -14,7 +14,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::harmony::TypedProgression;
-use crate::pattern::Part;
+use crate::pattern::{Part, SONG_SLOTS};
 
 /// Scene slots: A and B.
 pub const SCENES: usize = 2;
@@ -57,6 +57,20 @@ pub struct Scene {
     pub long: [bool; 3],
 }
 
+/// A song of Song mode: the latent of every 2-bar slot of every part. Only
+/// a song whose slots were re-rolled is stored (its seed alone writes the
+/// others again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Song {
+    /// The seed it was written from.
+    pub seed: u32,
+    /// How often its slots were re-rolled (0: the seed's own song).
+    pub take: u32,
+    /// Per part, by [`Part::index`]: one latent per slot (`None` for a part
+    /// no song prior writes; it plays its phrase latent in every slot).
+    pub latents: [Option<Vec<Vec<f32>>>; 3],
+}
+
 /// Everything stored, as saved in the project.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoredLatents {
@@ -68,9 +82,28 @@ pub struct StoredLatents {
     /// The progression typed in the window (followed with Follow: Typed chords).
     #[serde(default)]
     pub typed_progression: Option<TypedProgression>,
+    /// The song of Song mode, once slots were re-rolled.
+    #[serde(default)]
+    pub song: Option<Song>,
+    /// Slots of the song a re-roll keeps.
+    #[serde(default)]
+    pub locked_slots: [bool; SONG_SLOTS],
 }
 
 impl StoredLatents {
+    /// The song `seed` plays, if one was stored for it (and it has every
+    /// slot: a damaged one is ignored, and the seed writes its own).
+    pub fn song_of(&self, seed: u32) -> Option<&Song> {
+        self.song.as_ref().filter(|song| {
+            song.seed == seed
+                && song
+                    .latents
+                    .iter()
+                    .flatten()
+                    .all(|slots| slots.len() == SONG_SLOTS)
+        })
+    }
+
     /// The imported clip of `part`, if any.
     pub fn clip(&self, part: Part) -> Option<&ClipLatent> {
         self.clips[part.index()].as_ref()
@@ -107,7 +140,11 @@ impl StoredLatents {
             .iter()
             .flatten()
             .flat_map(|scene| scene.latents.iter().map(Vec::as_slice));
-        clips.chain(scenes).flatten().copied()
+        let song = self
+            .song
+            .iter()
+            .flat_map(|song| song.latents.iter().flatten().flatten().map(Vec::as_slice));
+        clips.chain(scenes).chain(song).flatten().copied()
     }
 
     /// Whether both scenes are stored.

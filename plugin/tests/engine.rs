@@ -62,7 +62,7 @@ fn greedy(seed: u32) -> KnobSnapshot {
     knobs
 }
 
-fn notes(phrase: &Phrase) -> Vec<Vec<(u8, u8, u8)>> {
+fn notes(phrase: &Phrase) -> Vec<Vec<(u16, u8, u8)>> {
     Part::ALL
         .iter()
         .map(|&part| {

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use latent_trio::engine::runtime::ProviderChoice;
 use latent_trio::engine::song::{SONG_BARS, SONG_SLOTS};
-use latent_trio::engine::{Engine, SONG_PRIOR_FOLDERS, Song};
-use latent_trio::knobs::KnobSnapshot;
-use latent_trio::pattern::{MAX_PHRASE_BARS, Part, Phrase, STEPS_PER_BAR};
-use latent_trio::stored::StoredLatents;
+use latent_trio::engine::{Engine, SONG_PRIOR_FOLDERS};
+use latent_trio::knobs::{KnobSnapshot, PhraseLength};
+use latent_trio::pattern::{Part, Phrase, STEPS_PER_BAR};
+use latent_trio::stored::{Song, StoredLatents};
 
 fn models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
@@ -34,37 +34,35 @@ fn engine() -> Engine {
     engine
 }
 
-/// Every note-on of `part` over the song's 64 bars: (step from the song's
-/// start, pitch).
+/// Every note-on of `part` over the song's 64 bars in Song mode under
+/// `knobs` (with `song` stored, as after a re-roll): (step, pitch).
 fn song_onsets(
     engine: &mut Engine,
     song: &Song,
     knobs: &KnobSnapshot,
     part: Part,
 ) -> Vec<(usize, u8)> {
+    let stored = StoredLatents {
+        song: Some(song.clone()),
+        ..StoredLatents::default()
+    };
+    let knobs = KnobSnapshot {
+        phrase: PhraseLength::Song,
+        seed: song.seed,
+        ..*knobs
+    };
     let mut phrase = Box::<Phrase>::default();
-    let mut onsets = Vec::new();
-    for first_bar in (0..SONG_BARS).step_by(MAX_PHRASE_BARS) {
-        engine
-            .decode_song_bars(
-                song,
-                knobs,
-                &StoredLatents::default(),
-                first_bar,
-                &mut phrase,
-            )
-            .result()
-            .expect("decodes");
-        let offset = first_bar * STEPS_PER_BAR;
-        onsets.extend(
-            phrase
-                .part(part)
-                .notes()
-                .iter()
-                .map(|note| (offset + usize::from(note.step), note.pitch)),
-        );
-    }
-    onsets
+    engine
+        .decode(&knobs, &stored, &mut phrase, None)
+        .result()
+        .expect("decodes");
+    assert_eq!(phrase.bars, SONG_BARS);
+    phrase
+        .part(part)
+        .notes()
+        .iter()
+        .map(|note| (usize::from(note.step), note.pitch))
+        .collect()
 }
 
 fn in_bars(onsets: &[(usize, u8)], bars: std::ops::Range<usize>) -> Vec<(usize, u8)> {
@@ -110,7 +108,12 @@ fn re_rolling_bars_17_to_48_keeps_every_other_bar_note_for_note() {
     let song = engine.write_song(3, None).unwrap();
     let mut locked = [true; SONG_SLOTS];
     locked[8..24].fill(false);
-    let rerolled = engine.write_song(11, Some((&song, &locked))).unwrap();
+    let rerolled = engine.write_song(3, Some((&song, &locked))).unwrap();
+    assert_eq!(
+        (rerolled.seed, rerolled.take),
+        (3, 1),
+        "the same seed's next take"
+    );
     let knobs = KnobSnapshot::default();
     for part in [Part::Bass, Part::Melody] {
         let (before, after) = (
@@ -201,9 +204,12 @@ fn models_with_broken_prior(break_it: impl FnOnce(&Path)) -> tempfile::TempDir {
     dir
 }
 
+/// A way to damage a copy of the prior's folder.
+type Breakage = Box<dyn FnOnce(&Path)>;
+
 #[test]
 fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
-    let cases: [(&str, Box<dyn FnOnce(&Path)>); 3] = [
+    let cases: [(&str, Breakage); 3] = [
         (
             "denoiser.onnx",
             Box::new(|folder| {

@@ -57,7 +57,7 @@ const RELEASE_BUNDLES: &str = "target/bundled";
 /// replaces the release bundles a user installs.
 const TEST_BUNDLE_HOME: &str = "target/test-bundle";
 /// Model folders shipped in the bundles.
-const MODELS: [&str; 9] = [
+const MODELS: [&str; 11] = [
     "drums_2bar",
     "bass_2bar",
     "melody_2bar",
@@ -67,6 +67,8 @@ const MODELS: [&str; 9] = [
     "drums_humanize",
     "bass_humanize",
     "melody_humanize",
+    "song_drums",
+    "song_melodic",
 ];
 
 fn main() {

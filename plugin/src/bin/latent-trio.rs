@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use latent_trio::engine::runtime::{self, ProviderChoice};
 use latent_trio::engine::song::{SONG_BARS, SONG_SLOTS};
-use latent_trio::engine::{self, Engine, SONG_PRIOR_FOLDERS, Song};
+use latent_trio::engine::{self, Engine, SONG_PRIOR_FOLDERS};
 use latent_trio::harmony::{HarmonyError, HarmonySettings, Key, PRESETS, TypedProgression};
 use latent_trio::knobs::{
     ATTRIBUTE_RANGE, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PRINCIPAL_RANGE, PartKnobs,
@@ -25,9 +25,9 @@ use latent_trio::midi_file;
 use latent_trio::params::MAX_SEED;
 use latent_trio::params::MAX_TEMPERATURE;
 use latent_trio::pattern::{MODEL_BARS, Part};
-use latent_trio::render::{CHORDS_CHANNEL, RenderSettings, render, render_song};
+use latent_trio::render::{CHORDS_CHANNEL, RenderSettings, render};
 use latent_trio::sequencer::clock::Meter;
-use latent_trio::stored::StoredLatents;
+use latent_trio::stored::{Song, StoredLatents};
 
 #[derive(Parser)]
 #[command(
@@ -123,13 +123,11 @@ struct RenderArgs {
     #[arg(long, conflicts_with_all = ["phrase_bars", "variations", "input"])]
     song: bool,
     /// With --song: re-roll these bars of the song (e.g. 17-32, counted from
-    /// 1, whole 2-bar slots) with --reroll-seed, keeping every other bar as
-    /// it was and writing the new bars to fit between them (infilling).
+    /// 1, whole 2-bar slots), keeping every other bar as it was and writing
+    /// the new bars to fit between them (infilling), as the plugin's Re-roll
+    /// does with the other slots locked.
     #[arg(long, requires = "song", value_name = "FIRST-LAST")]
     reroll: Option<String>,
-    /// The seed the re-rolled bars are written from (default: --seed + 1).
-    #[arg(long, requires = "reroll")]
-    reroll_seed: Option<u32>,
     /// The .mid file to write.
     #[arg(long)]
     out: PathBuf,
@@ -229,13 +227,17 @@ fn run(cli: Cli) -> Result<(), String> {
                     .any(|&part| part != Part::Drums)
                     .then_some(CHORDS_CHANNEL),
             };
-            let tracks = if args.song {
-                let song = write_song(&mut engine, &args)?;
-                render_song(&mut engine, &song, &knobs, &stored, &settings)
-            } else {
-                render(&mut engine, &knobs, &stored, &settings)
+            if args.song {
+                for (folder, prior) in SONG_PRIOR_FOLDERS.iter().zip(&engine.song_priors) {
+                    if let Err(error) = prior {
+                        eprintln!("no song prior {folder} ({error}); its parts loop their phrase");
+                    }
+                }
+                knobs.phrase = PhraseLength::Song;
+                stored.song = reroll_song(&mut engine, &args)?;
             }
-            .map_err(|e| e.to_string())?;
+            let tracks =
+                render(&mut engine, &knobs, &stored, &settings).map_err(|e| e.to_string())?;
             midi_file::write(&args.out, args.tempo, meter, &tracks).map_err(|e| e.to_string())?;
             let notes: usize = tracks
                 .iter()
@@ -306,20 +308,15 @@ fn parse_harmony(stored: &mut StoredLatents, args: &RenderArgs) -> Result<Harmon
     Ok(harmony)
 }
 
-/// The song of --seed, with the --reroll bars written again from
-/// --reroll-seed around the others.
-fn write_song(engine: &mut Engine, args: &RenderArgs) -> Result<Song, String> {
-    for (folder, prior) in SONG_PRIOR_FOLDERS.iter().zip(&engine.song_priors) {
-        if let Err(error) = prior {
-            eprintln!("no song prior {folder} ({error}); its parts loop their phrase");
-        }
-    }
+/// With --reroll: the song of --seed with those bars written again around
+/// the others (what the plugin stores after a re-roll).
+fn reroll_song(engine: &mut Engine, args: &RenderArgs) -> Result<Option<Song>, String> {
+    let Some(bars) = &args.reroll else {
+        return Ok(None);
+    };
     let song = engine
         .write_song(args.seed, None)
         .map_err(|e| e.to_string())?;
-    let Some(bars) = &args.reroll else {
-        return Ok(song);
-    };
     let bad = || format!("--reroll {bars} should be bars like 17-32 within 1-{SONG_BARS}");
     let (first, last) = bars.split_once('-').ok_or_else(bad)?;
     let (first, last): (usize, usize) = (
@@ -330,12 +327,10 @@ fn write_song(engine: &mut Engine, args: &RenderArgs) -> Result<Song, String> {
         return Err(bad());
     }
     let mut locked = [true; SONG_SLOTS];
-    for slot in (first - 1) / MODEL_BARS..=(last - 1) / MODEL_BARS {
-        locked[slot] = false;
-    }
-    let seed = args.reroll_seed.unwrap_or(args.seed.wrapping_add(1));
+    locked[(first - 1) / MODEL_BARS..=(last - 1) / MODEL_BARS].fill(false);
     engine
-        .write_song(seed, Some((&song, &locked)))
+        .write_song(args.seed, Some((&song, &locked)))
+        .map(Some)
         .map_err(|e| e.to_string())
 }
 

@@ -27,8 +27,9 @@ use crate::bridge::NowPlaying;
 use crate::engine::worker::{EngineState, EngineStatus, WorkerCommand};
 use crate::harmony::{Progression, TypedProgression};
 use crate::knobs::AttributeKnob;
+use crate::params::Phrase as PhraseSetting;
 use crate::params::{Follow, LatentTrioParams, MAX_SEED, PartParams};
-use crate::pattern::{Part, Phrase, STEPS_PER_BAR};
+use crate::pattern::{MODEL_BARS, Part, Phrase, SONG_SLOTS, STEPS_PER_BAR};
 use crate::stored::StoredLatents;
 use export::ExportChoice;
 use pattern_view::ViewStyle;
@@ -150,6 +151,10 @@ impl EditorApp {
         ui.separator();
         self.scenes(ui, setter, stored);
         ui.separator();
+        if self.shared.params.phrase.value() == PhraseSetting::Song {
+            self.song_row(ui, stored);
+            ui.separator();
+        }
         self.export_row(ui);
         ui.separator();
         let playing = self.phrase(self.shared.now_playing.playing());
@@ -339,6 +344,63 @@ impl EditorApp {
                 "Store scene A and B to morph; until then the knobs play.",
             );
         }
+    }
+
+    /// Song mode: the song's 32 slots with the playhead, each a lock the
+    /// musician toggles, and the re-roll of the unlocked ones.
+    fn song_row(&mut self, ui: &mut egui::Ui, stored: &StoredLatents) {
+        let params = &self.shared.params;
+        let playing_slot = self
+            .shared
+            .now_playing
+            .step()
+            .map(|step| step / (STEPS_PER_BAR * MODEL_BARS));
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Song").strong()).on_hover_text(
+                "64 bars from the song priors, 2 bars a slot; click a slot to lock it",
+            );
+            ui.spacing_mut().item_spacing.x = 2.0;
+            for slot in 0..SONG_SLOTS {
+                let locked = stored.locked_slots[slot];
+                let mut text = RichText::new(if locked { "■" } else { "□" }).monospace();
+                if playing_slot == Some(slot) {
+                    text = text.background_color(ui.visuals().selection.bg_fill);
+                }
+                let first_bar = slot * MODEL_BARS + 1;
+                let hover = format!(
+                    "Bars {first_bar}-{}: {}",
+                    first_bar + 1,
+                    if locked {
+                        "locked (a re-roll keeps them)"
+                    } else {
+                        "a re-roll writes them again"
+                    }
+                );
+                if ui
+                    .add(egui::Button::new(text).frame(false))
+                    .on_hover_text(hover)
+                    .clicked()
+                {
+                    params
+                        .stored
+                        .update(|stored| stored.locked_slots[slot] = !locked);
+                }
+            }
+            ui.spacing_mut().item_spacing.x = 8.0;
+            if ui
+                .button("Re-roll")
+                .on_hover_text("Write the unlocked slots again, to fit between the locked ones")
+                .clicked()
+            {
+                let _ = self.shared.commands.send(WorkerCommand::RerollSong);
+            }
+            let take = stored
+                .song_of(params.seed.value() as u32)
+                .map_or(0, |song| song.take);
+            if take > 0 {
+                ui.weak(format!("take {take}"));
+            }
+        });
     }
 
     /// Writing the phrase to a .mid file.

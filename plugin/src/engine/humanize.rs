@@ -224,7 +224,7 @@ mod tests {
     use super::*;
     use crate::pattern::Note;
 
-    fn phrase(steps: &[u8]) -> PartPhrase {
+    fn phrase(steps: &[u16]) -> PartPhrase {
         let mut phrase = PartPhrase::default();
         for &step in steps {
             phrase.push(Note {

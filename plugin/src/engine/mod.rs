@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::harmony::{self, Chord, Key, Progression};
-use crate::knobs::{Feel, KnobSnapshot};
+use crate::knobs::{Feel, KnobSnapshot, PhraseLength};
 use crate::midi_clip::{self, ClipError};
-use crate::pattern::{MAX_PHRASE_BARS, MODEL_BARS, Part, Phrase, STEPS_PER_BAR};
-use crate::stored::{ClipLatent, StoredLatents};
+use crate::pattern::{Part, Phrase, STEPS_PER_BAR};
+use crate::stored::{ClipLatent, Song, StoredLatents};
 use humanize::{HumanizeModel, Performance, apply_feel, humanize_folder_name};
 use model::PartModel;
 use runtime::{MODELS_ENV, Provider, ProviderChoice};
@@ -210,6 +210,8 @@ pub struct PartInputs {
     /// What a chord-following part plays over (`None` for one that takes
     /// no chords, so a new progression never decodes the drums again).
     pub harmony: Option<PartHarmony>,
+    /// In Song mode: the take of the song it plays (0: the seed's own).
+    pub song: Option<u32>,
 }
 
 impl PartInputs {
@@ -222,6 +224,7 @@ impl PartInputs {
             && self.bars == other.bars
             && self.long == other.long
             && self.harmony == other.harmony
+            && self.song == other.song
     }
 }
 
@@ -276,16 +279,6 @@ impl DecodeReport {
     }
 }
 
-/// A song of 32 2-bar slots: per part, every slot's latent (`None` for a
-/// part no song prior writes: it plays its phrase latent in every slot).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Song {
-    /// The seed it was written from.
-    pub seed: u32,
-    /// Per part, by [`Part::index`]: one latent per slot.
-    pub latents: [Option<Vec<Vec<f32>>>; 3],
-}
-
 /// Every part's model, each loaded (or failed) on its own so that one broken
 /// model never silences the others.
 pub struct Engine {
@@ -300,6 +293,8 @@ pub struct Engine {
     /// The song priors, by [`SONG_PRIOR_FOLDERS`] (a song's slots; without
     /// one, its parts loop their phrase in Song mode).
     pub song_priors: Vec<Result<SongPrior, ModelError>>,
+    /// The song of the last seed Song mode played without a stored one.
+    song: Option<Song>,
     /// Time the last [`Engine::decode`] took.
     pub last_decode: Duration,
     /// Per part: how long its model took the last time it ran (zero before).
@@ -339,6 +334,7 @@ impl Engine {
             long_parts,
             humanizers,
             song_priors,
+            song: None,
             last_decode: Duration::ZERO,
             part_decode_time: [Duration::ZERO; 3],
             last_latents: Default::default(),
@@ -418,6 +414,8 @@ impl Engine {
             long,
             feel: knobs.feel(part),
             harmony,
+            song: (knobs.phrase == PhraseLength::Song)
+                .then(|| stored.song_of(knobs.seed).map_or(0, |song| song.take)),
         })
     }
 
@@ -500,6 +498,18 @@ impl Engine {
             self.last_latents[index].clone_from(&inputs.latent);
             self.last_latents_long[index] = inputs.long;
             let stale = !self.is_decoded(part, &inputs);
+            // Song mode: the song's slot latents (a song that cannot be
+            // written leaves the part looping its phrase, and says why).
+            let song = match inputs.song {
+                Some(_) if stale => match self.song(knobs.seed, stored) {
+                    Ok(song) => Some(song),
+                    Err(error) => {
+                        report.errors[index] = Some(error);
+                        None
+                    }
+                },
+                _ => None,
+            };
             let models = if inputs.long {
                 &mut self.long_parts
             } else {
@@ -534,7 +544,21 @@ impl Engine {
                 let kept = previous.map_or(&[][..], |decoded| {
                     &decoded.tokens[..from_bar * STEPS_PER_BAR]
                 });
-                match model.decode_tokens(&inputs, kept, end_bar) {
+                let tokens = match &song {
+                    Some(song) => {
+                        let latents: Vec<Vec<f32>> = (0..SONG_SLOTS)
+                            .map(|slot| match &song.latents[index] {
+                                Some(slots) => {
+                                    model.latent(knobs.seed, knobs.part(part), Some(&slots[slot]))
+                                }
+                                None => inputs.latent.clone(),
+                            })
+                            .collect();
+                        model.decode_slots(&inputs, &latents, 0)
+                    }
+                    None => model.decode_tokens(&inputs, kept, end_bar),
+                };
+                match tokens {
                     Ok(mut tokens) => {
                         if let Some(previous) = previous {
                             tokens.extend_from_slice(&previous.tokens[tokens.len()..]);
@@ -577,14 +601,18 @@ impl Engine {
         report
     }
 
-    /// Writes a song from `seed` with the song priors. With `locked`, the
+    /// Writes the song of `seed` with the song priors. With `locked`, the
     /// locked slots of that song stay exactly as they are and the others are
-    /// written around them (infilling).
+    /// written again around them (infilling): the song's next take, its
+    /// noise drawn from the seed and the take.
     pub fn write_song(
         &mut self,
         seed: u32,
         locked: Option<(&Song, &[bool; SONG_SLOTS])>,
     ) -> ModelResult<Song> {
+        let take = locked.map_or(0, |(song, _)| song.take + 1);
+        // Take 0 is the seed's own song; later takes draw other noise.
+        let noise_seed = seed ^ take.wrapping_mul(0x9E37_79B9);
         let mut latents: [Option<Vec<Vec<f32>>>; 3] = Default::default();
         for prior in self.song_priors.iter_mut().flatten() {
             let spans = prior.spans.clone();
@@ -602,7 +630,7 @@ impl Engine {
                         .map(|parts| parts.concat())
                 })
                 .collect();
-            let song = prior.write(seed, &kept)?;
+            let song = prior.write(noise_seed, &kept)?;
             for span in spans {
                 let part_slots = song
                     .iter()
@@ -611,65 +639,27 @@ impl Engine {
                 latents[span.part.index()] = Some(part_slots);
             }
         }
-        Ok(Song { seed, latents })
+        Ok(Song {
+            seed,
+            take,
+            latents,
+        })
     }
 
-    /// Fills `phrase` with 16 bars of `song` from song bar `first_bar` (a
-    /// multiple of 16; the song loops after 64 bars): each part's slots
-    /// decoded by its 2-bar model side by side, each slot's latent moved by
-    /// the part's knobs as a phrase's is, over the progression from the
-    /// song's start. A part without song latents plays its phrase latent in
-    /// every slot.
-    pub fn decode_song_bars(
-        &mut self,
-        song: &Song,
-        knobs: &KnobSnapshot,
-        stored: &StoredLatents,
-        first_bar: usize,
-        phrase: &mut Phrase,
-    ) -> DecodeReport {
-        let started = Instant::now();
-        let mut report = DecodeReport::default();
-        let bars = MAX_PHRASE_BARS;
-        let first_slot = first_bar / MODEL_BARS % SONG_SLOTS;
-        let slots = bars / MODEL_BARS;
-        phrase.bars = bars;
-        // The 2-bar models write every slot, whatever the Phrase setting.
-        let knobs = KnobSnapshot {
-            phrase: crate::knobs::PhraseLength::Bars(MODEL_BARS),
-            ..*knobs
-        };
-        for part in Part::ALL {
-            let index = part.index();
-            let out = phrase.part_mut(part);
-            out.clear();
-            let Some(inputs) = self.part_inputs(part, &knobs, stored) else {
-                continue;
-            };
-            let Ok(model) = &mut self.parts[index] else {
-                continue;
-            };
-            let latents: Vec<Vec<f32>> = (first_slot..first_slot + slots)
-                .map(|slot| match &song.latents[index] {
-                    Some(song_slots) => {
-                        let base = &song_slots[slot % SONG_SLOTS];
-                        model.latent(knobs.seed, knobs.part(part), Some(base))
-                    }
-                    None => inputs.latent.clone(),
-                })
-                .collect();
-            report.decoded[index] = true;
-            match model.decode_slots(&inputs, &latents, first_slot) {
-                Ok(tokens) => {
-                    model.notes(&tokens, out);
-                    apply_feel(out, None, inputs.feel, |pitch| model.class_of(pitch));
-                }
-                Err(error) => report.errors[index] = Some(error),
-            }
-            report.inputs[index] = Some(inputs);
+    /// The song `seed` plays in Song mode: the one stored for it (its slots
+    /// re-rolled), else the seed's own, written once and kept.
+    pub fn song(&mut self, seed: u32, stored: &StoredLatents) -> ModelResult<Song> {
+        if let Some(song) = stored.song_of(seed) {
+            return Ok(song.clone());
         }
-        self.last_decode = started.elapsed();
-        report
+        match &self.song {
+            Some(song) if song.seed == seed && song.take == 0 => Ok(song.clone()),
+            _ => {
+                let song = self.write_song(seed, None)?;
+                self.song = Some(song.clone());
+                Ok(song)
+            }
+        }
     }
 
     /// Reads the .mid clip at `path` for `part` and encodes it: the latent

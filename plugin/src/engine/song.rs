@@ -19,13 +19,10 @@ use super::random::SeededRandom;
 use super::runtime::{ProviderChoice, Runtime};
 use super::{ModelError, ModelResult};
 use crate::pattern::{MODEL_BARS, Part};
+pub use crate::pattern::{SONG_BARS, SONG_SLOTS};
 
 /// The song prior format this build reads.
 pub const SONG_FORMAT_VERSION: u32 = 1;
-/// Slots in a song: 32 of 2 bars, 64 bars.
-pub const SONG_SLOTS: usize = 32;
-/// Bars in a song.
-pub const SONG_BARS: usize = SONG_SLOTS * MODEL_BARS;
 /// The sampler's noise stream (apart from every token-sampling stream).
 const SONG_NOISE_STREAM: u64 = 0x50_4E47;
 
@@ -144,7 +141,10 @@ impl SongManifest {
                 Part::from_name(name).ok_or_else(|| refuse(format!("unknown part {name:?}")))
             })
             .collect::<ModelResult<_>>()?;
-        if parts.is_empty() || self.latent_size == 0 || self.latent_size % parts.len() != 0 {
+        if parts.is_empty()
+            || self.latent_size == 0
+            || !self.latent_size.is_multiple_of(parts.len())
+        {
             return Err(refuse(format!(
                 "{} dimensions do not split evenly between {} parts",
                 self.latent_size,

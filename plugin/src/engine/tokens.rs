@@ -50,7 +50,7 @@ pub fn tokens_to_notes(
                 for (bit, class) in classes.iter().enumerate() {
                     if token >> bit & 1 == 1 {
                         out.push(Note {
-                            step: step as u8,
+                            step: step as u16,
                             length_steps: 1,
                             pitch: class.pitch,
                             velocity: drum_velocity(step),
@@ -87,7 +87,7 @@ pub fn tokens_to_notes(
                     .unwrap_or(steps);
                 if pitch <= i64::from(*max_pitch) {
                     out.push(Note {
-                        step: step as u8,
+                        step: step as u16,
                         // A note held through all 16 bars loses its last 16th.
                         length_steps: (end - step).min(usize::from(u8::MAX)) as u8,
                         pitch: pitch as u8,
@@ -138,7 +138,7 @@ mod tests {
         tokens[6] = 0b10; // snare
         let mut out = PartPhrase::default();
         tokens_to_notes(&drums(), &tokens, MODEL_STEPS, &mut out);
-        let played: Vec<(u8, u8)> = out.notes().iter().map(|n| (n.step, n.pitch)).collect();
+        let played: Vec<(u16, u8)> = out.notes().iter().map(|n| (n.step, n.pitch)).collect();
         assert_eq!(played, vec![(0, 36), (0, 42), (6, 38)]);
         assert!(out.notes().iter().all(|n| n.length_steps == 1));
         assert!(
@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(played(&out), vec![(0, 4, 60), (8, 2, 64), (10, 22, 67)]);
     }
 
-    fn played(out: &PartPhrase) -> Vec<(u8, u8, u8)> {
+    fn played(out: &PartPhrase) -> Vec<(u16, u8, u8)> {
         out.notes()
             .iter()
             .map(|n| (n.step, n.length_steps, n.pitch))

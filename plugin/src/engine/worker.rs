@@ -96,6 +96,9 @@ pub enum WorkerCommand {
     },
     /// Store the latents of the newest phrase as scene 0 (A) or 1 (B).
     StoreScene(usize),
+    /// Song mode: write the song's unlocked slots again around the locked
+    /// ones (its next take), and store it with the project.
+    RerollSong,
 }
 
 /// What the engine is doing, for the GUI and the host's status line. Written
@@ -602,6 +605,7 @@ impl Worker {
         let notice = match command {
             WorkerCommand::ImportClip { part, path } => self.import_clip(part, &path),
             WorkerCommand::StoreScene(slot) => self.store_scene(slot),
+            WorkerCommand::RerollSong => self.reroll_song(),
         };
         let notice = notice.unwrap_or_else(|error| error);
         nice_plug::nice_log!("Latent Trio: {notice}");
@@ -623,6 +627,32 @@ impl Worker {
             .stored
             .update(|stored| stored.clips[part.index()] = Some(clip));
         Ok(notice)
+    }
+
+    fn reroll_song(&mut self) -> Result<String, String> {
+        let seed = self
+            .latest
+            .map(|request| request.knobs.seed)
+            .ok_or("nothing to re-roll yet: no song has been written")?;
+        self.refresh_stored();
+        let stored = self.stored.1.clone();
+        let engine = self.engine()?;
+        let song = engine
+            .song(seed, &stored)
+            .map_err(|error| format!("song not re-rolled: {error}"))?;
+        let locked = stored.locked_slots;
+        let song = engine
+            .write_song(seed, Some((&song, &locked)))
+            .map_err(|error| format!("song not re-rolled: {error}"))?;
+        let kept = locked.iter().filter(|&&locked| locked).count();
+        let take = song.take;
+        self.settings
+            .stored
+            .update(|stored| stored.song = Some(song));
+        Ok(format!(
+            "Song re-rolled (take {take}): {} slots new, {kept} locked slots kept",
+            locked.len() - kept
+        ))
     }
 
     fn store_scene(&mut self, slot: usize) -> Result<String, String> {

@@ -101,7 +101,7 @@ fn phrase(id: u64, pitch: u8) -> Box<Phrase> {
         phrase.part_mut(Part::Bass).push(Note {
             step,
             length_steps: 16,
-            pitch: 40 + step / 16,
+            pitch: 40 + (step / 16) as u8,
             velocity: 100,
             offset: 0,
         });
@@ -447,7 +447,7 @@ fn long_phrase(id: u64, bars: usize, base: u8) -> Box<Phrase> {
     });
     for bar in 0..bars {
         phrase.part_mut(Part::Bass).push(Note {
-            step: (bar * 16) as u8,
+            step: (bar * 16) as u16,
             length_steps: 4,
             pitch: base + bar as u8,
             velocity: 100,

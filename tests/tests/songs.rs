@@ -1,0 +1,118 @@
+//! Song mode as a host plays it: the CLI's 64-bar song note for note and
+//! round the loop, and a re-rolled song with locked slots saved with the
+//! project.
+
+use latent_trio_host::{
+    Bundle, Instance, Onsets, clap_bundle, cli_onsets_with, state_bytes, state_json,
+};
+
+const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
+/// The Phrase parameter's "Song (64 bars)" (Progression, 2, 4, 8, 16 bars, Song).
+const SONG: f64 = 5.0;
+
+fn song_instance(bundle: &Bundle) -> Instance {
+    let mut instance = bundle.instantiate_offline(1024).unwrap();
+    instance.set("Phrase", SONG);
+    instance
+}
+
+/// Note-ons of `bars` bars from the song start, as (16th step, channel, key).
+fn play(instance: &mut Instance, bars: f64) -> Onsets {
+    instance.song = Default::default();
+    instance.play_bars(bars, 512);
+    instance
+        .stop_and_note_ons()
+        .iter()
+        .map(|&(sample, channel, key)| ((sample / (BAR / 16)) as i64, channel, key))
+        .collect()
+}
+
+/// The note-ons of `bars`, moved to start at step 0.
+fn in_bars(onsets: &Onsets, bars: std::ops::Range<i64>) -> Onsets {
+    onsets
+        .iter()
+        .filter(|onset| bars.contains(&(onset.0 / 16)))
+        .map(|&(step, channel, key)| (step - bars.start * 16, channel, key))
+        .collect()
+}
+
+#[test]
+fn song_mode_plays_the_cli_song_note_for_note_for_64_bars_and_round_the_loop() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let heard = play(&mut song_instance(&bundle), 80.0);
+    let rendered = cli_onsets_with(1, 80, (4, 4), &["--song"]);
+    assert!(rendered.len() > 500, "{} notes", rendered.len());
+    assert_eq!(heard, rendered, "the plugin plays the song the CLI renders");
+    assert_eq!(
+        in_bars(&heard, 0..16),
+        in_bars(&heard, 64..80),
+        "after 64 bars the song starts again"
+    );
+    assert_ne!(
+        in_bars(&heard, 0..16),
+        in_bars(&heard, 16..32),
+        "a song, not a loop"
+    );
+}
+
+/// A re-rolled song as the window stores it: take 1 of seed 1, its first 8
+/// slots locked, bass and melody latents of every slot.
+fn rerolled_song() -> serde_json::Value {
+    let slots = |phase: f32| -> Vec<Vec<f32>> {
+        (0..32)
+            .map(|slot| {
+                (0..128)
+                    .map(|dim| 0.8 * ((slot * 7 + dim) as f32 * 0.37 + phase).sin())
+                    .collect()
+            })
+            .collect()
+    };
+    serde_json::json!({
+        "seed": 1,
+        "take": 1,
+        "latents": [null, slots(0.0), slots(1.3)],
+    })
+}
+
+#[test]
+fn a_re_rolled_song_with_locked_slots_is_saved_with_the_project_and_plays_the_same_after_loading() {
+    let bundle = Bundle::load(&clap_bundle()).unwrap();
+    let mut original = song_instance(&bundle);
+    let own = play(&mut original, 64.0);
+    let mut state = state_json(&original.save_state());
+    let mut stored: serde_json::Value =
+        serde_json::from_str(state["fields"]["stored-latents"].as_str().unwrap()).unwrap();
+    stored["song"] = rerolled_song();
+    stored["locked_slots"] = (0..32).map(|slot| slot < 8).collect::<Vec<bool>>().into();
+    state["fields"]["stored-latents"] = stored.to_string().into();
+
+    let mut first = bundle.instantiate_offline(1024).unwrap();
+    first
+        .load_state(&state_bytes(&state))
+        .expect("the state loads");
+    let rerolled = play(&mut first, 64.0);
+    assert_ne!(rerolled, own, "the stored song plays, not the seed's own");
+    assert_eq!(
+        in_bars(&rerolled, 0..64)
+            .iter()
+            .filter(|n| n.1 == 9)
+            .count(),
+        in_bars(&own, 0..64).iter().filter(|n| n.1 == 9).count(),
+        "the drums (no song prior) loop their phrase in both"
+    );
+
+    let saved = state_json(&first.save_state());
+    let kept: serde_json::Value =
+        serde_json::from_str(saved["fields"]["stored-latents"].as_str().unwrap()).unwrap();
+    assert_eq!(kept["song"]["take"], 1);
+    assert_eq!(kept["locked_slots"], stored["locked_slots"]);
+    let mut second = bundle.instantiate_offline(1024).unwrap();
+    second
+        .load_state(&state_bytes(&saved))
+        .expect("the saved state loads");
+    assert_eq!(
+        play(&mut second, 64.0),
+        rerolled,
+        "the same notes after saving and loading"
+    );
+}
