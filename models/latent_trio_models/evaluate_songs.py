@@ -103,11 +103,17 @@ def overlap_statistics(songs: list[np.ndarray]) -> dict[str, tuple[float, float]
 
 def consistency_and_variance(stats: dict, truth: dict) -> dict[str, float]:
     """The paper's two scores per quantity, against the data's statistics."""
+
+    def closeness(value: float, reference: float) -> float:
+        if reference == 0:
+            return float(value == 0)
+        return round(max(0.0, 1 - abs(value - reference) / reference), 4)
+
     out = {}
     for name, (mean, var) in stats.items():
         mean_gt, var_gt = truth[name]
-        out[f"{name}_consistency"] = round(max(0.0, 1 - abs(mean - mean_gt) / mean_gt), 4)
-        out[f"{name}_variance"] = round(max(0.0, 1 - abs(var - var_gt) / var_gt), 4)
+        out[f"{name}_consistency"] = closeness(mean, mean_gt)
+        out[f"{name}_variance"] = closeness(var, var_gt)
         out[f"{name}_oa_mean"] = round(mean, 4)
         out[f"{name}_oa_var"] = round(var, 5)
     return out

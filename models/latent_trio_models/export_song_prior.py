@@ -40,14 +40,15 @@ def signature(latent: int, slots: int) -> dict:
 
 
 class DenoiserGraph(torch.nn.Module):
-    """The denoiser with every slot real (no padding input)."""
+    """The denoiser with every slot real (no padding input), giving the noise
+    its clean latents imply (the plugin's DDIM sampler takes the noise)."""
 
     def __init__(self, model: Denoiser):
         super().__init__()
         self.model = model
 
     def forward(self, noisy: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
-        return self.model(noisy, noise_level)
+        return self.model.noise(noisy, noise_level)
 
 
 def write_graph(model: Denoiser, out: Path) -> dict:
@@ -81,7 +82,7 @@ def parity(model: Denoiser, path: Path, examples: int = 4) -> float:
     noisy = torch.randn(examples, model.size.slots, model.size.latent, generator=generator)
     level = torch.rand(examples, generator=generator)
     with torch.no_grad():
-        expected = model(noisy, level).numpy()
+        expected = model.noise(noisy, level).numpy()
     found = session.run(["noise"], {"noisy": noisy.numpy(), "noise_level": level.numpy()})[0]
     return float(np.abs(found - expected).max())
 

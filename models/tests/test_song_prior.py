@@ -3,6 +3,8 @@ sampler, infilling and loss."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,37 @@ def test_ddim_steps_from_the_noisiest_level_to_clean_ones():
     assert len(levels) == 21
     assert all(a < b for a, b in zip(levels, levels[1:]))
     assert levels[-1] == 1.0 and levels[0] < 0.1
+
+
+def test_each_committed_song_prior_graph_gives_the_noise_its_committed_weights_imply():
+    from conftest import REPOSITORY
+    from latent_trio_models.evaluate_songs import load_prior
+    from latent_trio_models.export_song_prior import parity
+
+    folders = sorted((REPOSITORY / "models").glob("song_*/manifest.json"))
+    assert any(path.parent.name == "song_melodic" for path in folders), "the bass and melody prior ships"
+    for manifest_path in folders:
+        manifest = json.loads(manifest_path.read_text())
+        model, normaliser, state = load_prior(REPOSITORY / "models" / "weights" / f"{manifest['name']}.pt")
+        assert manifest["training"]["steps"] == state["step"], manifest["name"]
+        assert np.allclose(manifest["scaling"]["low"], normaliser.low)
+        assert np.allclose(manifest["scaling"]["high"], normaliser.high)
+        assert parity(model, manifest_path.parent / manifest["graphs"]["denoiser"]["file"]) < 1e-3
+
+
+def test_framewise_self_similarity_sees_a_repeating_song_as_consistent_and_a_changing_one_as_not():
+    from latent_trio_models.evaluate_songs import consistency_and_variance, frame_overlaps, overlap_statistics, overlapping_area
+
+    assert overlapping_area(60, 4, 60, 4) == pytest.approx(1.0, abs=1e-3)
+    assert overlapping_area(40, 1, 80, 1) < 1e-3
+    bar = np.ones(16, dtype=np.int64)
+    bar[0], bar[4], bar[8] = 60 - vocab.MIN_PITCH + 2, 64 - vocab.MIN_PITCH + 2, 67 - vocab.MIN_PITCH + 2
+    repeating = np.tile(bar, 64)
+    assert all(value == pytest.approx(1.0, abs=1e-3) for value in frame_overlaps(repeating)["pitch"])
+    low, high = bar.copy(), bar.copy()
+    high[[0, 4, 8]] += 24
+    changing = np.concatenate([np.tile(low, 8), np.tile(high, 8)] * 4)
+    truth = overlap_statistics([repeating])
+    scores = consistency_and_variance(overlap_statistics([changing]), truth)
+    assert scores["pitch_consistency"] < 0.95
+    assert consistency_and_variance(truth, truth)["pitch_consistency"] == 1.0

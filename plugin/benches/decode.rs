@@ -143,6 +143,56 @@ fn main() {
         }
     }
 
+    // Song mode: the song priors write a song (DDIM), then the 2-bar models
+    // decode its 32 slots for every part.
+    let song_knobs = KnobSnapshot {
+        phrase: PhraseLength::Song,
+        ..KnobSnapshot::default()
+    };
+    let (mut written, mut decoded) = (Vec::new(), Vec::new());
+    let mut song_phrase = Box::<Phrase>::default();
+    for run in 0..RUNS / 10 {
+        let seed = 1000 + run as u32;
+        let started = Instant::now();
+        let song = engine
+            .write_song(seed, None)
+            .expect("the song priors write");
+        written.push(started.elapsed());
+        let stored = StoredLatents {
+            song: Some(song),
+            ..StoredLatents::default()
+        };
+        let started = Instant::now();
+        engine
+            .decode(
+                &KnobSnapshot { seed, ..song_knobs },
+                &stored,
+                &mut song_phrase,
+                None,
+            )
+            .result()
+            .expect("the song decodes");
+        decoded.push(started.elapsed());
+    }
+    let priors = engine.song_priors.iter().flatten().count();
+    let steps: usize = engine
+        .song_priors
+        .iter()
+        .flatten()
+        .map(|prior| prior.manifest.sampler.steps)
+        .sum();
+    let written_ms =
+        written.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e3 / written.len() as f64;
+    println!(
+        "song: {priors} song prior(s), {steps} denoiser steps in all ({:.3} ms a step): {}",
+        written_ms / steps.max(1) as f64,
+        summary(written)
+    );
+    println!(
+        "song: decoding its 64 bars, three parts: {}",
+        summary(decoded)
+    );
+
     // The engine alone (no worker, no bridge): a knob of every part moves
     // while 16-bar phrases play; the bar at the change point first, then
     // the rest.

@@ -924,6 +924,28 @@ pub fn cli_onsets(seed: u32, bars: u32, meter: (u16, u16)) -> Onsets {
     cli_onsets_with(seed, bars, meter, &[])
 }
 
+/// The note-ons of `bars` (counted in 4/4 bars from the song start), moved
+/// to start at step 0.
+pub fn in_bars(onsets: &Onsets, bars: std::ops::Range<i64>) -> Onsets {
+    onsets
+        .iter()
+        .filter(|onset| bars.contains(&(onset.0 / 16)))
+        .map(|&(step, channel, key)| (step - bars.start * 16, channel, key))
+        .collect()
+}
+
+impl Instance {
+    /// Stops the transport and gives every note-on since the instance was
+    /// created by 16th step, at 120 BPM and 48 kHz (the offline default).
+    pub fn stop_and_onsets(&mut self) -> Onsets {
+        const SAMPLES_PER_STEP: u64 = 6_000;
+        self.stop_and_note_ons()
+            .iter()
+            .map(|&(sample, channel, key)| ((sample / SAMPLES_PER_STEP) as i64, channel, key))
+            .collect()
+    }
+}
+
 /// [`cli_onsets`] with `extra` arguments for `render` (e.g. `--chords`).
 pub fn cli_onsets_with(seed: u32, bars: u32, meter: (u16, u16), extra: &[&str]) -> Onsets {
     cli_note_ons(seed, bars, meter, extra)

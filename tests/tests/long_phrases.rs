@@ -3,7 +3,7 @@
 //! a knob move that changes the bars still to come while the bars already
 //! heard come back as they were.
 
-use latent_trio_host::{Bundle, Instance, Onsets, clap_bundle, cli_onsets_with};
+use latent_trio_host::{Bundle, Instance, clap_bundle, cli_onsets_with, in_bars};
 
 const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
 /// The Phrase parameter's "16 bars" (Progression, 2, 4, 8, 16 bars).
@@ -15,30 +15,12 @@ fn sixteen_bar_instance(bundle: &Bundle) -> Instance {
     instance
 }
 
-/// Note-ons as (16th step, channel, key).
-fn onsets(instance: &mut Instance) -> Onsets {
-    instance
-        .stop_and_note_ons()
-        .iter()
-        .map(|&(sample, channel, key)| ((sample / (BAR / 16)) as i64, channel, key))
-        .collect()
-}
-
-/// The note-ons of `bars`, moved to start at step 0.
-fn in_bars(onsets: &Onsets, bars: std::ops::Range<i64>) -> Onsets {
-    onsets
-        .iter()
-        .filter(|onset| bars.contains(&(onset.0 / 16)))
-        .map(|&(step, channel, key)| (step - bars.start * 16, channel, key))
-        .collect()
-}
-
 #[test]
 fn a_16_bar_phrase_plays_what_the_cli_renders_and_repeats_only_after_16_bars() {
     let bundle = Bundle::load(&clap_bundle()).unwrap();
     let mut instance = sixteen_bar_instance(&bundle);
     instance.play_bars(32.0, 512);
-    let heard = onsets(&mut instance);
+    let heard = instance.stop_and_onsets();
     let rendered = cli_onsets_with(1, 32, (4, 4), &["--phrase-bars", "16"]);
     assert!(rendered.len() > 200, "{} notes", rendered.len());
     assert_eq!(heard, rendered, "the plugin plays what the CLI renders");
@@ -71,7 +53,7 @@ fn with_change_every_4_bars_a_knob_moved_in_bar_6_changes_the_music_from_bar_9_a
         } else {
             instance.play_bars(24.0, 512);
         }
-        onsets(&mut instance)
+        instance.stop_and_onsets()
     };
     let before = run(None);
     // Bar 6 (1-based) starts 5 bars in.

@@ -3,10 +3,9 @@
 //! project.
 
 use latent_trio_host::{
-    Bundle, Instance, Onsets, clap_bundle, cli_onsets_with, state_bytes, state_json,
+    Bundle, Instance, Onsets, clap_bundle, cli_onsets_with, in_bars, state_bytes, state_json,
 };
 
-const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
 /// The Phrase parameter's "Song (64 bars)" (Progression, 2, 4, 8, 16 bars, Song).
 const SONG: f64 = 5.0;
 
@@ -16,24 +15,11 @@ fn song_instance(bundle: &Bundle) -> Instance {
     instance
 }
 
-/// Note-ons of `bars` bars from the song start, as (16th step, channel, key).
+/// Note-ons of `bars` bars from the song start, by 16th step.
 fn play(instance: &mut Instance, bars: f64) -> Onsets {
     instance.song = Default::default();
     instance.play_bars(bars, 512);
-    instance
-        .stop_and_note_ons()
-        .iter()
-        .map(|&(sample, channel, key)| ((sample / (BAR / 16)) as i64, channel, key))
-        .collect()
-}
-
-/// The note-ons of `bars`, moved to start at step 0.
-fn in_bars(onsets: &Onsets, bars: std::ops::Range<i64>) -> Onsets {
-    onsets
-        .iter()
-        .filter(|onset| bars.contains(&(onset.0 / 16)))
-        .map(|&(step, channel, key)| (step - bars.start * 16, channel, key))
-        .collect()
+    instance.stop_and_onsets()
 }
 
 #[test]
