@@ -266,3 +266,46 @@ fn edit_manifest(folder: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     edit(&mut manifest);
     std::fs::write(&path, manifest.to_string()).unwrap();
 }
+
+#[test]
+fn a_clip_put_into_a_slot_plays_there_and_a_re_roll_around_it_keeps_it() {
+    let mut engine = engine();
+    let song = engine.write_song(9, None).unwrap();
+    // A melody latent from another song stands in for an imported clip.
+    let clip = engine.write_song(10, None).unwrap().latents[Part::Melody.index()]
+        .as_ref()
+        .unwrap()[3]
+        .clone();
+    let with_clip = engine
+        .song_with_clip(9, &StoredLatents::default(), Part::Melody, 5, &clip)
+        .unwrap()
+        .expect("the melody has a song prior");
+    assert_eq!((with_clip.seed, with_clip.take), (9, 1));
+    let melody = |song: &Song| song.latents[Part::Melody.index()].clone().unwrap();
+    assert_eq!(melody(&with_clip)[5], clip);
+    assert_eq!(
+        with_clip.latents[Part::Bass.index()],
+        song.latents[Part::Bass.index()]
+    );
+    let knobs = KnobSnapshot::default();
+    let (before, after) = (
+        song_onsets(&mut engine, &song, &knobs, Part::Melody),
+        song_onsets(&mut engine, &with_clip, &knobs, Part::Melody),
+    );
+    assert_ne!(
+        in_bars(&before, 10..12),
+        in_bars(&after, 10..12),
+        "bars 11-12 play the clip"
+    );
+    assert_eq!(in_bars(&before, 0..10), in_bars(&after, 0..10));
+    assert_eq!(in_bars(&before, 12..64), in_bars(&after, 12..64));
+    let mut locked = [false; SONG_SLOTS];
+    locked[5] = true;
+    let rerolled = engine.write_song(9, Some((&with_clip, &locked))).unwrap();
+    assert_eq!(
+        melody(&rerolled)[5],
+        clip,
+        "the clip's slot survives a re-roll"
+    );
+    assert_ne!(melody(&rerolled)[4], melody(&with_clip)[4]);
+}

@@ -501,14 +501,26 @@ impl EditorApp {
                     .desired_width(140.0),
             );
             let typed = path.trim();
+            // In Song mode a clip becomes the slot playing now.
+            let slot = (self.shared.params.phrase.value() == PhraseSetting::Song).then(|| {
+                self.shared
+                    .now_playing
+                    .step()
+                    .map_or(0, |step| step / (STEPS_PER_BAR * MODEL_BARS))
+            });
+            let hover = match slot {
+                Some(_) => "Put your own clip (2 bars of 4/4) into the song's slot playing now, and lock it",
+                None => "Start this part from your own clip (2 bars of 4/4)",
+            };
             if ui
                 .add_enabled(!typed.is_empty(), egui::Button::new("Import"))
-                .on_hover_text("Start this part from your own clip (2 bars of 4/4)")
+                .on_hover_text(hover)
                 .clicked()
             {
                 let _ = self.shared.commands.send(WorkerCommand::ImportClip {
                     part,
                     path: expand_home(typed),
+                    slot,
                 });
             }
         });

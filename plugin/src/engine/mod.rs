@@ -646,6 +646,29 @@ impl Engine {
         })
     }
 
+    /// The song `seed` plays with `latent` (an imported clip of `part`) in
+    /// slot `slot`: the song's next take. `None` where no song prior writes
+    /// `part` (the clip then plays as the part's phrase latent).
+    pub fn song_with_clip(
+        &mut self,
+        seed: u32,
+        stored: &StoredLatents,
+        part: Part,
+        slot: usize,
+        latent: &[f32],
+    ) -> ModelResult<Option<Song>> {
+        let mut song = self.song(seed, stored)?;
+        let Some(slots) = &mut song.latents[part.index()] else {
+            return Ok(None);
+        };
+        match slots.get_mut(slot) {
+            Some(kept) if kept.len() == latent.len() => kept.copy_from_slice(latent),
+            _ => return Ok(None),
+        }
+        song.take += 1;
+        Ok(Some(song))
+    }
+
     /// The song `seed` plays in Song mode: the one stored for it (its slots
     /// re-rolled), else the seed's own, written once and kept.
     pub fn song(&mut self, seed: u32, stored: &StoredLatents) -> ModelResult<Song> {

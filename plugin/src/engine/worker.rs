@@ -21,7 +21,7 @@ use super::schedule::{Decision, DecodeCost, DecodeKind, DecodeSchedule};
 use super::{Engine, PartInputs, RuntimeError};
 use crate::bridge::{ChangeTiming, DecodeRequest, WorkerSide};
 use crate::knobs::{ATTRIBUTE_KNOBS, AttributeKnob};
-use crate::pattern::{Part, Phrase};
+use crate::pattern::{MODEL_BARS, Part, Phrase};
 use crate::stored::{Scene, SharedStoredLatents, StoredLatents};
 
 /// The worker thread's name, as tools that list threads show it (Linux keeps
@@ -93,6 +93,8 @@ pub enum WorkerCommand {
         part: Part,
         /// The .mid file.
         path: PathBuf,
+        /// In Song mode: the song's slot the clip becomes (then locked).
+        slot: Option<usize>,
     },
     /// Store the latents of the newest phrase as scene 0 (A) or 1 (B).
     StoreScene(usize),
@@ -603,7 +605,7 @@ impl Worker {
 
     fn obey(&mut self, command: WorkerCommand) {
         let notice = match command {
-            WorkerCommand::ImportClip { part, path } => self.import_clip(part, &path),
+            WorkerCommand::ImportClip { part, path, slot } => self.import_clip(part, &path, slot),
             WorkerCommand::StoreScene(slot) => self.store_scene(slot),
             WorkerCommand::RerollSong => self.reroll_song(),
         };
@@ -612,11 +614,40 @@ impl Worker {
         *self.settings.status.notice.lock() = notice;
     }
 
-    fn import_clip(&mut self, part: Part, path: &std::path::Path) -> Result<String, String> {
-        let clip = self
-            .engine()?
+    fn import_clip(
+        &mut self,
+        part: Part,
+        path: &std::path::Path,
+        slot: Option<usize>,
+    ) -> Result<String, String> {
+        let not_imported =
+            |error: &dyn std::fmt::Display| format!("{} clip not imported: {error}", part.title());
+        let seed = self.latest.map(|request| request.knobs.seed);
+        self.refresh_stored();
+        let stored = self.stored.1.clone();
+        let engine = self.engine()?;
+        let clip = engine
             .import_clip(part, path)
-            .map_err(|error| format!("{} clip not imported: {error}", part.title()))?;
+            .map_err(|error| not_imported(&error))?;
+        if let (Some(slot), Some(seed)) = (slot, seed) {
+            let song = engine
+                .song_with_clip(seed, &stored, part, slot, &clip.latent)
+                .map_err(|error| not_imported(&error))?;
+            if let Some(song) = song {
+                self.settings.stored.update(|stored| {
+                    stored.song = Some(song);
+                    stored.locked_slots[slot] = true;
+                });
+                return Ok(format!(
+                    "{} plays {} in bars {}-{} of the song (locked): {}",
+                    part.title(),
+                    clip.name,
+                    slot * MODEL_BARS + 1,
+                    slot * MODEL_BARS + MODEL_BARS,
+                    clip.summary
+                ));
+            }
+        }
         let notice = format!(
             "{} now plays from {}: {}",
             part.title(),
