@@ -209,7 +209,15 @@ type Breakage = Box<dyn FnOnce(&Path)>;
 
 #[test]
 fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
-    let cases: [(&str, Breakage); 3] = [
+    let cases: [(&str, Breakage); 4] = [
+        (
+            "the denoiser must map",
+            Box::new(|folder| {
+                edit_manifest(folder, |m| {
+                    m["graphs"]["denoiser"]["outputs"][0]["name"] = "eps".into()
+                })
+            }),
+        ),
         (
             "denoiser.onnx",
             Box::new(|folder| {
