@@ -9,7 +9,9 @@ variance of the OAs are compared with the held-out songs':
 Consistency = max(0, 1 - |mean - mean_data| / mean_data) and
 Variance = max(0, 1 - |var - var_data| / var_data), for pitch and duration.
 
-Songs scored (bass and melody, each over a held-out song's own chords):
+Songs scored (bass and melody each over a held-out song's own chords;
+drums with the drum class for pitch and the steps to the next hit for
+duration):
 - `data`: the held-out songs' notes;
 - `diffusion`: the prior's songs (DDIM);
 - `independent`: a latent drawn from the VAE's prior for every slot;
@@ -55,6 +57,17 @@ def notes(tokens: np.ndarray) -> list[tuple[int, int, int]]:
     return found
 
 
+def drum_hits(tokens: np.ndarray) -> list[tuple[int, int, int]]:
+    """(step, steps to the next hit, drum class) of every hit of a drum token
+    sequence: the drums' stand-ins for pitch and duration."""
+    onsets = [step for step, token in enumerate(tokens) if token > 0]
+    found = []
+    for index, step in enumerate(onsets):
+        gap = (onsets[index + 1] if index + 1 < len(onsets) else len(tokens)) - step
+        found.extend((step, gap, drum_class) for drum_class in range(len(vocab.DRUM_CLASSES)) if int(tokens[step]) >> drum_class & 1)
+    return found
+
+
 def overlapping_area(mean_a: float, var_a: float, mean_b: float, var_b: float) -> float:
     """Area under the smaller of two Gaussian densities (numerically)."""
     sd_a, sd_b = max(np.sqrt(var_a), 1e-3), max(np.sqrt(var_b), 1e-3)
@@ -68,12 +81,13 @@ def overlapping_area(mean_a: float, var_a: float, mean_b: float, var_b: float) -
     return float(np.trapezoid(np.minimum(density(mean_a, sd_a), density(mean_b, sd_b)), x))
 
 
-def frame_overlaps(tokens: np.ndarray) -> dict[str, list[float]]:
+def frame_overlaps(tokens: np.ndarray, part: str = "melody") -> dict[str, list[float]]:
     """OAs of neighbouring 4-bar frames (2-bar hop) of one song's tokens, for
-    pitch and duration; frames without notes are skipped."""
+    pitch and duration (drums: drum class and the steps to the next hit);
+    frames without notes are skipped."""
     steps_per_frame = FRAME_BARS * vocab.STEPS_PER_BAR
     hop = HOP_BARS * vocab.STEPS_PER_BAR
-    song_notes = notes(tokens)
+    song_notes = drum_hits(tokens) if part == "drums" else notes(tokens)
     stats = []
     for start in range(0, len(tokens) - steps_per_frame + 1, hop):
         inside = [n for n in song_notes if start <= n[0] < start + steps_per_frame]
@@ -92,11 +106,11 @@ def frame_overlaps(tokens: np.ndarray) -> dict[str, list[float]]:
     return out
 
 
-def overlap_statistics(songs: list[np.ndarray]) -> dict[str, tuple[float, float]]:
+def overlap_statistics(songs: list[np.ndarray], part: str = "melody") -> dict[str, tuple[float, float]]:
     """Mean and variance of all neighbouring-frame OAs of `songs`."""
     pooled: dict[str, list[float]] = {"pitch": [], "duration": []}
     for tokens in songs:
-        for name, values in frame_overlaps(tokens).items():
+        for name, values in frame_overlaps(tokens, part).items():
             pooled[name].extend(values)
     return {name: (float(np.mean(v)), float(np.var(v))) for name, v in pooled.items()}
 
@@ -120,8 +134,8 @@ def consistency_and_variance(stats: dict, truth: dict) -> dict[str, float]:
 
 
 @torch.no_grad()
-def decode_song(model: MusicVAE, latents: np.ndarray, chords: np.ndarray) -> np.ndarray:
-    """Slot latents [32, L] over chords [32, 32] -> tokens [32 * 32], greedy."""
+def decode_song(model: MusicVAE, latents: np.ndarray, chords: np.ndarray | None) -> np.ndarray:
+    """Slot latents [32, L] (over chords [32, 32]) -> tokens [32 * 32], greedy."""
     z = torch.as_tensor(latents, dtype=torch.float32)
     tokens = model.sample(z, temperature=0.0, chords=evaluate.chord_inputs(chords))
     return tokens.numpy().reshape(-1)
@@ -142,17 +156,19 @@ def load_prior(path: Path) -> tuple[Denoiser, Normaliser, dict]:
     return model, Normaliser(np.array(scaling["low"], np.float32), np.array(scaling["high"], np.float32)), saved["state"]
 
 
-def evaluate_melodic(prior_path: Path, latents_path: Path, weights: Path, data_dir: Path, steps: int, seed: int = 0) -> dict:
-    """Every score of the module doc for bass and melody, on the held-out
-    (test) songs of at least 32 slots (their first 32)."""
+def score_songs(group: str, prior_path: Path, latents_path: Path, weights: Path, data_dir: Path, steps: int, seed: int = 0) -> dict:
+    """Every score of the module doc for the parts of `group`, on the
+    held-out (test) songs of at least 32 slots (their first 32)."""
+    parts = song_latents.GROUPS[group]
     prior, normaliser, _ = load_prior(prior_path)
-    vaes = {part: load_checkpoint(weights / f"{part}_2bar.pt")[0] for part in ("bass", "melody")}
+    vaes = {part: load_checkpoint(weights / f"{part}_2bar.pt")[0] for part in parts}
     arrays = song_latents.load(latents_path)
-    songs = {s["song"]: s for s in song_latents.pop909_sequences(data_dir) if s["split"] == "test"}
-    starts, lengths, ids = (arrays[f"melodic_test_{k}"] for k in ("start", "length", "song"))
+    sequences = song_latents.groove_sequences(data_dir) if group == "drums" else song_latents.pop909_sequences(data_dir)
+    songs = {s["song"]: s for s in sequences if s["split"] == "test"}
+    starts, lengths, ids = (arrays[f"{group}_test_{k}"] for k in ("start", "length", "song"))
     chosen = [(int(start), str(song)) for start, length, song in zip(starts, lengths, ids) if length >= SLOTS]
-    latents = np.stack([arrays["melodic_test"][start : start + SLOTS] for start, _ in chosen])
-    chords = [songs[song]["chords"][:SLOTS] for _, song in chosen]
+    latents = np.stack([arrays[f"{group}_test"][start : start + SLOTS] for start, _ in chosen])
+    chords = [songs[song]["chords"][:SLOTS] if "chords" in songs[song] else None for _, song in chosen]
     count = len(chosen)
     generator = torch.Generator().manual_seed(seed)
 
@@ -170,11 +186,11 @@ def evaluate_melodic(prior_path: Path, latents_path: Path, weights: Path, data_d
     keep = np.zeros((count, SLOTS), dtype=bool)
     keep[:, :8] = True
     keep[:, 24:] = True
+    width = latents.shape[2] // len(parts)
     interpolated = latents.copy()
     for row in range(count):
-        for half in (0, 1):
-            width = latents.shape[2] // 2
-            dims = slice(half * width, (half + 1) * width)
+        for index in range(len(parts)):
+            dims = slice(index * width, (index + 1) * width)
             interpolated[row, 8:24, dims] = slerp_slots(latents[row, 7, dims], latents[row, 24, dims], 16)
     sets = {
         "reconstruction": latents,
@@ -184,30 +200,29 @@ def evaluate_melodic(prior_path: Path, latents_path: Path, weights: Path, data_d
         "infill_interpolation": interpolated,
     }
     result: dict = {"songs": count, "ddim_steps": steps}
-    for index, part in enumerate(("bass", "melody")):
-        width = latents.shape[2] // 2
+    for index, part in enumerate(parts):
         dims = slice(index * width, (index + 1) * width)
         data_tokens = [songs[song][part][:SLOTS].reshape(-1) for _, song in chosen]
-        truth = overlap_statistics(data_tokens)
+        truth = overlap_statistics(data_tokens, part)
         scores = {"data": consistency_and_variance(truth, truth)}
         for name, song_latents_ in sets.items():
             decoded = [decode_song(vaes[part], song_latents_[row, :, dims], chords[row]) for row in range(count)]
-            scores[name] = consistency_and_variance(overlap_statistics(decoded), truth)
+            scores[name] = consistency_and_variance(overlap_statistics(decoded, part), truth)
         result[part] = scores
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--group", choices=["melodic"], default="melodic")
-    parser.add_argument("--prior", type=Path, default=Path("models/weights/song_melodic.pt"))
+    parser.add_argument("--group", choices=list(song_latents.GROUPS), default="melodic")
     parser.add_argument("--latents", type=Path, default=Path("models/work/data/song_latents.npz"))
     parser.add_argument("--weights", type=Path, default=Path("models/weights"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(json.dumps(evaluate_melodic(args.prior, args.latents, args.weights, args.data, args.steps), indent=1))
+    prior = args.weights / f"song_{args.group}.pt"
+    print(json.dumps(score_songs(args.group, prior, args.latents, args.weights, args.data, args.steps), indent=1))
 
 
 if __name__ == "__main__":

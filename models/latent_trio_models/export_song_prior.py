@@ -20,7 +20,7 @@ import torch
 
 from . import song_latents
 from .diffusion import BETA_END, BETA_START, NOISE_SCALE, SCHEDULE_STEPS, Denoiser
-from .evaluate_songs import evaluate_melodic, load_prior
+from .evaluate_songs import load_prior, score_songs
 from .export import OPSET, pin_fixed_dimensions
 
 FORMAT_VERSION = 1
@@ -119,8 +119,7 @@ def export(group: str, prior_path: Path, out: Path, latents: Path, weights: Path
         },
         "parity_max_abs_diff": difference,
     }
-    if group == "melodic":
-        manifest["evaluation"] = evaluate_melodic(prior_path, latents, weights, data_dir, SAMPLER_STEPS)
+    manifest["evaluation"] = score_songs(group, prior_path, latents, weights, data_dir, SAMPLER_STEPS)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
