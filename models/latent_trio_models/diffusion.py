@@ -89,6 +89,7 @@ class Layer(nn.Module):
     def __init__(self, size: DenoiserSize):
         super().__init__()
         self.heads = size.heads
+        self.scale = 1.0 / math.sqrt(size.width // size.heads)
         self.attention_norm = FiLMNorm(size.width, size.width)
         self.qkv = nn.Linear(size.width, 3 * size.width)
         self.out = nn.Linear(size.width, size.width)
@@ -104,7 +105,7 @@ class Layer(nn.Module):
         def heads(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(batch, slots, self.heads, width // self.heads).transpose(1, 2)
 
-        scores = heads(q) @ heads(k).transpose(-1, -2) / math.sqrt(width // self.heads)
+        scores = heads(q) @ heads(k).transpose(-1, -2) * self.scale
         if padding is not None:
             scores = scores.masked_fill(padding[:, None, None, :], float("-inf"))
         mixed = (scores.softmax(-1) @ heads(v)).transpose(1, 2).reshape(batch, slots, width)
