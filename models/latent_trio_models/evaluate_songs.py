@@ -19,7 +19,9 @@ duration):
   by the prior around the first and last 8 (encoder means);
 - `infill_interpolation`: the same middle slots by spherical interpolation
   between slot 8 and slot 25.
-Generated latents are decoded greedily by the shipped 2-bar models.
+Generated sets hold 4 songs per held-out song (over its chords), so that
+the scores do not hang on one draw. Latents are decoded greedily by the
+shipped 2-bar models.
 
 Run: python -m latent_trio_models.evaluate_songs --group melodic
 """
@@ -156,9 +158,13 @@ def load_prior(path: Path) -> tuple[Denoiser, Normaliser, dict]:
     return model, Normaliser(np.array(scaling["low"], np.float32), np.array(scaling["high"], np.float32)), saved["state"]
 
 
-def score_songs(group: str, prior_path: Path, latents_path: Path, weights: Path, data_dir: Path, steps: int, seed: int = 0) -> dict:
+def score_songs(
+    group: str, prior_path: Path, latents_path: Path, weights: Path, data_dir: Path, steps: int, seed: int = 0, samples: int = 4
+) -> dict:
     """Every score of the module doc for the parts of `group`, on the
-    held-out (test) songs of at least 32 slots (their first 32)."""
+    held-out (test) songs of at least 32 slots (their first 32); `samples`
+    generated songs per held-out song (over its chords), for the sets that
+    draw noise."""
     parts = song_latents.GROUPS[group]
     prior, normaliser, _ = load_prior(prior_path)
     vaes = {part: load_checkpoint(weights / f"{part}_2bar.pt")[0] for part in parts}
@@ -169,7 +175,10 @@ def score_songs(group: str, prior_path: Path, latents_path: Path, weights: Path,
     chosen = [(int(start), str(song)) for start, length, song in zip(starts, lengths, ids) if length >= SLOTS]
     latents = np.stack([arrays[f"{group}_test"][start : start + SLOTS] for start, _ in chosen])
     chords = [songs[song]["chords"][:SLOTS] if "chords" in songs[song] else None for _, song in chosen]
-    count = len(chosen)
+    # The generated songs: `samples` per held-out song, over its chords.
+    latents = np.repeat(latents, samples, axis=0)
+    chords = [c for c in chords for _ in range(samples)]
+    count = len(latents)
     generator = torch.Generator().manual_seed(seed)
 
     def prior_songs(fixed: np.ndarray | None = None, keep: np.ndarray | None = None) -> np.ndarray:
@@ -192,21 +201,23 @@ def score_songs(group: str, prior_path: Path, latents_path: Path, weights: Path,
         for index in range(len(parts)):
             dims = slice(index * width, (index + 1) * width)
             interpolated[row, 8:24, dims] = slerp_slots(latents[row, 7, dims], latents[row, 24, dims], 16)
+    one_each = slice(None, None, samples)
     sets = {
-        "reconstruction": latents,
+        "reconstruction": latents[one_each],
         "diffusion": prior_songs(),
         "independent": np.random.default_rng(seed).standard_normal(latents.shape).astype(np.float32),
         "infill_diffusion": prior_songs(latents, keep),
-        "infill_interpolation": interpolated,
+        "infill_interpolation": interpolated[one_each],
     }
-    result: dict = {"songs": count, "ddim_steps": steps}
+    result: dict = {"songs": len(chosen), "generated_per_song": samples, "ddim_steps": steps}
     for index, part in enumerate(parts):
         dims = slice(index * width, (index + 1) * width)
         data_tokens = [songs[song][part][:SLOTS].reshape(-1) for _, song in chosen]
         truth = overlap_statistics(data_tokens, part)
         scores = {"data": consistency_and_variance(truth, truth)}
         for name, song_latents_ in sets.items():
-            decoded = [decode_song(vaes[part], song_latents_[row, :, dims], chords[row]) for row in range(count)]
+            stride = 1 if len(song_latents_) == count else samples
+            decoded = [decode_song(vaes[part], song_latents_[row, :, dims], chords[row * stride]) for row in range(len(song_latents_))]
             scores[name] = consistency_and_variance(overlap_statistics(decoded, part), truth)
         result[part] = scores
     return result
