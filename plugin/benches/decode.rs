@@ -149,7 +149,10 @@ fn main() {
         phrase: PhraseLength::Song,
         ..KnobSnapshot::default()
     };
-    let (mut written, mut decoded) = (Vec::new(), Vec::new());
+    let (mut written, mut decoded, mut rerolled) = (Vec::new(), Vec::new(), Vec::new());
+    // Re-roll bars 17-48 around the rest, as the window's Re-roll does.
+    let mut locked = [true; latent_trio::pattern::SONG_SLOTS];
+    locked[8..24].fill(false);
     let mut song_phrase = Box::<Phrase>::default();
     for run in 0..RUNS / 10 {
         let seed = 1000 + run as u32;
@@ -158,6 +161,11 @@ fn main() {
             .write_song(seed, None)
             .expect("the song priors write");
         written.push(started.elapsed());
+        let started = Instant::now();
+        engine
+            .write_song(seed, Some((&song, &locked)))
+            .expect("the song priors re-roll");
+        rerolled.push(started.elapsed());
         let stored = StoredLatents {
             song: Some(song),
             ..StoredLatents::default()
@@ -187,6 +195,10 @@ fn main() {
         "song: {priors} song prior(s), {steps} denoiser steps in all ({:.3} ms a step): {}",
         written_ms / steps.max(1) as f64,
         summary(written)
+    );
+    println!(
+        "song: re-rolling bars 17-48 around the rest: {}",
+        summary(rerolled)
     );
     println!(
         "song: decoding its 64 bars, three parts: {}",
