@@ -41,8 +41,8 @@ fn song_mode_plays_the_cli_song_note_for_note_for_64_bars_and_round_the_loop() {
     );
 }
 
-/// A re-rolled song as the window stores it: take 1 of seed 1, its first 8
-/// slots locked, bass and melody latents of every slot.
+/// A re-rolled song as the window stores it: take 1 of seed 1, the latents
+/// of every part in every slot.
 fn rerolled_song() -> serde_json::Value {
     let slots = |phase: f32| -> Vec<Vec<f32>> {
         (0..32)
@@ -56,7 +56,7 @@ fn rerolled_song() -> serde_json::Value {
     serde_json::json!({
         "seed": 1,
         "take": 1,
-        "latents": [null, slots(0.0), slots(1.3)],
+        "latents": [slots(2.6), slots(0.0), slots(1.3)],
     })
 }
 
@@ -78,14 +78,6 @@ fn a_re_rolled_song_with_locked_slots_is_saved_with_the_project_and_plays_the_sa
         .expect("the state loads");
     let rerolled = play(&mut first, 64.0);
     assert_ne!(rerolled, own, "the stored song plays, not the seed's own");
-    assert_eq!(
-        in_bars(&rerolled, 0..64)
-            .iter()
-            .filter(|n| n.1 == 9)
-            .count(),
-        in_bars(&own, 0..64).iter().filter(|n| n.1 == 9).count(),
-        "the drums (no song prior) loop their phrase in both"
-    );
 
     let saved = state_json(&first.save_state());
     let kept: serde_json::Value =
