@@ -32,8 +32,9 @@ from .model import MusicVAE
 from .train import TRANSPOSE
 
 SLOT_STEPS = 2 * vocab.STEPS_PER_BAR
-# Slot groups stored per split: name -> parts whose latents sit side by side.
-GROUPS = {"drums": ("drums",), "melodic": ("bass", "melody")}
+# Slot groups stored per split: name -> parts whose latents sit side by side
+# ("bass" alone: an experiment against the shared bass-and-melody prior).
+GROUPS = {"drums": ("drums",), "melodic": ("bass", "melody"), "bass": ("bass",)}
 
 
 def slots(tokens: np.ndarray) -> np.ndarray:
@@ -108,7 +109,7 @@ def song_latents(models: dict[str, MusicVAE], songs: list[dict], group: str) -> 
         latents, starts, lengths, ids, shifts = [], [], [], [], []
         total = 0
         for song in (s for s in songs if s["split"] == split):
-            keys = key_shifts(song) if group == "melodic" and split == "train" else [0]
+            keys = key_shifts(song) if group != "drums" and split == "train" else [0]
             for shift in keys:
                 columns = []
                 for part in parts:
@@ -147,7 +148,9 @@ def main() -> None:
     models = {part: load_checkpoint(args.weights / f"{part}_2bar.pt")[0] for part in ("drums", "bass", "melody")}
     arrays = {}
     arrays.update(song_latents(models, groove_sequences(args.data), "drums"))
-    arrays.update(song_latents(models, pop909_sequences(args.data), "melodic"))
+    pop909 = pop909_sequences(args.data)
+    arrays.update(song_latents(models, pop909, "melodic"))
+    arrays.update(song_latents(models, pop909, "bass"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **arrays)
     for group in GROUPS:
