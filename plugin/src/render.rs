@@ -71,28 +71,7 @@ pub fn render(
     stored: &StoredLatents,
     settings: &RenderSettings,
 ) -> Result<Vec<Track>, ModelError> {
-    let mut tracks = empty_tracks(settings);
-    let ticks_per_variation = bar_ticks(settings) * u64::from(settings.bars);
-    let mut phrase = Box::<Phrase>::default();
-    for variation in 0..settings.variations.max(1) {
-        let knobs = KnobSnapshot {
-            seed: knobs.seed.wrapping_add(variation),
-            ..*knobs
-        };
-        engine.decode(&knobs, stored, &mut phrase, None).result()?;
-        let played = phrase_tracks(&phrase, &harmony(&knobs, stored).0, settings);
-        append(
-            &mut tracks,
-            played,
-            u64::from(variation) * ticks_per_variation,
-        );
-    }
-    Ok(tracks)
-}
-
-/// One empty track per part of `settings`, and one for the chords if asked.
-fn empty_tracks(settings: &RenderSettings) -> Vec<Track> {
-    settings
+    let mut tracks: Vec<Track> = settings
         .parts
         .iter()
         .map(|&(part, _)| Track {
@@ -103,24 +82,29 @@ fn empty_tracks(settings: &RenderSettings) -> Vec<Track> {
             name: "Chords".into(),
             notes: Vec::new(),
         }))
-        .collect()
-}
-
-/// Ticks in one bar of `settings.meter`.
-fn bar_ticks(settings: &RenderSettings) -> u64 {
-    (settings.meter.bar_quarters() * f64::from(TICKS_PER_QUARTER)) as u64
-}
-
-/// Appends `played` to `tracks`, `start` ticks in.
-fn append(tracks: &mut [Track], played: Vec<Track>, start: u64) {
-    for (track, played) in tracks.iter_mut().zip(played) {
-        track
-            .notes
-            .extend(played.notes.into_iter().map(|note| TimedNote {
-                tick: note.tick + start,
-                ..note
-            }));
+        .collect();
+    let ticks_per_variation = (f64::from(settings.bars)
+        * settings.meter.bar_quarters()
+        * f64::from(TICKS_PER_QUARTER)) as u64;
+    let mut phrase = Box::<Phrase>::default();
+    for variation in 0..settings.variations.max(1) {
+        let knobs = KnobSnapshot {
+            seed: knobs.seed.wrapping_add(variation),
+            ..*knobs
+        };
+        engine.decode(&knobs, stored, &mut phrase, None).result()?;
+        let start = u64::from(variation) * ticks_per_variation;
+        let played = phrase_tracks(&phrase, &harmony(&knobs, stored).0, settings);
+        for (track, played) in tracks.iter_mut().zip(played) {
+            track
+                .notes
+                .extend(played.notes.into_iter().map(|note| TimedNote {
+                    tick: note.tick + start,
+                    ..note
+                }));
+        }
     }
+    Ok(tracks)
 }
 
 /// `settings.bars` bars of `phrase` as the plugin plays them; one track per
