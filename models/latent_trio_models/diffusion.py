@@ -213,23 +213,33 @@ def sample(
     generator: torch.Generator | None = None,
     fixed: torch.Tensor | None = None,
     keep: torch.Tensor | None = None,
+    resample: int = 1,
 ) -> torch.Tensor:
     """DDIM (deterministic) from Gaussian noise: [count, slots, latent] scaled
     latents. With `fixed` [count, slots, latent] and `keep` [count, slots]
     (bool), the kept slots are the fixed ones, diffused to each step's noise
-    level with one noise draw, and the others are generated around them."""
+    level with one noise draw, and the others are generated around them;
+    `resample` > 1 takes each infilling step that many times, noising the
+    result back between tries (RePaint's resampling), so the written slots
+    agree with the kept ones rather than only sitting beside them."""
     size = model.size
     shape = (count, size.slots, size.latent)
     x = torch.randn(shape, generator=generator)
     fixed_noise = torch.randn(shape, generator=generator)
     levels = ddim_levels(steps)
+    infilling = fixed is not None and keep is not None
     for level, next_level in zip(levels[:-1], levels[1:]):
-        if fixed is not None and keep is not None:
-            diffused = level * fixed + math.sqrt(1 - level**2) * fixed_noise
-            x = torch.where(keep[..., None], diffused, x)
-        x0 = model(x, torch.full((count,), level))
-        eps = (x - level * x0) / math.sqrt(1 - level**2)
-        x = next_level * x0 + math.sqrt(max(1 - next_level**2, 0.0)) * eps
-    if fixed is not None and keep is not None:
+        for attempt in range(resample if infilling else 1):
+            if attempt > 0:
+                # Back to this step's noise level with fresh noise.
+                ratio = level / next_level
+                x = ratio * x + math.sqrt(max(1 - ratio**2, 0.0)) * torch.randn(shape, generator=generator)
+            if infilling:
+                diffused = level * fixed + math.sqrt(1 - level**2) * fixed_noise
+                x = torch.where(keep[..., None], diffused, x)
+            x0 = model(x, torch.full((count,), level))
+            eps = (x - level * x0) / math.sqrt(1 - level**2)
+            x = next_level * x0 + math.sqrt(max(1 - next_level**2, 0.0)) * eps
+    if infilling:
         x = torch.where(keep[..., None], fixed, x)
     return x

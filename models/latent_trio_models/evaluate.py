@@ -276,7 +276,7 @@ def harmony_check(model: MusicVAE, heldout: Windows, samples_per_window: int = 1
     with torch.no_grad():
         for _ in range(samples_per_window):
             for x, chords in batches(heldout, model):
-                z = torch.randn(len(x), model.size.latent, generator=generator)
+                z = torch.randn(len(x), model.size.z_size, generator=generator)
                 samples.append(model.sample(z, temperature=1.0, generator=generator, chords=chords).numpy())
     repeat = lambda values: np.concatenate([values] * samples_per_window)  # noqa: E731
     return {
@@ -403,7 +403,7 @@ def structure_check(models: dict[str, MusicVAE], heldout: Windows) -> dict:
         with torch.no_grad():
             samples = np.concatenate(
                 [
-                    model.sample(torch.randn(len(x), model.size.latent, generator=generator), 1.0, generator, chords).numpy()
+                    model.sample(torch.randn(len(x), model.size.z_size, generator=generator), 1.0, generator, chords).numpy()
                     for x, chords in batches(heldout, model)
                 ]
             )

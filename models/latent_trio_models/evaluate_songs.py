@@ -159,12 +159,20 @@ def load_prior(path: Path) -> tuple[Denoiser, Normaliser, dict]:
 
 
 def score_songs(
-    group: str, prior_path: Path, latents_path: Path, weights: Path, data_dir: Path, steps: int, seed: int = 0, samples: int = 4
+    group: str,
+    prior_path: Path,
+    latents_path: Path,
+    weights: Path,
+    data_dir: Path,
+    steps: int,
+    resample: int = 1,
+    seed: int = 0,
+    samples: int = 4,
 ) -> dict:
     """Every score of the module doc for the parts of `group`, on the
     held-out (test) songs of at least 32 slots (their first 32); `samples`
     generated songs per held-out song (over its chords), for the sets that
-    draw noise."""
+    draw noise; infilling resamples each step `resample` times."""
     parts = song_latents.GROUPS[group]
     prior, normaliser, _ = load_prior(prior_path)
     vaes = {part: load_checkpoint(weights / f"{part}_2bar.pt")[0] for part in parts}
@@ -189,6 +197,7 @@ def score_songs(
             generator=generator,
             fixed=None if fixed is None else torch.as_tensor(normaliser.forward(fixed)),
             keep=None if keep is None else torch.as_tensor(keep),
+            resample=resample,
         )
         return normaliser.inverse(scaled.numpy())
 
@@ -209,7 +218,7 @@ def score_songs(
         "infill_diffusion": prior_songs(latents, keep),
         "infill_interpolation": interpolated[one_each],
     }
-    result: dict = {"songs": len(chosen), "generated_per_song": samples, "ddim_steps": steps}
+    result: dict = {"songs": len(chosen), "generated_per_song": samples, "ddim_steps": steps, "infill_resample": resample}
     for index, part in enumerate(parts):
         dims = slice(index * width, (index + 1) * width)
         data_tokens = [songs[song][part][:SLOTS].reshape(-1) for _, song in chosen]
@@ -230,10 +239,11 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=Path("models/weights"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    parser.add_argument("--resample", type=int, default=1, help="tries of each infilling step (RePaint's resampling)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     prior = args.weights / f"song_{args.group}.pt"
-    print(json.dumps(score_songs(args.group, prior, args.latents, args.weights, args.data, args.steps), indent=1))
+    print(json.dumps(score_songs(args.group, prior, args.latents, args.weights, args.data, args.steps, args.resample), indent=1))
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def signatures(size: ModelSize) -> dict[str, dict]:
         return {"name": name, "dtype": dtype, "shape": shape}
 
     state = [size.decoder_layers, "batch", size.decoder_hidden]
-    z = tensor("z", "float32", ["batch", size.latent])
+    z = tensor("z", "float32", ["batch", size.z_size])
     # A hierarchical model's bar decoder starts from each bar's embedding instead of z.
     bar_embedding = tensor("bar_embedding", "float32", ["batch", size.latent])
     conditioning = tensor("conditioning", "float32", ["batch", 4 * size.decoder_hidden])
@@ -104,7 +104,7 @@ def signatures(size: ModelSize) -> dict[str, dict]:
         "encoder": {
             "file": "encoder.onnx",
             "inputs": [tensor("tokens", "int64", ["batch", size.steps]), *chords],
-            "outputs": [tensor("mu", "float32", ["batch", size.latent]), tensor("sigma", "float32", ["batch", size.latent])],
+            "outputs": [tensor("mu", "float32", ["batch", size.z_size]), tensor("sigma", "float32", ["batch", size.z_size])],
         },
         **(conductor if size.hierarchical else {}),
         "decoder_init": {
@@ -134,13 +134,14 @@ def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
     batch = 2
     tokens = torch.zeros(batch, size.steps, dtype=torch.long)
     chords = (torch.zeros(batch, size.steps, size.chord_size),) if size.chord_size else ()
-    z = torch.zeros(batch, size.latent)
+    # The decoder starts from z, or a hierarchical model's bar embedding.
+    first = torch.zeros(batch, size.latent)
     examples = {
         "encoder": (EncoderGraph(model), (tokens, *chords)),
-        "decoder_init": (DecoderInitGraph(model), (z,)),
+        "decoder_init": (DecoderInitGraph(model), (first,)),
     }
     if size.hierarchical:
-        examples["conductor"] = (ConductorGraph(model), (z,))
+        examples["conductor"] = (ConductorGraph(model), (torch.zeros(batch, size.z_size),))
     for name, (module, args) in examples.items():
         spec = graphs[name]
         names = [t["name"] for t in spec["inputs"] + spec["outputs"]]
@@ -246,7 +247,7 @@ def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed:
     generator = torch.Generator().manual_seed(seed)
     size = model.size
     tokens = torch.randint(0, size.vocab, (examples, size.steps), generator=generator)
-    z = torch.randn(examples, size.latent, generator=generator)
+    z = torch.randn(examples, size.z_size, generator=generator)
     chords = None
     if size.chord_size:
         masks = torch.randint(0, 1 << 12, (examples, size.steps), generator=generator).numpy()

@@ -67,6 +67,11 @@ class ModelSize:
     def steps_per_bar(self) -> int:
         return self.steps // self.bars
 
+    @property
+    def z_size(self) -> int:
+        """Size of z (a Transformer VAE's is all its bar latents)."""
+        return self.latent
+
     def as_dict(self) -> dict:
         return asdict(self)
 

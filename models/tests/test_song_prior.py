@@ -60,15 +60,19 @@ def test_every_key_a_training_song_is_encoded_in_keeps_its_notes_in_range(songs)
     assert np.mean([len(song_latents.key_shifts(s)) for s in songs]) > 3, "most songs fit several keys"
 
 
-def test_the_sampler_is_deterministic_for_a_seed_and_infilling_keeps_the_fixed_slots():
+@pytest.mark.parametrize("resample", [1, 3])
+def test_the_sampler_is_deterministic_for_a_seed_and_infilling_keeps_the_fixed_slots(resample):
     model = small_denoiser().eval()
     fixed = torch.rand(2, 32, 8) * 2 - 1
     keep = torch.zeros(2, 32, dtype=torch.bool)
     keep[:, :8] = True
     keep[:, 24:] = True
-    first = sample(model, 2, steps=10, generator=torch.Generator().manual_seed(7), fixed=fixed, keep=keep)
-    again = sample(model, 2, steps=10, generator=torch.Generator().manual_seed(7), fixed=fixed, keep=keep)
-    other = sample(model, 2, steps=10, generator=torch.Generator().manual_seed(8), fixed=fixed, keep=keep)
+
+    def infill(seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return sample(model, 2, steps=10, generator=generator, fixed=fixed, keep=keep, resample=resample)
+
+    first, again, other = infill(7), infill(7), infill(8)
     assert torch.equal(first, again)
     assert torch.equal(first[keep], fixed[keep]), "the kept slots come back exactly"
     assert not torch.allclose(first[~keep], fixed[~keep])

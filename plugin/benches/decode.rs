@@ -20,7 +20,7 @@ use latent_trio::engine::worker::{self, EngineStatus, WorkerSettings};
 use latent_trio::harmony::{HarmonySettings, PRESETS};
 use latent_trio::knobs::{KnobSnapshot, PhraseLength};
 use latent_trio::pattern::{Part, PartPhrase, Phrase};
-use latent_trio::stored::StoredLatents;
+use latent_trio::stored::{FollowedStructure, StoredLatents};
 
 const RUNS: usize = 200;
 
@@ -204,6 +204,47 @@ fn main() {
         "song: decoding its 64 bars, three parts: {}",
         summary(decoded)
     );
+
+    // Context transfer: the melody's Transformer VAE plays a phrase that
+    // follows a clip's structure (its latent stands in for one here).
+    match &engine.structure_model {
+        Ok(model) => {
+            let structure = FollowedStructure {
+                name: "bench".into(),
+                summary: String::new(),
+                latent: model.latent(7, &Default::default(), None),
+            };
+            let stored = StoredLatents {
+                structure: Some(structure),
+                ..StoredLatents::default()
+            };
+            for bars in [8, 16] {
+                let knobs = KnobSnapshot {
+                    phrase: PhraseLength::Bars(bars),
+                    ..KnobSnapshot::default()
+                };
+                let inputs = engine
+                    .part_inputs(Part::Melody, &knobs, &stored)
+                    .expect("the melody has a model");
+                assert!(inputs.follows_structure);
+                let model = engine.structure_model.as_mut().expect("loaded");
+                let times = (0..RUNS / 4)
+                    .map(|_| {
+                        let started = Instant::now();
+                        model
+                            .decode_tokens(&inputs, &[], bars)
+                            .expect("the Transformer VAE decodes");
+                        started.elapsed()
+                    })
+                    .collect();
+                println!(
+                    "structure: a {bars}-bar melody phrase from the Transformer VAE: {}",
+                    summary(times)
+                );
+            }
+        }
+        Err(error) => println!("no Transformer VAE: {error}"),
+    }
 
     // The engine alone (no worker, no bridge): a knob of every part moves
     // while 16-bar phrases play; the bar at the change point first, then

@@ -1,12 +1,13 @@
-//! A musician's .mid clip -> one 2-bar window of model tokens, so the
-//! encoder can find the clip's latent ("MIDI in").
+//! A musician's .mid clip -> one window of model tokens (2 bars; up to 16
+//! for a clip whose structure the melody follows), so the encoder can find
+//! the clip's latent ("MIDI in").
 //!
 //! Rules: ticks-per-quarter timing; 4/4 only; drums come from channel 10
 //! (or, in a file without channel 10, from notes the drum classes know);
 //! bass and melody from every other channel, reduced to one line (the
 //! lowest note of a chord for bass, the highest for melody) and folded by
-//! octaves into the model's range. The window is the first bar with a note
-//! and the bar after it; start times snap to the nearest 16th.
+//! octaves into the model's range. The window starts at the first bar with a
+//! note; start times snap to the nearest 16th.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
 use thiserror::Error;
 
 use crate::engine::manifest::{FIRST_NOTE_ON_TOKEN, Vocabulary};
-use crate::pattern::{MODEL_STEPS, Part, STEPS_PER_BAR};
+use crate::pattern::{MODEL_BARS, Part, STEPS_PER_BAR};
 
 /// The General MIDI drum channel, 0-based.
 const DRUM_CHANNEL: u8 = 9;
@@ -73,8 +74,11 @@ pub enum ClipError {
 /// A clip as the model reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Clip {
-    /// One token per 16th step of the 2-bar window.
-    pub tokens: [i64; MODEL_STEPS],
+    /// One token per 16th step of the window.
+    pub tokens: Vec<i64>,
+    /// Bars in the window: the bars asked for, or fewer where the clip's
+    /// last note ends sooner.
+    pub bars: u64,
     /// 0-based bar of the file where the window starts.
     pub first_bar: u64,
     /// Notes that made it into the tokens.
@@ -89,7 +93,7 @@ impl Clip {
         let mut text = format!(
             "bars {}-{}, {} notes",
             self.first_bar + 1,
-            self.first_bar + 2,
+            self.first_bar + self.bars,
             self.notes_used
         );
         if self.notes_left_out > 0 {
@@ -108,8 +112,19 @@ struct ClipNote {
     end: u64,
 }
 
-/// Reads `path` as a clip for `part`.
+/// Reads `path` as a 2-bar clip for `part`.
 pub fn read_clip(path: &Path, part: Part, vocabulary: &Vocabulary) -> Result<Clip, ClipError> {
+    read_clip_bars(path, part, vocabulary, MODEL_BARS as u64)
+}
+
+/// Reads `path` as a clip for `part` of up to `bars` bars (as many as its
+/// notes fill, whole bars from the first with a note).
+pub fn read_clip_bars(
+    path: &Path,
+    part: Part,
+    vocabulary: &Vocabulary,
+    bars: u64,
+) -> Result<Clip, ClipError> {
     let unreadable = |source| ClipError::Unreadable {
         path: path.to_path_buf(),
         source,
@@ -135,18 +150,28 @@ pub fn read_clip(path: &Path, part: Part, vocabulary: &Vocabulary) -> Result<Cli
             bytes: bytes.len() as u64,
         });
     }
-    clip_from_bytes(&bytes, part, vocabulary)
+    clip_window(&bytes, part, vocabulary, bars)
 }
 
 /// The largest .mid file read as a clip: a 2-bar clip is a few hundred
 /// bytes, a whole song rarely more than a few hundred kilobytes.
 pub const MAX_CLIP_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Reads the bytes of a .mid file as a clip for `part`.
+/// Reads the bytes of a .mid file as a 2-bar clip for `part`.
 pub fn clip_from_bytes(
     bytes: &[u8],
     part: Part,
     vocabulary: &Vocabulary,
+) -> Result<Clip, ClipError> {
+    clip_window(bytes, part, vocabulary, MODEL_BARS as u64)
+}
+
+/// The bytes of a .mid file as a clip for `part` of up to `bars` bars.
+fn clip_window(
+    bytes: &[u8],
+    part: Part,
+    vocabulary: &Vocabulary,
+    bars: u64,
 ) -> Result<Clip, ClipError> {
     // SMPTE timing (the top bit of the header's division) is refused before
     // midly reads it: midly 0.5 overflows on a frame rate of -128.
@@ -214,7 +239,17 @@ pub fn clip_from_bytes(
         .min()
         .ok_or(ClipError::NoNotes)?;
     let window_start = first_bar * STEPS_PER_BAR as u64;
-    let window_end = window_start + MODEL_STEPS as u64;
+    // A 2-bar clip is always 2 bars; a longer one ends with the bar of its
+    // last note (in whole bars, at least 2).
+    let last_step = selected.iter().map(|note| note.start).max().unwrap_or(0);
+    let filled = (last_step - window_start) / STEPS_PER_BAR as u64 + 1;
+    let bars = if bars <= MODEL_BARS as u64 {
+        bars
+    } else {
+        filled.clamp(MODEL_BARS as u64, bars)
+    };
+    let steps = (bars * STEPS_PER_BAR as u64) as usize;
+    let window_end = window_start + steps as u64;
     if let Some(&(_, numerator, denominator)) = meters
         .iter()
         .filter(|(step, ..)| *step < window_end)
@@ -236,7 +271,7 @@ pub fn clip_from_bytes(
         .collect();
     let (tokens, notes_used) = match vocabulary {
         Vocabulary::DrumClasses { classes, .. } => {
-            let mut tokens = [0i64; MODEL_STEPS];
+            let mut tokens = vec![0i64; steps];
             let mut used = 0;
             for note in &in_window {
                 if let Some(bit) = classes.iter().position(|class| class.hears(note.pitch)) {
@@ -253,7 +288,7 @@ pub fn clip_from_bytes(
             max_pitch,
             ..
         } => melodic_tokens(
-            &in_window, part, *note_off, *no_event, *min_pitch, *max_pitch,
+            &in_window, steps, part, *note_off, *no_event, *min_pitch, *max_pitch,
         ),
     };
     if notes_used == 0 {
@@ -261,6 +296,7 @@ pub fn clip_from_bytes(
     }
     Ok(Clip {
         tokens,
+        bars,
         first_bar,
         notes_used,
         notes_left_out: total - notes_used,
@@ -327,15 +363,16 @@ fn select_part(
     }
 }
 
-/// One line of notes as melodic tokens; returns the tokens and notes used.
+/// One line of notes as `steps` melodic tokens; returns the tokens and notes used.
 fn melodic_tokens(
     notes: &[ClipNote],
+    steps: usize,
     part: Part,
     note_off: i64,
     no_event: i64,
     min_pitch: u8,
     max_pitch: u8,
-) -> ([i64; MODEL_STEPS], usize) {
+) -> (Vec<i64>, usize) {
     let mut line: Vec<ClipNote> = Vec::new();
     for note in notes {
         match line.iter_mut().find(|kept| kept.start == note.start) {
@@ -353,7 +390,7 @@ fn melodic_tokens(
         }
     }
     line.sort_by_key(|note| note.start);
-    let mut tokens = [no_event; MODEL_STEPS];
+    let mut tokens = vec![no_event; steps];
     for (index, note) in line.iter().enumerate() {
         let mut pitch = note.pitch;
         while pitch < min_pitch && pitch <= 127 - 12 {
@@ -364,8 +401,8 @@ fn melodic_tokens(
         }
         tokens[note.start as usize] =
             i64::from(pitch.clamp(min_pitch, max_pitch) - min_pitch) + FIRST_NOTE_ON_TOKEN;
-        let next_start = line.get(index + 1).map_or(MODEL_STEPS as u64, |n| n.start);
-        if note.end < next_start && (note.end as usize) < MODEL_STEPS {
+        let next_start = line.get(index + 1).map_or(steps as u64, |n| n.start);
+        if note.end < next_start && (note.end as usize) < steps {
             tokens[note.end as usize] = note_off;
         }
     }

@@ -71,6 +71,20 @@ pub struct Song {
     pub latents: [Option<Vec<Vec<f32>>>; 3],
 }
 
+/// A clip whose structure the melody follows (context transfer with the
+/// Transformer VAE): the melody keeps its own material and repeats it where
+/// the clip repeats itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowedStructure {
+    /// File name of the clip, for the GUI.
+    pub name: String,
+    /// Which bars of the clip repeat earlier ones, in one sentence.
+    pub summary: String,
+    /// The Transformer VAE latent the melody plays from: the melody's own
+    /// bar latents on the clip's new bars, the clip's on its repeats.
+    pub latent: Vec<f32>,
+}
+
 /// Everything stored, as saved in the project.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoredLatents {
@@ -88,6 +102,9 @@ pub struct StoredLatents {
     /// Slots of the song a re-roll keeps.
     #[serde(default)]
     pub locked_slots: [bool; SONG_SLOTS],
+    /// The clip whose structure the melody follows in 4- to 16-bar phrases.
+    #[serde(default)]
+    pub structure: Option<FollowedStructure>,
 }
 
 impl StoredLatents {
@@ -144,7 +161,16 @@ impl StoredLatents {
             .song
             .iter()
             .flat_map(|song| song.latents.iter().flatten().flatten().map(Vec::as_slice));
-        clips.chain(scenes).chain(song).flatten().copied()
+        let structure = self
+            .structure
+            .iter()
+            .map(|structure| structure.latent.as_slice());
+        clips
+            .chain(scenes)
+            .chain(song)
+            .chain(structure)
+            .flatten()
+            .copied()
     }
 
     /// Whether both scenes are stored.

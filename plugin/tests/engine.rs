@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use latent_trio::engine::latent::MONOTONIC_NEEDED;
-use latent_trio::engine::manifest::{FORMAT_VERSION, HIERARCHICAL_FORMAT_VERSION};
+use latent_trio::engine::manifest::{FORMAT_VERSION, TRANSFORMER_FORMAT_VERSION};
 use latent_trio::engine::model::PartModel;
 use latent_trio::engine::runtime::{self, Provider, ProviderChoice};
 use latent_trio::engine::{Engine, ModelError};
@@ -253,7 +253,7 @@ fn a_future_manifest_or_a_model_for_another_part_is_refused() {
         .err()
         .expect("refused");
     assert!(error.to_string().contains("\"drums\" model"), "{error}");
-    let newer = HIERARCHICAL_FORMAT_VERSION + 1;
+    let newer = TRANSFORMER_FORMAT_VERSION + 1;
     let error = refusal_of_format_version(newer).to_string();
     assert!(
         error.contains(&format!("format version {newer}")),

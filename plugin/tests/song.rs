@@ -22,6 +22,8 @@ fn engine_from(models: &Path) -> Engine {
 
 /// The prior that writes bass and melody.
 const MELODIC: usize = 1;
+/// The bass's own prior.
+const BASS: usize = 2;
 
 fn engine() -> Engine {
     let engine = engine_from(&models());
@@ -180,15 +182,16 @@ fn a_knob_moves_most_slots_of_the_song() {
     );
 }
 
-/// The models folder with the melodic prior's folder changed by `break_it`.
-fn models_with_broken_prior(break_it: impl FnOnce(&Path)) -> tempfile::TempDir {
+/// The models folder with the folder of prior `prior` (an index into
+/// `SONG_PRIOR_FOLDERS`) changed by `break_it`.
+fn models_with_broken_prior(prior: usize, break_it: impl FnOnce(&Path)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut break_it = Some(break_it);
     for entry in std::fs::read_dir(models()).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
         let target = dir.path().join(&name);
-        if name == SONG_PRIOR_FOLDERS[MELODIC] {
+        if name == SONG_PRIOR_FOLDERS[prior] {
             std::fs::create_dir(&target).unwrap();
             for file in std::fs::read_dir(entry.path()).unwrap() {
                 let file = file.unwrap();
@@ -238,7 +241,7 @@ fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
         ),
     ];
     for (what, break_it) in cases {
-        let dir = models_with_broken_prior(break_it);
+        let dir = models_with_broken_prior(MELODIC, break_it);
         let mut engine = engine_from(dir.path());
         let error = engine.song_priors[MELODIC]
             .as_ref()
@@ -261,10 +264,37 @@ fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
             .result()
             .expect("phrases play on");
         assert!(!phrase.part(Part::Melody).is_empty());
-        // Song mode without the prior: bass and melody loop their phrase.
+        // Song mode without the shared prior: the melody loops its phrase.
         let song = engine.write_song(1, None).unwrap();
         assert!(song.latents[Part::Melody.index()].is_none());
     }
+}
+
+#[test]
+fn the_bass_comes_from_its_own_prior_and_from_the_shared_one_without_it() {
+    let mut engine = engine();
+    assert!(
+        engine.song_priors[BASS].is_ok(),
+        "the committed bass prior loads"
+    );
+    let song = engine.write_song(4, None).unwrap();
+    let dir = models_with_broken_prior(BASS, |folder| {
+        std::fs::write(folder.join("denoiser.onnx"), b"not a model").unwrap()
+    });
+    let mut without = engine_from(dir.path());
+    assert!(without.song_priors[BASS].is_err());
+    let shared = without.write_song(4, None).unwrap();
+    assert_eq!(
+        shared.latents[Part::Melody.index()],
+        song.latents[Part::Melody.index()],
+        "the melody is the shared prior's either way"
+    );
+    let bass = |song: &Song| song.latents[Part::Bass.index()].clone();
+    assert!(
+        bass(&shared).is_some(),
+        "the shared prior still writes a bass"
+    );
+    assert_ne!(bass(&shared), bass(&song), "the bass prior writes its own");
 }
 
 fn edit_manifest(folder: &Path, edit: impl FnOnce(&mut serde_json::Value)) {

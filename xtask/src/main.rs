@@ -57,7 +57,7 @@ const RELEASE_BUNDLES: &str = "target/bundled";
 /// replaces the release bundles a user installs.
 const TEST_BUNDLE_HOME: &str = "target/test-bundle";
 /// Model folders shipped in the bundles.
-const MODELS: [&str; 11] = [
+const MODELS: [&str; 12] = [
     "drums_2bar",
     "bass_2bar",
     "melody_2bar",
@@ -69,6 +69,7 @@ const MODELS: [&str; 11] = [
     "melody_humanize",
     "song_drums",
     "song_melodic",
+    "song_bass",
 ];
 
 fn main() {

@@ -24,7 +24,7 @@ use latent_trio::knobs::{
 use latent_trio::midi_file;
 use latent_trio::params::MAX_SEED;
 use latent_trio::params::MAX_TEMPERATURE;
-use latent_trio::pattern::{MODEL_BARS, Part};
+use latent_trio::pattern::{LONG_MODEL_BARS, MODEL_BARS, Part};
 use latent_trio::render::{CHORDS_CHANNEL, RenderSettings, render};
 use latent_trio::sequencer::clock::Meter;
 use latent_trio::stored::{Song, StoredLatents};
@@ -84,9 +84,16 @@ struct RenderArgs {
     /// (the knobs then move from there).
     #[arg(long, requires = "part")]
     input: Option<PathBuf>,
-    /// The part the --input clip is for: drums, bass or melody.
-    #[arg(long, requires = "input")]
+    /// The part the --input clip is for: drums, bass or melody (with
+    /// --context-from alone: melody).
+    #[arg(long)]
     part: Option<String>,
+    /// A .mid clip (up to 16 bars of 4/4) whose structure the melody follows
+    /// (context transfer with the Transformer VAE): the melody keeps its own
+    /// material and repeats it where the clip repeats itself. Implies
+    /// --phrase-bars 16 unless 4 or 8 is given.
+    #[arg(long, value_name = "CLIP", conflicts_with = "song")]
+    context_from: Option<PathBuf>,
     /// The key bass and melody play in, e.g. "A minor" or "Eb major" (default:
     /// C, or the key of --chords' first chord).
     #[arg(long)]
@@ -215,6 +222,28 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let mut stored = import_clip(&mut engine, &args)?;
             knobs.harmony = parse_harmony(&mut stored, &args)?;
+            if let Some(path) = &args.context_from {
+                if args.phrase_bars.is_none() {
+                    knobs.phrase = PhraseLength::Bars(LONG_MODEL_BARS);
+                }
+                if !knobs.phrase.wants_long_models() {
+                    return Err(
+                        "--context-from plays 4-, 8- or 16-bar phrases; leave out --phrase-bars 2"
+                            .into(),
+                    );
+                }
+                let structure =
+                    engine
+                        .follow_structure(path, &knobs, &stored)
+                        .map_err(|error| {
+                            format!("cannot follow the structure of {}: {error}", path.display())
+                        })?;
+                eprintln!(
+                    "melody follows the structure of {}: {}",
+                    structure.name, structure.summary
+                );
+                stored.structure = Some(structure);
+            }
             let settings = RenderSettings {
                 bars: args.bars,
                 tempo: args.tempo,
@@ -337,6 +366,15 @@ fn reroll_song(engine: &mut Engine, args: &RenderArgs) -> Result<Option<Song>, S
 /// Encodes the --input clip, if any, as its part's starting latent.
 fn import_clip(engine: &mut Engine, args: &RenderArgs) -> Result<StoredLatents, String> {
     let mut stored = StoredLatents::default();
+    if let Some(part) = &args.part {
+        let melody = parse_parts(std::slice::from_ref(part))?[0] == Part::Melody;
+        if args.input.is_none() && !(args.context_from.is_some() && melody) {
+            return Err(
+                "--part names the part of an --input clip (or, as melody, of --context-from)"
+                    .into(),
+            );
+        }
+    }
     let (Some(path), Some(part)) = (&args.input, &args.part) else {
         return Ok(stored);
     };

@@ -523,7 +523,36 @@ impl EditorApp {
                     slot,
                 });
             }
+            if part == Part::Melody
+                && ui
+                    .add_enabled(!typed.is_empty(), egui::Button::new("Follow structure"))
+                    .on_hover_text(
+                        "Keep this melody's material, but repeat it where your clip (up to 16 bars of 4/4) \
+                         repeats itself; heard in 4- to 16-bar phrases",
+                    )
+                    .clicked()
+            {
+                let _ = self.shared.commands.send(WorkerCommand::FollowStructure {
+                    path: expand_home(typed),
+                });
+            }
         });
+        if part == Part::Melody
+            && let Some(structure) = &stored.structure
+        {
+            ui.horizontal(|ui| {
+                ui.label(format!(
+                    "Follows the structure of {} ({})",
+                    structure.name, structure.summary
+                ));
+                if ui.small_button("Forget").clicked() {
+                    self.shared
+                        .params
+                        .stored
+                        .update(|stored| stored.structure = None);
+                }
+            });
+        }
         if let Some(clip) = stored.clip(part) {
             ui.horizontal(|ui| {
                 ui.label(format!("From {} ({})", clip.name, clip.summary));

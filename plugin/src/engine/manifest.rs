@@ -19,6 +19,9 @@ pub const FORMAT_VERSION: u32 = 3;
 /// The format of a hierarchical model (4: a conductor graph); flat models
 /// stay at [`FORMAT_VERSION`].
 pub const HIERARCHICAL_FORMAT_VERSION: u32 = 4;
+/// The format of a Transformer VAE (5): a hierarchical model whose z is one
+/// latent per bar, one after another (see [`BarLatents`]).
+pub const TRANSFORMER_FORMAT_VERSION: u32 = 5;
 
 /// The parsed and checked manifest of one model folder.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +45,9 @@ pub struct Manifest {
     /// Whether the model has a conductor: z -> one embedding per bar, each
     /// bar decoded from its embedding (format 4).
     pub hierarchical: bool,
+    /// A Transformer VAE's bar latents (format 5; `None` before).
+    #[serde(default)]
+    pub bar_latents: Option<BarLatents>,
     /// Decoder LSTM shape, which fixes the state tensors' shapes.
     pub decoder: DecoderShape,
     /// The chord input of a chord-conditioned model (`None`: it takes none).
@@ -106,6 +112,17 @@ impl Vocabulary {
             Vocabulary::DrumClasses { size, .. } | Vocabulary::Melodic { size, .. } => *size,
         }
     }
+}
+
+/// The per-bar latents of a Transformer VAE: z holds `bars` of them, one
+/// after another, and its conductor (masked attention over them) gives each
+/// bar an embedding of `bar_embedding_size`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+pub struct BarLatents {
+    /// Values of one bar's latent.
+    pub size: usize,
+    /// Values of a bar's embedding (what the bar decoder starts from).
+    pub bar_embedding_size: usize,
 }
 
 /// How a chord-conditioned model reads the chord of each step.
@@ -186,7 +203,7 @@ impl Manifest {
             path: path.to_path_buf(),
             detail,
         };
-        let newest = HIERARCHICAL_FORMAT_VERSION;
+        let newest = TRANSFORMER_FORMAT_VERSION;
         if self.format_version < FORMAT_VERSION {
             return Err(wrong(format!(
                 "format version {} is older than this version of Latent Trio reads ({FORMAT_VERSION}); \
@@ -209,16 +226,37 @@ impl Manifest {
             )));
         }
         let playable = if self.hierarchical {
-            self.bars == LONG_MODEL_BARS && self.format_version == newest
+            self.bars == LONG_MODEL_BARS && self.format_version >= HIERARCHICAL_FORMAT_VERSION
         } else {
             self.bars == MODEL_BARS
         };
         if self.steps_per_bar != STEPS_PER_BAR || !playable {
             return Err(wrong(format!(
                 "it decodes {} bars of {} steps (hierarchical: {}, format {}); this version plays flat {MODEL_BARS}-bar \
-                 models and hierarchical {LONG_MODEL_BARS}-bar ones (format {newest}) of {STEPS_PER_BAR} steps",
+                 models and hierarchical {LONG_MODEL_BARS}-bar ones (format {HIERARCHICAL_FORMAT_VERSION} or later) of {STEPS_PER_BAR} steps",
                 self.bars, self.steps_per_bar, self.hierarchical, self.format_version
             )));
+        }
+        let transformer = self.format_version == TRANSFORMER_FORMAT_VERSION;
+        match self.bar_latents {
+            Some(bar_latents) if transformer => {
+                if !self.hierarchical
+                    || !(1..=4096).contains(&bar_latents.bar_embedding_size)
+                    || bar_latents.size * self.bars != self.latent_size
+                {
+                    return Err(wrong(format!(
+                        "a Transformer VAE's latent ({}) must be its {} bars' latents of {} values one after another",
+                        self.latent_size, self.bars, bar_latents.size
+                    )));
+                }
+            }
+            None if !transformer => {}
+            _ => {
+                return Err(wrong(format!(
+                    "bar latents come with format {TRANSFORMER_FORMAT_VERSION}, and only with it (found format {})",
+                    self.format_version
+                )));
+            }
         }
         if !(1..=4096).contains(&self.latent_size)
             || !(1..=16).contains(&self.decoder.layers)
@@ -341,7 +379,7 @@ impl Manifest {
         let bar_embedding = tensor(
             "bar_embedding",
             "float32",
-            vec![batch(), fixed(self.latent_size)],
+            vec![batch(), fixed(self.bar_embedding_size())],
         );
         // What z adds to the first layer's gates, computed once per phrase.
         let conditioning = || {
@@ -392,7 +430,7 @@ impl Manifest {
                 vec![tensor(
                     "bar_embeddings",
                     "float32",
-                    vec![batch(), fixed(self.bars), fixed(self.latent_size)],
+                    vec![batch(), fixed(self.bars), fixed(self.bar_embedding_size())],
                 )],
             )
         });
@@ -429,6 +467,14 @@ impl Manifest {
                 ],
             ),
         }
+    }
+
+    /// Values of a bar's embedding in a hierarchical model (the latent's size,
+    /// except in a Transformer VAE).
+    pub fn bar_embedding_size(&self) -> usize {
+        self.bar_latents.map_or(self.latent_size, |bar_latents| {
+            bar_latents.bar_embedding_size
+        })
     }
 
     /// Path of a graph file.

@@ -13,6 +13,7 @@ pub mod random;
 pub mod runtime;
 pub mod schedule;
 pub mod song;
+pub mod structure;
 pub mod tokens;
 pub mod worker;
 
@@ -167,9 +168,12 @@ pub fn default_model_folder_name(part: Part) -> String {
     format!("{}_2bar", part.name())
 }
 
-/// Folder names of the song priors: drums on their own, bass and melody
-/// together.
-pub const SONG_PRIOR_FOLDERS: [&str; 2] = ["song_drums", "song_melodic"];
+/// Folder names of the song priors, in the order they write: a part's slots
+/// come from the last prior that writes it. The bass has a prior of its own
+/// after the one that writes bass and melody together: that one's melody
+/// beats its baselines and its bass does not (models/README.md "Song
+/// priors"); without the bass prior, the bass comes from the shared one.
+pub const SONG_PRIOR_FOLDERS: [&str; 3] = ["song_drums", "song_melodic", "song_bass"];
 
 /// Folder name of each part's 16-bar hierarchical model.
 pub fn long_model_folder_name(part: Part) -> String {
@@ -212,6 +216,9 @@ pub struct PartInputs {
     pub harmony: Option<PartHarmony>,
     /// In Song mode: the take of the song it plays (0: the seed's own).
     pub song: Option<u32>,
+    /// Whether the Transformer VAE writes it, following a clip's structure
+    /// (the melody only; see [`Engine::follow_structure`]).
+    pub follows_structure: bool,
 }
 
 impl PartInputs {
@@ -225,6 +232,7 @@ impl PartInputs {
             && self.long == other.long
             && self.harmony == other.harmony
             && self.song == other.song
+            && self.follows_structure == other.follows_structure
     }
 }
 
@@ -293,6 +301,10 @@ pub struct Engine {
     /// The song priors, by [`SONG_PRIOR_FOLDERS`] (a song's slots; without
     /// one, its parts loop their phrase in Song mode).
     pub song_priors: Vec<Result<SongPrior, ModelError>>,
+    /// The melody's Transformer VAE, which plays a phrase following the
+    /// structure of a clip (without it, Follow structure is refused and the
+    /// melody plays as before).
+    pub structure_model: Result<PartModel, ModelError>,
     /// The song of the last seed Song mode played without a stored one.
     song: Option<Song>,
     /// Time the last [`Engine::decode`] took.
@@ -329,11 +341,13 @@ impl Engine {
             .iter()
             .map(|folder| SongPrior::load(runtime, &models.join(folder), choice))
             .collect();
+        let structure_model = structure::load_model(runtime, models, choice);
         Ok(Engine {
             parts,
             long_parts,
             humanizers,
             song_priors,
+            structure_model,
             song: None,
             last_decode: Duration::ZERO,
             part_decode_time: [Duration::ZERO; 3],
@@ -343,28 +357,48 @@ impl Engine {
         })
     }
 
-    /// The model that writes `part`'s phrase under `knobs`, and whether it
-    /// is the 16-bar one: that one where the Phrase setting wants it and it
-    /// loaded, else the 2-bar model (`None` if neither loaded).
-    fn model(&self, part: Part, knobs: &KnobSnapshot) -> Option<(&PartModel, bool)> {
+    /// The model that writes `part`'s phrase under `knobs`, whether it is a
+    /// 16-bar one, and whether it follows a clip's structure: the melody's
+    /// Transformer VAE where a structure is stored and the Phrase setting
+    /// wants 16-bar models; else the part's 16-bar model where the setting
+    /// wants it and it loaded; else the 2-bar model (`None` if none loaded).
+    fn model(
+        &self,
+        part: Part,
+        knobs: &KnobSnapshot,
+        stored: &StoredLatents,
+    ) -> Option<(&PartModel, bool, bool)> {
+        let long_wanted = knobs.phrase.wants_long_models();
+        if part == Part::Melody
+            && long_wanted
+            && stored.structure.is_some()
+            && let Ok(model) = &self.structure_model
+        {
+            return Some((model, true, true));
+        }
         let long = self.long_parts[part.index()]
             .as_ref()
             .ok()
-            .filter(|_| knobs.phrase.wants_long_models());
+            .filter(|_| long_wanted);
         match long {
-            Some(model) => Some((model, true)),
-            None => self.parts[part.index()].as_ref().ok().map(|m| (m, false)),
+            Some(model) => Some((model, true, false)),
+            None => self.parts[part.index()]
+                .as_ref()
+                .ok()
+                .map(|m| (m, false, false)),
         }
     }
 
     /// The model that decoded (or would decode) part `index`'s `inputs`.
     pub fn model_of(&self, index: usize, inputs: &PartInputs) -> Option<&PartModel> {
-        let models = if inputs.long {
-            &self.long_parts
+        let slot = if inputs.follows_structure {
+            &self.structure_model
+        } else if inputs.long {
+            self.long_parts.get(index)?
         } else {
-            &self.parts
+            self.parts.get(index)?
         };
-        models.get(index)?.as_ref().ok()
+        slot.as_ref().ok()
     }
 
     /// Why `part`'s 16-bar model is not playing a phrase `knobs` wants it
@@ -390,15 +424,19 @@ impl Engine {
         knobs: &KnobSnapshot,
         stored: &StoredLatents,
     ) -> Option<PartInputs> {
-        let (model, long) = self.model(part, knobs)?;
+        let (model, long, follows_structure) = self.model(part, knobs, stored)?;
         let part_knobs = knobs.part(part);
         let morph = knobs
             .scenes_on
             .then(|| stored.morph(part, knobs.morph, model.latent_size(), long))
             .flatten();
         let latent = morph.unwrap_or_else(|| {
-            let clip = stored.clip(part).map(|clip| clip.latent_for(long));
-            model.latent(knobs.seed, part_knobs, clip)
+            // The knobs move the structured phrase as they move a clip.
+            let base = match &stored.structure {
+                Some(structure) if follows_structure => Some(structure.latent.as_slice()),
+                _ => stored.clip(part).map(|clip| clip.latent_for(long)),
+            };
+            model.latent(knobs.seed, part_knobs, base)
         });
         // Read once: a typed progression is parsed on every call.
         let (progression, key) = harmony(knobs, stored);
@@ -416,6 +454,7 @@ impl Engine {
             harmony,
             song: (knobs.phrase == PhraseLength::Song)
                 .then(|| stored.song_of(knobs.seed).map_or(0, |song| song.take)),
+            follows_structure,
         })
     }
 
@@ -510,12 +549,15 @@ impl Engine {
                 },
                 _ => None,
             };
-            let models = if inputs.long {
-                &mut self.long_parts
+            // Field by field, so that the other fields stay free to use.
+            let slot = if inputs.follows_structure {
+                &mut self.structure_model
+            } else if inputs.long {
+                &mut self.long_parts[index]
             } else {
-                &mut self.parts
+                &mut self.parts[index]
             };
-            if stale && let Ok(model) = &mut models[index] {
+            if stale && let Ok(model) = slot {
                 let part_started = Instant::now();
                 report.decoded[index] = true;
                 // A long phrase of the same length as the last one: its heard
@@ -614,7 +656,10 @@ impl Engine {
         // Take 0 is the seed's own song; later takes draw other noise.
         let noise_seed = seed ^ take.wrapping_mul(0x9E37_79B9);
         let mut latents: [Option<Vec<Vec<f32>>>; 3] = Default::default();
-        for prior in self.song_priors.iter_mut().flatten() {
+        for (index, prior) in self.song_priors.iter_mut().enumerate() {
+            let Ok(prior) = prior else { continue };
+            // Each prior its own noise, so that no two draw the same.
+            let prior_seed = noise_seed ^ (index as u32).wrapping_mul(0x85EB_CA6B);
             let spans = prior.spans.clone();
             // A locked slot keeps the latents of all the prior's parts.
             let kept: Vec<Option<Vec<f32>>> = (0..SONG_SLOTS)
@@ -630,7 +675,7 @@ impl Engine {
                         .map(|parts| parts.concat())
                 })
                 .collect();
-            let song = prior.write(noise_seed, &kept)?;
+            let song = prior.write(prior_seed, &kept)?;
             for span in spans {
                 let part_slots = song
                     .iter()

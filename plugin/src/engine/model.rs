@@ -217,8 +217,8 @@ impl PartModel {
         if bars.is_empty() {
             return Ok(());
         }
-        let size = self.manifest.latent_size;
-        let z = Tensor::from_array(([1usize, size], inputs.latent.clone()))?;
+        let z = Tensor::from_array(([1usize, self.manifest.latent_size], inputs.latent.clone()))?;
+        let size = self.manifest.bar_embedding_size();
         let embeddings = conductor.run(ort::inputs!["z" => z])?["bar_embeddings"]
             .try_extract_tensor::<f32>()?
             .1[bars.start * size..bars.end * size]
@@ -313,7 +313,8 @@ impl PartModel {
         // The conditioning and token tensors are made once and read by every
         // step; each step's state outputs are handed straight back as the
         // next step's inputs, so nothing is copied between steps.
-        let latents = Tensor::from_array(([rows, self.manifest.latent_size], latents.to_vec()))?;
+        let width = latents.len() / rows.max(1);
+        let latents = Tensor::from_array(([rows, width], latents.to_vec()))?;
         let init_input = self.manifest.graphs.decoder_init.inputs[0].name.as_str();
         let mut init = self.decoder_init.run(ort::inputs![init_input => latents])?;
         let (mut h, mut c) = (take_output(&mut init, "h")?, take_output(&mut init, "c")?);

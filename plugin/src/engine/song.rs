@@ -4,8 +4,11 @@
 //!
 //! The sampler is DDIM: from seeded Gaussian noise, a few deterministic
 //! steps, each asking the denoiser for the noise in the current latents.
-//! Infilling keeps chosen slots: after every step they are put back, diffused
-//! to that step's noise level with one fixed noise draw.
+//! Infilling keeps chosen slots: before every step they are put back, diffused
+//! to that step's noise level with one fixed noise draw; a prior whose
+//! manifest asks for it takes each infilling step several times, noising the
+//! result back between tries (RePaint's resampling), so the written slots
+//! agree with the kept ones.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +28,9 @@ pub use crate::pattern::{SONG_BARS, SONG_SLOTS};
 pub const SONG_FORMAT_VERSION: u32 = 1;
 /// The sampler's noise stream (apart from every token-sampling stream).
 const SONG_NOISE_STREAM: u64 = 0x50_4E47;
+/// Most tries of an infilling step a manifest may ask for (each is a
+/// denoiser run).
+const MAX_INFILL_RESAMPLE: usize = 20;
 
 /// `manifest.json` of a song prior folder.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +75,13 @@ pub struct Sampler {
     pub kind: String,
     /// Denoising steps.
     pub steps: usize,
+    /// Tries of each step when infilling (1: none repeated).
+    #[serde(default = "one_try")]
+    pub infill_resample: usize,
+}
+
+fn one_try() -> usize {
+    1
 }
 
 /// Per-dimension range of the training latents.
@@ -174,10 +187,13 @@ impl SongManifest {
         if !schedule_sane {
             return Err(refuse("the noise schedule is out of range".into()));
         }
-        if self.sampler.kind != "ddim" || !(1..=schedule.steps).contains(&self.sampler.steps) {
+        if self.sampler.kind != "ddim"
+            || !(1..=schedule.steps).contains(&self.sampler.steps)
+            || !(1..=MAX_INFILL_RESAMPLE).contains(&self.sampler.infill_resample)
+        {
             return Err(refuse(format!(
-                "sampler {:?} with {} steps is not one this version runs",
-                self.sampler.kind, self.sampler.steps
+                "sampler {:?} with {} steps ({} tries an infilling step) is not one this version runs",
+                self.sampler.kind, self.sampler.steps, self.sampler.infill_resample
             )));
         }
         let batch = || Dimension::Named("batch".into());
@@ -289,37 +305,42 @@ impl SongPrior {
                     .map(|latent| self.scale(&latent))
             })
             .collect();
+        let infilling = fixed.iter().any(Option::is_some);
+        let tries = if infilling {
+            self.manifest.sampler.infill_resample
+        } else {
+            1
+        };
         let steps: Vec<(f64, f64)> = self.levels.windows(2).map(|w| (w[0], w[1])).collect();
         for (level, next) in steps {
             let spread = (1.0 - level * level).max(0.0).sqrt();
-            for (slot, fixed) in fixed.iter().enumerate() {
-                if let Some(fixed) = fixed {
-                    let range = slot * size..(slot + 1) * size;
-                    for ((x, fixed), noise) in x[range.clone()]
-                        .iter_mut()
-                        .zip(fixed)
-                        .zip(&fixed_noise[range])
-                    {
-                        *x = (level * f64::from(*fixed) + spread * f64::from(*noise)) as f32;
+            for attempt in 0..tries {
+                if attempt > 0 {
+                    // Back to this step's noise level with fresh noise.
+                    let ratio = level / next;
+                    let fresh = (1.0 - ratio * ratio).max(0.0).sqrt();
+                    for x in x.iter_mut() {
+                        *x = (ratio * f64::from(*x) + fresh * f64::from(random.normal())) as f32;
                     }
                 }
-            }
-            let noisy = Tensor::from_array(([1usize, SONG_SLOTS, size], x.clone()))?;
-            let noise_level = Tensor::from_array(([1usize], vec![level as f32]))?;
-            let mut outputs = self
-                .denoiser
-                .run(ort::inputs!["noisy" => noisy, "noise_level" => noise_level])?;
-            let predicted = take_output(&mut outputs, "noise")?;
-            let (_, predicted) = predicted.try_extract_tensor::<f32>()?;
-            if predicted.iter().any(|value| !value.is_finite()) {
-                return Err(ModelError::NotFinite {
-                    folder: self.folder.clone(),
-                });
-            }
-            let next_spread = (1.0 - next * next).max(0.0).sqrt();
-            for (x, eps) in x.iter_mut().zip(predicted) {
-                let clean = (f64::from(*x) - spread * f64::from(*eps)) / level;
-                *x = (next * clean + next_spread * f64::from(*eps)) as f32;
+                for (slot, fixed) in fixed.iter().enumerate() {
+                    if let Some(fixed) = fixed {
+                        let range = slot * size..(slot + 1) * size;
+                        for ((x, fixed), noise) in x[range.clone()]
+                            .iter_mut()
+                            .zip(fixed)
+                            .zip(&fixed_noise[range])
+                        {
+                            *x = (level * f64::from(*fixed) + spread * f64::from(*noise)) as f32;
+                        }
+                    }
+                }
+                let predicted = self.predict_noise(&x, level)?;
+                let next_spread = (1.0 - next * next).max(0.0).sqrt();
+                for (x, eps) in x.iter_mut().zip(predicted) {
+                    let clean = (f64::from(*x) - spread * f64::from(eps)) / level;
+                    *x = (next * clean + next_spread * f64::from(eps)) as f32;
+                }
             }
         }
         Ok((0..SONG_SLOTS)
@@ -328,6 +349,24 @@ impl SongPrior {
                 _ => self.unscale(&x[slot * size..(slot + 1) * size]),
             })
             .collect())
+    }
+
+    /// The denoiser's estimate of the noise in `x` at noise level `level`.
+    fn predict_noise(&mut self, x: &[f32], level: f64) -> ModelResult<Vec<f32>> {
+        let size = self.manifest.latent_size;
+        let noisy = Tensor::from_array(([1usize, SONG_SLOTS, size], x.to_vec()))?;
+        let noise_level = Tensor::from_array(([1usize], vec![level as f32]))?;
+        let mut outputs = self
+            .denoiser
+            .run(ort::inputs!["noisy" => noisy, "noise_level" => noise_level])?;
+        let predicted = take_output(&mut outputs, "noise")?;
+        let (_, predicted) = predicted.try_extract_tensor::<f32>()?;
+        if predicted.iter().any(|value| !value.is_finite()) {
+            return Err(ModelError::NotFinite {
+                folder: self.folder.clone(),
+            });
+        }
+        Ok(predicted.to_vec())
     }
 
     fn scale(&self, latent: &[f32]) -> Vec<f32> {

@@ -101,6 +101,11 @@ pub enum WorkerCommand {
     /// Song mode: write the song's unlocked slots again around the locked
     /// ones (its next take), and store it with the project.
     RerollSong,
+    /// Make the melody follow the structure of a .mid clip (context transfer).
+    FollowStructure {
+        /// The .mid file whose repeats the melody takes on.
+        path: PathBuf,
+    },
 }
 
 /// What the engine is doing, for the GUI and the host's status line. Written
@@ -608,6 +613,7 @@ impl Worker {
             WorkerCommand::ImportClip { part, path, slot } => self.import_clip(part, &path, slot),
             WorkerCommand::StoreScene(slot) => self.store_scene(slot),
             WorkerCommand::RerollSong => self.reroll_song(),
+            WorkerCommand::FollowStructure { path } => self.follow_structure(&path),
         };
         let notice = notice.unwrap_or_else(|error| error);
         nice_plug::nice_log!("Latent Trio: {notice}");
@@ -657,6 +663,30 @@ impl Worker {
         self.settings
             .stored
             .update(|stored| stored.clips[part.index()] = Some(clip));
+        Ok(notice)
+    }
+
+    fn follow_structure(&mut self, path: &std::path::Path) -> Result<String, String> {
+        let knobs = self
+            .latest
+            .map(|request| request.knobs)
+            .ok_or("nothing to follow yet: no phrase has been asked for")?;
+        self.refresh_stored();
+        let stored = self.stored.1.clone();
+        let engine = self.engine()?;
+        let structure = engine
+            .follow_structure(path, &knobs, &stored)
+            .map_err(|error| format!("structure not followed: {error}"))?;
+        let mut notice = format!(
+            "Melody follows the structure of {}: {}",
+            structure.name, structure.summary
+        );
+        if !knobs.phrase.wants_long_models() {
+            notice.push_str(" (heard in 4- to 16-bar phrases)");
+        }
+        self.settings
+            .stored
+            .update(|stored| stored.structure = Some(structure));
         Ok(notice)
     }
 

@@ -1,0 +1,239 @@
+"""Scores the melody Transformer VAE beside the 2-bar flat and 16-bar
+hierarchical MusicVAE on the same held-out 16-bar phrases (every distinct
+test window of the converter, over its own chords).
+
+- `reconstruction`: teacher-forced, greedy and sampled (T=1) accuracy from the
+  encoder means, over the phrase and per bar; the 2-bar model reads and
+  writes the phrase as its 8 2-bar slices.
+- `attention`: in phrases where a bar repeats an earlier one note for note
+  (and has notes), how often the repeat's strongest attention (mean over
+  heads, per layer of the encoder) goes to the bar's first occurrence, among
+  the bars before it; chance is the mean of 1 / (bars before it).
+- `context_transfer`: pairs of held-out phrases, content A and structure B
+  (B has a repeated bar). The transferred phrase takes A's latents on B's new
+  bars (those that repeat no earlier bar) and B's latents on B's repeats,
+  which refer back; `bar_one` takes A's latent on bar 1 only (the paper's
+  swap). Decoded greedily over A's chords. Scores: the distance between the
+  output's bar-to-bar self-similarity matrix and B's (against A's own
+  reconstruction's distance to B's: what no transfer gives), the share of
+  B's repeats that the output repeats note for note, and how close the
+  output's notes are to A's and to B's (pitch-class histogram overlap; mean
+  step agreement of each bar with the source's same bar).
+- `four_bar_repeat`: as the engine test: B's bars 1-4 played again as 5-8
+  (and bars 1-8 again as 9-16); how often the output's bars 5-8 repeat its
+  bars 1-4 note for note.
+
+Run: python -m latent_trio_models.evaluate_transformer_vae
+     (about 10 minutes on one thread)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import evaluate, vocab
+from .data import load_windows
+from .export import load_checkpoint
+from .model import MusicVAE
+from .train_transformer_vae import NAME, load
+from .transformer_vae import TransformerVAE, transfer_context
+
+TRANSFER_PAIRS = 256
+# A bar "repeats" an earlier one when they agree on at least this share of steps.
+REPEAT_AGREEMENT = 1.0
+
+
+def heldout_phrases(data_dir: Path) -> evaluate.Windows:
+    """The converter's distinct test windows of 16 bars, with chords and keys."""
+    windows = load_windows(data_dir, "melody")
+    return evaluate.Windows(
+        windows["test_16bar"].astype(np.int64), windows["test_16bar_chord"], windows["test_16bar_key"]
+    )
+
+
+def as_slices(phrases: evaluate.Windows, bars: int) -> evaluate.Windows:
+    """Each phrase as consecutive windows of `bars` bars."""
+    steps = bars * vocab.STEPS_PER_BAR
+    cut = lambda values: None if values is None else values.reshape(-1, steps)  # noqa: E731
+    return evaluate.Windows(cut(phrases.tokens), cut(phrases.chords), cut(phrases.keys))
+
+
+def reconstruction(model: MusicVAE, phrases: evaluate.Windows) -> dict:
+    """Accuracies over the phrase and per bar of 16 (see the module doc)."""
+    slice_bars = model.size.bars
+    windows = as_slices(phrases, slice_bars)
+    correct = {name: np.zeros(16) for name in ("teacher_forced_accuracy", "greedy_accuracy", "sampled_accuracy_t1")}
+    for x, decoded in evaluate.reconstructions(model, windows):
+        for name, tokens in decoded.items():
+            per_bar = (tokens == x).view(len(x), slice_bars, -1).sum(-1).numpy()
+            correct[name] += per_bar.reshape(-1, 16 // slice_bars, slice_bars).sum(0).reshape(16) if slice_bars < 16 else per_bar.sum(0)
+    steps_per_bar_position = len(phrases) * vocab.STEPS_PER_BAR
+    report = {name: round(float(count.sum() / (16 * steps_per_bar_position)), 4) for name, count in correct.items()}
+    report["per_bar"] = {name: (count / steps_per_bar_position).round(4).tolist() for name, count in correct.items()}
+    return report
+
+
+def first_occurrences(tokens: np.ndarray) -> list[tuple[int, int]]:
+    """(bar, the earlier bar it first repeats) for every bar of a phrase
+    [steps] that repeats an earlier one note for note and has a note-on."""
+    bars = tokens.reshape(-1, vocab.STEPS_PER_BAR)
+    found = []
+    for bar in range(1, len(bars)):
+        if not (bars[bar] >= 2).any():
+            continue
+        for earlier in range(bar):
+            if (bars[earlier] == bars[bar]).mean() >= REPEAT_AGREEMENT:
+                found.append((bar, earlier))
+                break
+    return found
+
+
+def attention_check(model: TransformerVAE, phrases: evaluate.Windows) -> dict:
+    """See the module doc."""
+    hits: dict[int, list[bool]] = {}
+    chance = []
+    with torch.no_grad():
+        for x, chords in evaluate.batches(phrases, model):
+            _, _, weights = model.encode_with_attention(x, chords)
+            heads = weights.mean(2).numpy()  # [batch, layers, bars, bars]
+            for row, tokens in enumerate(x.numpy()):
+                for bar, earlier in first_occurrences(tokens):
+                    chance.append(1.0 / bar)
+                    for layer in range(heads.shape[1]):
+                        strongest = int(np.argmax(heads[row, layer, bar, :bar]))
+                        hits.setdefault(layer, []).append(strongest == earlier)
+    return {
+        "repeats": len(chance),
+        "strongest_to_first_occurrence_by_layer": [round(float(np.mean(h)), 4) for _, h in sorted(hits.items())],
+        "chance": round(float(np.mean(chance)), 4) if chance else None,
+    }
+
+
+def new_bars(tokens: np.ndarray) -> np.ndarray:
+    """[bars] bool: the bars of a phrase that repeat no earlier bar."""
+    fresh = np.ones(len(tokens) // vocab.STEPS_PER_BAR, dtype=bool)
+    for bar, _ in first_occurrences(tokens):
+        fresh[bar] = False
+    return fresh
+
+
+def pitch_class_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """1 - total variation distance between two phrases' note-on pitch-class histograms."""
+
+    def histogram(tokens: np.ndarray) -> np.ndarray:
+        counts = np.bincount((tokens[tokens >= 2] - 2 + vocab.MIN_PITCH) % 12, minlength=12).astype(float)
+        return counts / max(counts.sum(), 1.0)
+
+    return float(1.0 - 0.5 * np.abs(histogram(a) - histogram(b)).sum())
+
+
+def repeats_kept(output: np.ndarray, structure: np.ndarray) -> list[bool]:
+    """For each of `structure`'s repeats, whether `output` repeats the same bars."""
+    bars = output.reshape(-1, vocab.STEPS_PER_BAR)
+    return [bool((bars[bar] == bars[earlier]).all()) for bar, earlier in first_occurrences(structure)]
+
+
+def decode(model: TransformerVAE, z: torch.Tensor, chords: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.sample(z, temperature=0.0, chords=evaluate.chord_inputs(chords)).numpy()
+
+
+def transfer_scores(model: TransformerVAE, content: evaluate.Windows, structure: np.ndarray, how: str) -> dict:
+    """Context transfer of each content phrase into the matching structure
+    phrase's flow (see the module doc)."""
+    with torch.no_grad():
+        z_content, _ = model.encode(torch.as_tensor(content.tokens), evaluate.chord_inputs(content.chords))
+        z_structure, _ = model.encode(torch.as_tensor(structure), evaluate.chord_inputs(content.chords))
+    outputs, reconstructions = [], decode(model, z_content, content.chords)
+    for row in range(len(structure)):
+        if how == "bar_one":
+            keep = np.zeros(model.size.bars, dtype=bool)
+            keep[0] = True
+        else:
+            keep = new_bars(structure[row])
+        outputs.append(transfer_context(z_content[row], z_structure[row], torch.as_tensor(keep)))
+    output = decode(model, torch.stack(outputs), content.chords)
+    similarity = lambda t: evaluate.bar_similarity(t)  # noqa: E731
+    upper = np.triu_indices(model.size.bars, 1)
+    distance = lambda a, b: float(np.abs(similarity(a)[:, upper[0], upper[1]] - similarity(b)[:, upper[0], upper[1]]).mean())  # noqa: E731
+    kept = [k for row in range(len(structure)) for k in repeats_kept(output[row], structure[row])]
+    kept_without = [k for row in range(len(structure)) for k in repeats_kept(reconstructions[row], structure[row])]
+    agreement = lambda a, b: float((a == b).mean())  # noqa: E731
+    return {
+        "structure_matrix_distance": round(distance(output, structure), 4),
+        "structure_matrix_distance_without_transfer": round(distance(reconstructions, structure), 4),
+        "structure_repeats_kept": round(float(np.mean(kept)), 4),
+        "structure_repeats_kept_without_transfer": round(float(np.mean(kept_without)), 4),
+        "pitch_class_overlap_with_content": round(float(np.mean([pitch_class_overlap(o, c) for o, c in zip(output, content.tokens)])), 4),
+        "pitch_class_overlap_with_structure": round(float(np.mean([pitch_class_overlap(o, s) for o, s in zip(output, structure)])), 4),
+        "step_agreement_with_content": round(agreement(output, content.tokens), 4),
+        "step_agreement_with_structure": round(agreement(output, structure), 4),
+    }
+
+
+def four_bar_repeat(model: TransformerVAE, content: evaluate.Windows, structure: np.ndarray) -> dict:
+    """Structure sources whose bars 1-4 come again as 5-8 (and 1-8 as 9-16):
+    how often the transferred melody's bars 5-8 repeat its bars 1-4."""
+    bars = structure.reshape(len(structure), -1, vocab.STEPS_PER_BAR)
+    first = bars[:, :4]
+    repeated = np.concatenate([first, first, first, first], axis=1).reshape(len(structure), -1)
+    with torch.no_grad():
+        z_content, _ = model.encode(torch.as_tensor(content.tokens), evaluate.chord_inputs(content.chords))
+        z_structure, _ = model.encode(torch.as_tensor(repeated), evaluate.chord_inputs(content.chords))
+    keep = torch.zeros(model.size.bars, dtype=torch.bool)
+    keep[:4] = True
+    output = decode(model, transfer_context(z_content, z_structure, keep), content.chords)
+    out_bars = output.reshape(len(output), -1, vocab.STEPS_PER_BAR)
+    identical = (out_bars[:, 4:8] == out_bars[:, :4]).all(-1)
+    return {
+        "phrases": len(output),
+        "bars_5_to_8_repeat_1_to_4_note_for_note": round(float(identical.all(-1).mean()), 4),
+        "bars_repeated_note_for_note": round(float(identical.mean()), 4),
+        "step_agreement_bars_5_to_8_with_1_to_4": round(float((out_bars[:, 4:8] == out_bars[:, :4]).mean()), 4),
+        "bars_1_to_4_step_agreement_with_content": round(float((out_bars[:, :4] == content.tokens.reshape(len(output), -1, 16)[:, :4]).mean()), 4),
+    }
+
+
+def score(model: TransformerVAE, baselines: dict[str, MusicVAE], phrases: evaluate.Windows, seed: int = 0) -> dict:
+    """Every score of the module doc."""
+    report: dict = {"heldout_phrases": len(phrases), "reconstruction": {NAME: reconstruction(model, phrases)}}
+    for name, baseline in baselines.items():
+        report["reconstruction"][name] = reconstruction(baseline, phrases)
+    report["attention"] = attention_check(model, phrases)
+    rng = np.random.default_rng(seed)
+    with_repeats = np.array([row for row, tokens in enumerate(phrases.tokens) if first_occurrences(tokens)])
+    structure_rows = rng.choice(with_repeats, TRANSFER_PAIRS)
+    content_rows = rng.choice(len(phrases), TRANSFER_PAIRS)
+    content = evaluate.Windows(phrases.tokens[content_rows], phrases.chords[content_rows], phrases.keys[content_rows])
+    structure = phrases.tokens[structure_rows]
+    report["context_transfer"] = {
+        "pairs": TRANSFER_PAIRS,
+        "new_bars": transfer_scores(model, content, structure, "new_bars"),
+        "bar_one": transfer_scores(model, content, structure, "bar_one"),
+    }
+    report["four_bar_repeat"] = four_bar_repeat(model, content, structure)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("models/work/data"))
+    parser.add_argument("--weights", type=Path, default=Path("models/weights"))
+    parser.add_argument("--limit", type=int, help="score the first N held-out phrases only (a quick look)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    phrases = heldout_phrases(args.data)
+    if args.limit:
+        phrases = phrases.head(args.limit)
+    model, _ = load(args.weights / f"{NAME}.pt")
+    baselines = {name: load_checkpoint(args.weights / f"{name}.pt")[0] for name in ("melody_2bar", "melody_16bar")}
+    print(json.dumps(score(model, baselines, phrases), indent=1))
+
+
+if __name__ == "__main__":
+    main()

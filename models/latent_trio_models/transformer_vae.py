@@ -1,0 +1,184 @@
+"""Transformer VAE (Jiang et al., ICASSP 2020) for melody: one latent per bar,
+and masked self-attention over the bars for the phrase's structure.
+
+Encoder: the local encoder (the hierarchical model's bidirectional LSTM over
+each bar, with the chord of every step) turns bar i into h_i; a stack of
+attention layers with an upper-triangular mask turns h_1..h_i into g_i, so bar
+i is read in the context of the bars before it; mu_i and sigma_i come from
+g_i. A bar that repeats an earlier one can then be stored as "as bar k" rather
+than as its notes again: the KL on every bar's latent (beta 1, as the paper)
+makes the reference the cheaper code.
+
+Decoder: the bar latents go through a second masked attention stack (bar i
+sees z_1..z_i), which writes one embedding per bar, and the hierarchical
+model's bar decoder writes each bar from its embedding over its chords, every
+bar from the start token. Unlike the paper's decoder, the attention reads the
+latents only, not the bars already decoded: every bar decodes at once, as the
+16-bar model's do, and the plugin's step graph is the one it has. A repeat
+still copies: bar 5's embedding attends to z_1 when z_5 says so.
+
+Context transfer (the paper's section 3.4): decode one phrase's latents with
+some of them taken from another phrase; the bars that stay follow their own
+references, so the new material is repeated and varied where the structure
+source repeats and varies its own (see `transfer_context`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .model import HierarchicalVAE, ModelSize, MusicVAE
+
+
+@dataclass
+class TransformerSize(ModelSize):
+    """ModelSize plus the bar latents' and attention stacks' sizes. `latent`
+    stays the bar embedding the bar decoder reads (as the 16-bar model's)."""
+
+    bar_latent: int = 64
+    attention_width: int = 256
+    heads: int = 4
+    attention_layers: int = 2
+    feed_forward: int = 512
+
+    @property
+    def z_size(self) -> int:
+        return self.bars * self.bar_latent
+
+    @property
+    def hierarchical(self) -> bool:
+        """One embedding per bar, as the hierarchical model's conductor gives."""
+        return True
+
+
+class MaskedAttention(nn.Module):
+    """Multi-head self-attention over bars where bar i sees bars 1..i; also
+    returns the weights (how much each bar draws on each earlier one)."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.to_qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, bars, width = x.shape
+        head = width // self.heads
+        q, k, v = self.to_qkv(x).view(batch, bars, 3, self.heads, head).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(head)
+        later = torch.ones(bars, bars, dtype=torch.bool, device=x.device).triu(1)
+        weights = F.softmax(scores.masked_fill(later, float("-inf")), dim=-1)
+        mixed = (weights @ v).transpose(1, 2).reshape(batch, bars, width)
+        return self.out(mixed), weights
+
+
+class AttentionLayer(nn.Module):
+    """Pre-norm transformer layer: masked attention, then a feed-forward block."""
+
+    def __init__(self, width: int, heads: int, feed_forward: int):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(width)
+        self.attention = MaskedAttention(width, heads)
+        self.feed_forward_norm = nn.LayerNorm(width)
+        self.feed_forward = nn.Sequential(nn.Linear(width, feed_forward), nn.GELU(), nn.Linear(feed_forward, width))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        attended, weights = self.attention(self.attention_norm(x))
+        x = x + attended
+        return x + self.feed_forward(self.feed_forward_norm(x)), weights
+
+
+def bar_positions(bars: int, width: int) -> torch.Tensor:
+    """Sinusoidal encodings of bar indices 0..bars-1: [bars, width]."""
+    position = torch.arange(bars, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
+    table = torch.zeros(bars, width)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table
+
+
+class AttentionStack(nn.Module):
+    """Bar positions added, then masked attention layers; returns the output
+    [batch, bars, width] and every layer's weights [batch, layers, heads, bars, bars]."""
+
+    def __init__(self, size: TransformerSize):
+        super().__init__()
+        self.width = size.attention_width
+        self.layers = nn.ModuleList(
+            AttentionLayer(size.attention_width, size.heads, size.feed_forward) for _ in range(size.attention_layers)
+        )
+        self.norm = nn.LayerNorm(size.attention_width)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x + bar_positions(x.shape[1], self.width).to(x)
+        weights = []
+        for layer in self.layers:
+            x, layer_weights = layer(x)
+            weights.append(layer_weights)
+        return self.norm(x), torch.stack(weights, dim=1)
+
+
+class TransformerVAE(HierarchicalVAE):
+    """See the module doc. z is the bar latents one after another
+    ([batch, bars * bar_latent]), as `encode` gives it and every decode takes it."""
+
+    def __init__(self, size: TransformerSize):
+        # The flat model's encoder and bar decoder, without the hierarchical
+        # model's conductor: the attention stacks take its place.
+        MusicVAE.__init__(self, size)
+        width = size.attention_width
+        self.bar_summary = nn.Linear(2 * size.encoder_hidden, width)
+        self.context_encoder = AttentionStack(size)
+        self.to_mu = nn.Linear(width, size.bar_latent)
+        self.to_sigma = nn.Linear(width, size.bar_latent)
+        self.latent_summary = nn.Linear(size.bar_latent, width)
+        self.structure_decoder = AttentionStack(size)
+        self.to_bar_embedding = nn.Linear(width, size.latent)
+
+    def bar_states(self, tokens: torch.Tensor, chords: torch.Tensor | None) -> torch.Tensor:
+        """The local encoder: each bar on its own -> h [batch, bars, width]."""
+        inputs = torch.cat([self.encoder_embedding(tokens), *self.chord_inputs(chords, tokens)], dim=-1)
+        _, (h, _) = self.encoder(self.by_bar(inputs))
+        return self.bar_summary(torch.cat([h[0], h[1]], dim=-1).view(tokens.shape[0], self.size.bars, -1))
+
+    def encode_with_attention(
+        self, tokens: torch.Tensor, chords: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """mu, sigma per bar [batch, bars, bar_latent] and the encoder's
+        attention weights [batch, layers, heads, bars, bars]."""
+        context, weights = self.context_encoder(self.bar_states(tokens, chords))
+        return self.to_mu(context), F.softplus(self.to_sigma(context)) + 1e-5, weights
+
+    def encode(self, tokens: torch.Tensor, chords: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """mu, sigma [batch, bars * bar_latent]: the bar latents one after
+        another, so that z is one vector as every other model's."""
+        mu, sigma, _ = self.encode_with_attention(tokens, chords)
+        return mu.flatten(1), sigma.flatten(1)
+
+    def structure_with_attention(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z [batch, bars * bar_latent] -> bar embeddings [batch, bars,
+        latent] and the decoder's attention weights."""
+        per_bar = z.view(z.shape[0], self.size.bars, self.size.bar_latent)
+        structure, weights = self.structure_decoder(self.latent_summary(per_bar))
+        return self.to_bar_embedding(structure), weights
+
+    def bar_embeddings(self, z: torch.Tensor) -> torch.Tensor:
+        return self.structure_with_attention(z)[0]
+
+
+def transfer_context(content: torch.Tensor, structure: torch.Tensor, content_bars: torch.Tensor) -> torch.Tensor:
+    """Latents [..., bars * bar_latent] that play `content`'s material in
+    `structure`'s flow: the bars marked in `content_bars` [bars] (bool) take
+    the content phrase's bar latents, the others keep the structure source's,
+    which refer back to the bars before them. The paper swaps bar 1; any set
+    of bars works the same."""
+    bars = len(content_bars)
+    per_bar = lambda z: z.reshape(*z.shape[:-1], bars, -1)  # noqa: E731
+    return torch.where(content_bars[:, None], per_bar(content), per_bar(structure)).flatten(-2)
+
