@@ -37,23 +37,19 @@ import numpy as np
 import torch
 
 from . import evaluate, vocab
-from .data import load_windows
 from .export import load_checkpoint
 from .model import MusicVAE
 from .train_transformer_vae import NAME, load
-from .transformer_vae import TransformerVAE, transfer_context
+from .transformer_vae import TRANSFER_METHODS, TransformerVAE, follow, references
 
 TRANSFER_PAIRS = 256
-# A bar "repeats" an earlier one when they agree on at least this share of steps.
-REPEAT_AGREEMENT = 1.0
+
 
 
 def heldout_phrases(data_dir: Path) -> evaluate.Windows:
-    """The converter's distinct test windows of 16 bars, with chords and keys."""
-    windows = load_windows(data_dir, "melody")
-    return evaluate.Windows(
-        windows["test_16bar"].astype(np.int64), windows["test_16bar_chord"], windows["test_16bar_key"]
-    )
+    """Every distinct held-out 16-bar melody window, with chords and keys
+    (the 16-bar models' held-out set)."""
+    return evaluate.heldout_windows("melody", data_dir, bars=16)
 
 
 def as_slices(phrases: evaluate.Windows, bars: int) -> evaluate.Windows:
@@ -81,16 +77,7 @@ def reconstruction(model: MusicVAE, phrases: evaluate.Windows) -> dict:
 def first_occurrences(tokens: np.ndarray) -> list[tuple[int, int]]:
     """(bar, the earlier bar it first repeats) for every bar of a phrase
     [steps] that repeats an earlier one note for note and has a note-on."""
-    bars = tokens.reshape(-1, vocab.STEPS_PER_BAR)
-    found = []
-    for bar in range(1, len(bars)):
-        if not (bars[bar] >= 2).any():
-            continue
-        for earlier in range(bar):
-            if (bars[earlier] == bars[bar]).mean() >= REPEAT_AGREEMENT:
-                found.append((bar, earlier))
-                break
-    return found
+    return [(bar, earlier) for bar, (earlier, agreement) in references(tokens).items() if agreement == 1.0]
 
 
 def attention_check(model: TransformerVAE, phrases: evaluate.Windows) -> dict:
@@ -114,14 +101,6 @@ def attention_check(model: TransformerVAE, phrases: evaluate.Windows) -> dict:
     }
 
 
-def new_bars(tokens: np.ndarray) -> np.ndarray:
-    """[bars] bool: the bars of a phrase that repeat no earlier bar."""
-    fresh = np.ones(len(tokens) // vocab.STEPS_PER_BAR, dtype=bool)
-    for bar, _ in first_occurrences(tokens):
-        fresh[bar] = False
-    return fresh
-
-
 def pitch_class_overlap(a: np.ndarray, b: np.ndarray) -> float:
     """1 - total variation distance between two phrases' note-on pitch-class histograms."""
 
@@ -138,9 +117,17 @@ def repeats_kept(output: np.ndarray, structure: np.ndarray) -> list[bool]:
     return [bool((bars[bar] == bars[earlier]).all()) for bar, earlier in first_occurrences(structure)]
 
 
-def decode(model: TransformerVAE, z: torch.Tensor, chords: np.ndarray) -> np.ndarray:
+def decode(model: TransformerVAE, z: torch.Tensor, chords: np.ndarray, sources: np.ndarray | None = None) -> np.ndarray:
+    """Greedy decode of z [batch, z_size] over chords; with `sources`
+    [batch, bars], bar b plays the embedding of bar sources[b] (over its own
+    chords), as the plugin plays a followed structure's exact repeats."""
     with torch.no_grad():
-        return model.sample(z, temperature=0.0, chords=evaluate.chord_inputs(chords)).numpy()
+        embeddings = model.bar_embeddings(z)
+        if sources is not None:
+            embeddings = torch.stack([row[torch.as_tensor(index)] for row, index in zip(embeddings, sources)])
+        bar_chords = model.by_bar(evaluate.chord_inputs(chords))
+        tokens = model.sample_steps(embeddings.reshape(-1, model.size.latent), vocab.STEPS_PER_BAR, 0.0, None, bar_chords)
+    return tokens.reshape(len(z), -1).numpy()
 
 
 def transfer_scores(model: TransformerVAE, content: evaluate.Windows, structure: np.ndarray, how: str) -> dict:
@@ -149,18 +136,12 @@ def transfer_scores(model: TransformerVAE, content: evaluate.Windows, structure:
     with torch.no_grad():
         z_content, _ = model.encode(torch.as_tensor(content.tokens), evaluate.chord_inputs(content.chords))
         z_structure, _ = model.encode(torch.as_tensor(structure), evaluate.chord_inputs(content.chords))
-    outputs, reconstructions = [], decode(model, z_content, content.chords)
-    for row in range(len(structure)):
-        if how == "bar_one":
-            keep = np.zeros(model.size.bars, dtype=bool)
-            keep[0] = True
-        else:
-            keep = new_bars(structure[row])
-        outputs.append(transfer_context(z_content[row], z_structure[row], torch.as_tensor(keep)))
-    output = decode(model, torch.stack(outputs), content.chords)
-    similarity = lambda t: evaluate.bar_similarity(t)  # noqa: E731
+    followed = [follow(z_content[row], z_structure[row], structure[row], how) for row in range(len(structure))]
+    output = decode(model, torch.stack([z for z, _ in followed]), content.chords, np.stack([s for _, s in followed]))
+    reconstructions = decode(model, z_content, content.chords)
     upper = np.triu_indices(model.size.bars, 1)
-    distance = lambda a, b: float(np.abs(similarity(a)[:, upper[0], upper[1]] - similarity(b)[:, upper[0], upper[1]]).mean())  # noqa: E731
+    similarity = lambda t: evaluate.bar_similarity(t)[:, upper[0], upper[1]]  # noqa: E731
+    distance = lambda a, b: float(np.abs(similarity(a) - similarity(b)).mean())  # noqa: E731
     kept = [k for row in range(len(structure)) for k in repeats_kept(output[row], structure[row])]
     kept_without = [k for row in range(len(structure)) for k in repeats_kept(reconstructions[row], structure[row])]
     agreement = lambda a, b: float((a == b).mean())  # noqa: E731
@@ -176,24 +157,24 @@ def transfer_scores(model: TransformerVAE, content: evaluate.Windows, structure:
     }
 
 
-def four_bar_repeat(model: TransformerVAE, content: evaluate.Windows, structure: np.ndarray) -> dict:
+def four_bar_repeat(model: TransformerVAE, content: evaluate.Windows, structure: np.ndarray, how: str) -> dict:
     """Structure sources whose bars 1-4 come again as 5-8 (and 1-8 as 9-16):
     how often the transferred melody's bars 5-8 repeat its bars 1-4."""
-    bars = structure.reshape(len(structure), -1, vocab.STEPS_PER_BAR)
-    first = bars[:, :4]
-    repeated = np.concatenate([first, first, first, first], axis=1).reshape(len(structure), -1)
+    first = structure.reshape(len(structure), -1, vocab.STEPS_PER_BAR)[:, :4]
+    repeated = np.concatenate([first] * 4, axis=1).reshape(len(structure), -1)
     with torch.no_grad():
         z_content, _ = model.encode(torch.as_tensor(content.tokens), evaluate.chord_inputs(content.chords))
         z_structure, _ = model.encode(torch.as_tensor(repeated), evaluate.chord_inputs(content.chords))
-    keep = torch.zeros(model.size.bars, dtype=torch.bool)
-    keep[:4] = True
-    output = decode(model, transfer_context(z_content, z_structure, keep), content.chords)
+    followed = [follow(z_content[row], z_structure[row], repeated[row], how) for row in range(len(repeated))]
+    output = decode(model, torch.stack([z for z, _ in followed]), content.chords, np.stack([s for _, s in followed]))
     out_bars = output.reshape(len(output), -1, vocab.STEPS_PER_BAR)
     identical = (out_bars[:, 4:8] == out_bars[:, :4]).all(-1)
+    chords = content.chords.reshape(len(output), -1, vocab.STEPS_PER_BAR)
+    same_chords = (chords[:, 4:8] == chords[:, :4]).all(-1)
     return {
-        "phrases": len(output),
         "bars_5_to_8_repeat_1_to_4_note_for_note": round(float(identical.all(-1).mean()), 4),
         "bars_repeated_note_for_note": round(float(identical.mean()), 4),
+        "bars_repeated_note_for_note_where_the_chords_repeat": round(float(identical[same_chords].mean()), 4) if same_chords.any() else None,
         "step_agreement_bars_5_to_8_with_1_to_4": round(float((out_bars[:, 4:8] == out_bars[:, :4]).mean()), 4),
         "bars_1_to_4_step_agreement_with_content": round(float((out_bars[:, :4] == content.tokens.reshape(len(output), -1, 16)[:, :4]).mean()), 4),
     }
@@ -211,18 +192,17 @@ def score(model: TransformerVAE, baselines: dict[str, MusicVAE], phrases: evalua
     content_rows = rng.choice(len(phrases), TRANSFER_PAIRS)
     content = evaluate.Windows(phrases.tokens[content_rows], phrases.chords[content_rows], phrases.keys[content_rows])
     structure = phrases.tokens[structure_rows]
-    report["context_transfer"] = {
-        "pairs": TRANSFER_PAIRS,
-        "new_bars": transfer_scores(model, content, structure, "new_bars"),
-        "bar_one": transfer_scores(model, content, structure, "bar_one"),
-    }
-    report["four_bar_repeat"] = four_bar_repeat(model, content, structure)
+    report["context_transfer"] = {"pairs": TRANSFER_PAIRS}
+    report["four_bar_repeat"] = {"phrases": TRANSFER_PAIRS}
+    for how in TRANSFER_METHODS:
+        report["context_transfer"][how] = transfer_scores(model, content, structure, how)
+        report["four_bar_repeat"][how] = four_bar_repeat(model, content, structure, how)
     return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("models/work/data"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--weights", type=Path, default=Path("models/weights"))
     parser.add_argument("--limit", type=int, help="score the first N held-out phrases only (a quick look)")
     args = parser.parse_args()

@@ -39,7 +39,7 @@ from .train_transformer_vae import NAME, load
 FORMAT_VERSION = 5
 
 
-def export(checkpoint: Path, out: Path, converted: Path) -> dict:
+def export(checkpoint: Path, out: Path, data: Path, converted: Path) -> dict:
     model, state = load(checkpoint)
     keep_weights(model, state, checkpoint, weights_path(out.parent, out.name))
     graphs = export_graphs(model, out)
@@ -52,11 +52,19 @@ def export(checkpoint: Path, out: Path, converted: Path) -> dict:
     train = evaluate.Windows(windows["train_16bar"].astype(np.int64), windows["train_16bar_chord"], windows["train_16bar_key"])
     axes = latent_axes(model, train, "melody")
     (out / "latent_axes.json").write_text(json.dumps(axes))
-    phrases = heldout_phrases(converted)
+    phrases = heldout_phrases(data)
     baselines = {name: load_checkpoint(weights_path(out.parent, name))[0] for name in ("melody_2bar", "melody_16bar")}
-    evaluation = score(model, baselines, phrases)
+    evaluation = {"heldout_windows": len(phrases), **score(model, baselines, phrases)}
     reference = evaluation["reconstruction"][NAME]
+    # Where every model's manifest has them.
+    evaluation.update({name: value for name, value in reference.items() if name != "per_bar"})
     evaluation["shipped_graphs"] = shipped_graph_score(out, graphs, phrases, model, reference)
+    vectors = {a["name"]: np.asarray(a["vector"], dtype=np.float32) for a in axes["attributes"]}
+    evaluation["attribute_check"] = {
+        "description": "as for the 2-bar models, over whole 16-bar windows",
+        "examples": min(len(phrases), evaluate.ATTRIBUTE_EXAMPLES),
+        "results": evaluate.attribute_check(model, phrases, "melody", vectors),
+    }
     size = model.size
     history = state.get("history", [])
     manifest = {
@@ -104,10 +112,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=checkpoint_path(NAME))
     parser.add_argument("--out", type=Path, default=Path("models") / NAME)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--converted", type=Path, default=Path("models/work/data"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    manifest = export(args.checkpoint, args.out, args.converted)
+    manifest = export(args.checkpoint, args.out, args.data, args.converted)
     evaluation = manifest["evaluation"]
     print(json.dumps({"parity": manifest["parity_max_abs_diff"], **{k: v for k, v in evaluation.items() if k != "reconstruction"}}, indent=1))
 

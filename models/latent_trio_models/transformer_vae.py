@@ -17,10 +17,10 @@ latents only, not the bars already decoded: every bar decodes at once, as the
 16-bar model's do, and the plugin's step graph is the one it has. A repeat
 still copies: bar 5's embedding attends to z_1 when z_5 says so.
 
-Context transfer (the paper's section 3.4): decode one phrase's latents with
-some of them taken from another phrase; the bars that stay follow their own
-references, so the new material is repeated and varied where the structure
-source repeats and varies its own (see `transfer_context`).
+Context transfer (the paper's section 3.4) decodes one phrase's latents with
+some of them taken from, or moved by, another phrase's, so that the first
+phrase's material is repeated and varied where the second repeats and varies
+its own (see `follow`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import vocab
 from .model import HierarchicalVAE, ModelSize, MusicVAE
+
+# A bar "varies" an earlier one when they agree on at least this share of steps.
+VARIATION_AGREEMENT = 0.75
+# Ways of following a structure phrase (see `follow`).
+TRANSFER_METHODS = ("swap_bar_one", "structure_latents", "follow")
 
 
 @dataclass
@@ -63,17 +70,19 @@ class MaskedAttention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads = heads
+        self.head_width = width // heads
+        self.scale = 1.0 / math.sqrt(self.head_width)
         self.to_qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, bars, width = x.shape
-        head = width // self.heads
-        q, k, v = self.to_qkv(x).view(batch, bars, 3, self.heads, head).permute(2, 0, 3, 1, 4)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(head)
+        bars = x.shape[1]
+        qkv = self.to_qkv(x).unflatten(-1, (3, self.heads, self.head_width))
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        scores = (q @ k.transpose(-1, -2)) * self.scale
         later = torch.ones(bars, bars, dtype=torch.bool, device=x.device).triu(1)
         weights = F.softmax(scores.masked_fill(later, float("-inf")), dim=-1)
-        mixed = (weights @ v).transpose(1, 2).reshape(batch, bars, width)
+        mixed = (weights @ v).transpose(1, 2).flatten(2)
         return self.out(mixed), weights
 
 
@@ -172,13 +181,54 @@ class TransformerVAE(HierarchicalVAE):
         return self.structure_with_attention(z)[0]
 
 
-def transfer_context(content: torch.Tensor, structure: torch.Tensor, content_bars: torch.Tensor) -> torch.Tensor:
-    """Latents [..., bars * bar_latent] that play `content`'s material in
-    `structure`'s flow: the bars marked in `content_bars` [bars] (bool) take
-    the content phrase's bar latents, the others keep the structure source's,
-    which refer back to the bars before them. The paper swaps bar 1; any set
-    of bars works the same."""
-    bars = len(content_bars)
-    per_bar = lambda z: z.reshape(*z.shape[:-1], bars, -1)  # noqa: E731
-    return torch.where(content_bars[:, None], per_bar(content), per_bar(structure)).flatten(-2)
+def own_material(bar: np.ndarray) -> np.ndarray:
+    """A bar's tokens as its own material: a note-off before its first
+    note-on only ends what the bar before left sounding, so it counts as a
+    rest (a bar repeated after a held note is still a repeat)."""
+    onsets = np.flatnonzero(bar >= 2)
+    first = onsets[0] if len(onsets) else len(bar)
+    out = bar.copy()
+    leading = out[:first]
+    leading[leading == vocab.NOTE_OFF] = vocab.NO_EVENT
+    return out
 
+
+def references(tokens: np.ndarray) -> dict[int, tuple[int, float]]:
+    """Bar -> (the earlier bar it repeats or varies, their step agreement):
+    for every bar with a note-on, the earlier bar that agrees with it on the
+    most steps (the first of equals), where that is VARIATION_AGREEMENT or more."""
+    bars = np.stack([own_material(bar) for bar in tokens.reshape(-1, vocab.STEPS_PER_BAR)])
+    found = {}
+    for bar in range(1, len(bars)):
+        if not (bars[bar] >= 2).any():
+            continue
+        agreement = (bars[:bar] == bars[bar]).mean(-1)
+        earlier = int(np.argmax(agreement))
+        if agreement[earlier] >= VARIATION_AGREEMENT:
+            found[bar] = (earlier, float(agreement[earlier]))
+    return found
+
+
+def follow(z_content: torch.Tensor, z_structure: torch.Tensor, structure: np.ndarray, how: str) -> tuple[torch.Tensor, np.ndarray]:
+    """Latents [z_size] and bar sources [bars] of a content phrase following
+    a structure phrase (tokens `structure`), one of TRANSFER_METHODS:
+    `swap_bar_one`, the paper's (bar 1's latent from the content, the rest
+    from the structure phrase); `structure_latents` (the structure phrase's
+    latents on the bars that repeat or vary an earlier one); `follow`, what
+    the plugin plays: on those bars the content's latent of the earlier bar
+    moved as the structure phrase moves from its earlier bar to this one, and
+    an exact repeat played from the earlier bar's embedding (`sources`)."""
+    bars = len(structure) // vocab.STEPS_PER_BAR
+    content, clip = z_content.view(bars, -1), z_structure.view(bars, -1)
+    out, sources = content.clone(), np.arange(bars)
+    if how == "swap_bar_one":
+        out[1:] = clip[1:]
+        return out.flatten(), sources
+    for bar, (earlier, agreement) in references(structure).items():
+        if how == "structure_latents":
+            out[bar] = clip[bar]
+        else:  # follow: the clip's variation of the earlier bar, on the content's
+            out[bar] = out[earlier] + clip[bar] - clip[earlier]
+            if agreement == 1.0:
+                sources[bar] = sources[earlier]
+    return out.flatten(), sources

@@ -16,8 +16,9 @@ from latent_trio_models import attributes, evaluate, export, harmony, step_graph
 from latent_trio_models.model import HierarchicalVAE, ModelSize, MusicVAE
 
 PARTS = ("drums", "bass", "melody")
-# Every model the plugin ships, plus any other committed model folder.
-SHIPPED = {f"{part}_{bars}bar" for part in PARTS for bars in (2, 16)}
+# Every model the plugin ships (the melody's Transformer VAE too), plus any
+# other committed model folder.
+SHIPPED = {f"{part}_{bars}bar" for part in PARTS for bars in (2, 16)} | {"melody_transformer"}
 FOLDERS = sorted(SHIPPED | {p.name for pattern in ("*_2bar", "*_16bar") for p in (REPOSITORY / "models").glob(pattern)})
 DTYPES = {"tensor(int64)": "int64", "tensor(float)": "float32"}
 
@@ -45,7 +46,9 @@ def model_folder(request) -> Path:
 def test_every_graph_matches_its_manifest_and_fits_the_size_budget(model_folder: Path):
     manifest = json.loads((model_folder / "manifest.json").read_text())
     hierarchical = manifest["hierarchical"]
-    assert manifest["format_version"] == (4 if hierarchical else 3) and manifest["name"] == model_folder.name
+    # 5: a Transformer VAE (z = its bar latents), 4: hierarchical, 3: flat.
+    expected_format = 5 if manifest.get("bar_latents") else 4 if hierarchical else 3
+    assert manifest["format_version"] == expected_format and manifest["name"] == model_folder.name
     assert manifest["bars"] == (16 if hierarchical else 2)
     assert ("conductor" in manifest["graphs"]) == hierarchical
     # Bass and melody follow chords; drums take none.

@@ -213,6 +213,7 @@ fn main() {
                 name: "bench".into(),
                 summary: String::new(),
                 latent: model.latent(7, &Default::default(), None),
+                bar_sources: Vec::new(),
             };
             let stored = StoredLatents {
                 structure: Some(structure),

@@ -80,9 +80,13 @@ pub struct FollowedStructure {
     pub name: String,
     /// Which bars of the clip repeat earlier ones, in one sentence.
     pub summary: String,
-    /// The Transformer VAE latent the melody plays from: the melody's own
-    /// bar latents on the clip's new bars, the clip's on its repeats.
+    /// The Transformer VAE latent the melody plays from (see
+    /// `engine::structure::follow`).
     pub latent: Vec<f32>,
+    /// Per bar: the bar whose embedding it plays (itself, or the earlier bar
+    /// it repeats).
+    #[serde(default)]
+    pub bar_sources: Vec<u8>,
 }
 
 /// Everything stored, as saved in the project.

@@ -292,3 +292,86 @@ fn bass_and_melody_play_a_typed_progression_and_the_file_has_its_chords() {
         );
     }
 }
+
+#[test]
+fn a_melody_follows_the_structure_of_a_clip_and_a_wrong_request_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    // 8 bars of a 4-bar phrase: bars 5-8 repeat bars 1-4.
+    let clip = dir.path().join("clip.mid");
+    let made = render(
+        &clip,
+        &[
+            "--bars",
+            "8",
+            "--phrase-bars",
+            "4",
+            "--parts",
+            "melody",
+            "--seed",
+            "11",
+        ],
+    );
+    assert!(made.status.success());
+    let (followed, plain) = (
+        dir.path().join("followed.mid"),
+        dir.path().join("plain.mid"),
+    );
+    let common = [
+        "--bars",
+        "16",
+        "--parts",
+        "melody",
+        "--seed",
+        "3",
+        "--temperature",
+        "0",
+    ];
+    let output = render(
+        &followed,
+        &[
+            &common[..],
+            &["--context-from", clip.to_str().unwrap(), "--part", "melody"],
+        ]
+        .concat(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("follows the structure of clip.mid"),
+        "{stderr}"
+    );
+    assert!(
+        render(&plain, &[&common[..], &["--phrase-bars", "16"]].concat())
+            .status
+            .success()
+    );
+    assert_ne!(
+        note_ons(&followed)[1],
+        note_ons(&plain)[1],
+        "the clip's structure is heard"
+    );
+    assert_eq!(
+        note_ons(&followed),
+        note_ons(&{
+            let again = dir.path().join("again.mid");
+            render(
+                &again,
+                &[&common[..], &["--context-from", clip.to_str().unwrap()]].concat(),
+            );
+            again
+        }),
+        "the same arguments write the same notes"
+    );
+    for (extra, says) in [
+        (&["--phrase-bars", "2"][..], "4-, 8- or 16-bar phrases"),
+        (&["--part", "drums"][..], "--part names the part"),
+    ] {
+        let output = render(
+            &dir.path().join("refused.mid"),
+            &[&["--context-from", clip.to_str().unwrap()][..], extra].concat(),
+        );
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}

@@ -219,6 +219,9 @@ pub struct PartInputs {
     /// Whether the Transformer VAE writes it, following a clip's structure
     /// (the melody only; see [`Engine::follow_structure`]).
     pub follows_structure: bool,
+    /// Following a structure: per bar, the bar whose embedding (and sampling
+    /// stream) it plays, so that a repeat comes back note for note.
+    pub bar_sources: Option<Vec<u8>>,
 }
 
 impl PartInputs {
@@ -233,6 +236,7 @@ impl PartInputs {
             && self.harmony == other.harmony
             && self.song == other.song
             && self.follows_structure == other.follows_structure
+            && self.bar_sources == other.bar_sources
     }
 }
 
@@ -455,6 +459,11 @@ impl Engine {
             song: (knobs.phrase == PhraseLength::Song)
                 .then(|| stored.song_of(knobs.seed).map_or(0, |song| song.take)),
             follows_structure,
+            bar_sources: stored
+                .structure
+                .as_ref()
+                .filter(|_| follows_structure)
+                .map(|structure| structure.bar_sources.clone()),
         })
     }
 

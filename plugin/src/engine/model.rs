@@ -219,13 +219,26 @@ impl PartModel {
         }
         let z = Tensor::from_array(([1usize, self.manifest.latent_size], inputs.latent.clone()))?;
         let size = self.manifest.bar_embedding_size();
-        let embeddings = conductor.run(ort::inputs!["z" => z])?["bar_embeddings"]
-            .try_extract_tensor::<f32>()?
-            .1[bars.start * size..bars.end * size]
-            .to_vec();
+        // A bar may play another bar's embedding and sampling stream (a
+        // repeat, when following a clip's structure).
+        let source = |bar: usize| {
+            inputs
+                .bar_sources
+                .as_ref()
+                .and_then(|sources| sources.get(bar))
+                .map_or(bar, |&source| usize::from(source).min(bar))
+        };
+        let embeddings: Vec<f32> = {
+            let outputs = conductor.run(ort::inputs!["z" => z])?;
+            let all = outputs["bar_embeddings"].try_extract_tensor::<f32>()?.1;
+            bars.clone()
+                .flat_map(|bar| &all[source(bar) * size..(source(bar) + 1) * size])
+                .copied()
+                .collect()
+        };
         let mut randoms: Vec<SeededRandom> = bars
             .clone()
-            .map(|bar| SeededRandom::new(inputs.seed, self.part.index(), bar_stream(bar)))
+            .map(|bar| SeededRandom::new(inputs.seed, self.part.index(), bar_stream(source(bar))))
             .collect();
         let first = bars.start;
         let chord = |row: usize, step: usize| {

@@ -1,16 +1,18 @@
 //! WORKER THREAD ONLY: context transfer with the melody's Transformer VAE
 //! (Jiang et al. 2020; `models/README.md`, "Transformer VAE"). Its latent is
-//! one latent per bar, each read in the context of the bars before it, so a
-//! bar that repeats an earlier one is coded by reference to it. Following a
-//! clip's structure, the melody keeps its own latents on the bars where the
-//! clip brings new material and takes the clip's on the bars where the clip
-//! repeats itself: those refer back, so the melody repeats its own bars where
-//! the clip repeats its own.
+//! one latent per bar, each read in the context of the bars before it.
+//! Following a clip's structure, the melody keeps its own bar latents where
+//! the clip brings new material; where the clip repeats or varies an earlier
+//! bar, the melody's latent of that bar is moved as the clip's moves, and a
+//! repeat is played from that bar's embedding, so the melody repeats and
+//! varies its own material the way the clip does (see [`follow`]).
 
 use std::path::Path;
 
+use super::manifest::FIRST_NOTE_ON_TOKEN;
 use super::model::PartModel;
 use super::runtime::{ProviderChoice, Runtime};
+use super::tokens::{NO_EVENT, NOTE_OFF};
 use super::{ClipImportError, Engine, ModelError, ModelResult, harmony};
 use crate::harmony::Chord;
 use crate::knobs::{KnobSnapshot, PartKnobs, PhraseLength};
@@ -39,42 +41,102 @@ pub(super) fn load_model(
     Ok(model)
 }
 
-/// Every bar of `tokens` (16 steps a bar) that repeats an earlier bar note
-/// for note, with the first bar it repeats; a bar without a note-on repeats
-/// nothing (silence is no material).
-pub fn repeats(tokens: &[i64]) -> Vec<(usize, usize)> {
-    let bars: Vec<&[i64]> = tokens.chunks_exact(STEPS_PER_BAR).collect();
+/// A bar varies an earlier one when they agree on at least this share of
+/// 16th steps (a repeat agrees on all of them).
+pub const VARIATION_AGREEMENT: f32 = 0.75;
+
+/// A bar of a clip that repeats or varies an earlier bar.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reference {
+    /// The bar, from 0.
+    pub bar: usize,
+    /// The earlier bar it agrees with most (the first of equals).
+    pub earlier: usize,
+    /// The share of steps on which they agree (1: a repeat, note for note).
+    pub agreement: f32,
+}
+
+/// Every bar of `tokens` (16 steps a bar) with a note-on that agrees with
+/// an earlier bar on [`VARIATION_AGREEMENT`] of its steps or more; a bar
+/// without a note-on refers to nothing (silence is no material).
+pub fn references(tokens: &[i64]) -> Vec<Reference> {
+    let bars: Vec<Vec<i64>> = tokens
+        .chunks_exact(STEPS_PER_BAR)
+        .map(own_material)
+        .collect();
+    let agreement = |a: &[i64], b: &[i64]| {
+        a.iter().zip(b).filter(|(a, b)| a == b).count() as f32 / STEPS_PER_BAR as f32
+    };
     (1..bars.len())
-        .filter(|&bar| bars[bar].iter().any(|&token| token >= 2))
+        .filter(|&bar| bars[bar].iter().any(|&token| token >= FIRST_NOTE_ON_TOKEN))
         .filter_map(|bar| {
-            (0..bar)
-                .find(|&earlier| bars[earlier] == bars[bar])
-                .map(|earlier| (bar, earlier))
+            let mut best: Option<(usize, f32)> = None;
+            for earlier in 0..bar {
+                let agrees = agreement(&bars[earlier], &bars[bar]);
+                if best.is_none_or(|(_, most)| agrees > most) {
+                    best = Some((earlier, agrees));
+                }
+            }
+            let (earlier, agreement) = best?;
+            (agreement >= VARIATION_AGREEMENT).then_some(Reference {
+                bar,
+                earlier,
+                agreement,
+            })
         })
         .collect()
 }
 
-/// Per bar of `tokens`: whether it brings new material (repeats no earlier bar).
-pub fn new_bars(tokens: &[i64]) -> Vec<bool> {
-    let mut fresh = vec![true; tokens.len() / STEPS_PER_BAR];
-    for (bar, _) in repeats(tokens) {
-        fresh[bar] = false;
-    }
-    fresh
+/// A bar's tokens as its own material: a note-off before its first note-on
+/// only ends what the bar before left sounding, so it counts as a rest (a
+/// bar repeated after a held note is still a repeat).
+fn own_material(bar: &[i64]) -> Vec<i64> {
+    let first_note = bar.iter().position(|&token| token >= FIRST_NOTE_ON_TOKEN);
+    bar.iter()
+        .enumerate()
+        .map(|(step, &token)| match first_note {
+            Some(first) if step < first && token == NOTE_OFF => NO_EVENT,
+            _ => token,
+        })
+        .collect()
 }
 
-/// The latent that plays `content`'s bar latents on the bars marked `fresh`
-/// and `structure`'s on the others (bar latents of `content.len() /
-/// fresh.len()` values, one after another).
-pub fn transfer(content: &[f32], structure: &[f32], fresh: &[bool]) -> Vec<f32> {
-    let size = content.len() / fresh.len().max(1);
-    content
-        .chunks_exact(size)
-        .zip(structure.chunks_exact(size))
-        .zip(fresh)
-        .flat_map(|((content, structure), &fresh)| if fresh { content } else { structure })
-        .copied()
+/// The bars of `tokens` that repeat an earlier bar note for note, with the
+/// first bar they repeat.
+pub fn repeats(tokens: &[i64]) -> Vec<(usize, usize)> {
+    references(tokens)
+        .into_iter()
+        .filter(|reference| reference.agreement >= 1.0)
+        .map(|reference| (reference.bar, reference.earlier))
         .collect()
+}
+
+/// The latent and bar sources of a melody (bar latents `content`, one after
+/// another) following a clip (its bar latents `clip`, its tokens `tokens`):
+/// a bar that repeats or varies an earlier one takes the melody's latent of
+/// that bar, moved as the clip moves from that bar to this one; a repeat is
+/// also played from that bar's embedding (its source), so that it comes
+/// back note for note where the chords do. Other bars keep the melody's own.
+pub fn follow(content: &[f32], clip: &[f32], tokens: &[i64]) -> (Vec<f32>, Vec<u8>) {
+    let bars = tokens.len() / STEPS_PER_BAR;
+    let size = content.len() / bars.max(1);
+    let mut latent = content.to_vec();
+    let mut sources: Vec<u8> = (0..bars as u8).collect();
+    for Reference {
+        bar,
+        earlier,
+        agreement,
+    } in references(tokens)
+    {
+        for value in 0..size {
+            let (here, there) = (bar * size + value, earlier * size + value);
+            latent[here] = latent[there] + clip[here] - clip[there];
+        }
+        if agreement >= 1.0 {
+            sources[bar] = sources[earlier];
+        }
+    }
+    (latent, sources)
 }
 
 impl Engine {
@@ -117,6 +179,7 @@ impl Engine {
         let own = model.encode(&content, &chords)?;
         let clips = model.encode(&looped, &chords)?;
         let repeated = repeats(&looped);
+        let (latent, bar_sources) = follow(&own, &clips, &looped);
         Ok(FollowedStructure {
             name: path
                 .file_name()
@@ -127,7 +190,8 @@ impl Engine {
                 clip.summary(),
                 repeated.len()
             ),
-            latent: transfer(&own, &clips, &new_bars(&looped)),
+            latent,
+            bar_sources,
         })
     }
 

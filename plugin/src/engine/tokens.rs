@@ -19,8 +19,8 @@ fn drum_velocity(step: usize) -> u8 {
 /// Velocity of bass and melody notes.
 const MELODIC_VELOCITY: u8 = 100;
 /// Melodic tokens: a note-off, and "nothing changes".
-const NOTE_OFF: i64 = 0;
-const NO_EVENT: i64 = 1;
+pub(crate) const NOTE_OFF: i64 = 0;
+pub(crate) const NO_EVENT: i64 = 1;
 
 /// Fills `out` with the notes that `tokens` (one per 16th step) play.
 ///
