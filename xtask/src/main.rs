@@ -57,7 +57,7 @@ const RELEASE_BUNDLES: &str = "target/bundled";
 /// replaces the release bundles a user installs.
 const TEST_BUNDLE_HOME: &str = "target/test-bundle";
 /// Model folders shipped in the bundles.
-const MODELS: [&str; 12] = [
+const MODELS: [&str; 13] = [
     "drums_2bar",
     "bass_2bar",
     "melody_2bar",
@@ -70,6 +70,7 @@ const MODELS: [&str; 12] = [
     "song_drums",
     "song_melodic",
     "song_bass",
+    "melody_transformer",
 ];
 
 fn main() {

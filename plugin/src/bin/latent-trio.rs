@@ -199,6 +199,14 @@ fn run(cli: Cli) -> Result<(), String> {
                     }
                 }
             }
+            match &engine.structure_model {
+                Ok(model) => println!(
+                    "melody  {} (follows a clip's structure) on {}",
+                    model.manifest.name,
+                    model.provider.label()
+                ),
+                Err(error) => println!("melody  no Transformer VAE: {error}"),
+            }
             Ok(())
         }
         Command::Render(args) => {

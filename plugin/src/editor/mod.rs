@@ -523,20 +523,24 @@ impl EditorApp {
                     slot,
                 });
             }
-            if part == Part::Melody
-                && ui
+        });
+        if part == Part::Melody {
+            ui.horizontal(|ui| {
+                let typed = self.clip_paths[part.index()].trim();
+                if ui
                     .add_enabled(!typed.is_empty(), egui::Button::new("Follow structure"))
                     .on_hover_text(
-                        "Keep this melody's material, but repeat it where your clip (up to 16 bars of 4/4) \
-                         repeats itself; heard in 4- to 16-bar phrases",
+                        "Keep this melody's material, but repeat and vary it where the clip above \
+                         (up to 16 bars of 4/4) repeats and varies itself; heard in 4- to 16-bar phrases",
                     )
                     .clicked()
-            {
-                let _ = self.shared.commands.send(WorkerCommand::FollowStructure {
-                    path: expand_home(typed),
-                });
-            }
-        });
+                {
+                    let _ = self.shared.commands.send(WorkerCommand::FollowStructure {
+                        path: expand_home(typed),
+                    });
+                }
+            });
+        }
         if part == Part::Melody
             && let Some(structure) = &stored.structure
         {
