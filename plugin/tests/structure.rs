@@ -1,19 +1,25 @@
 //! Context transfer with the committed melody Transformer VAE and the real
 //! ONNX Runtime: the melody follows the structure of a clip (repeats its own
 //! bars where the clip repeats its own), the same every time and after a
-//! project reload, and a broken model is refused while the melody plays on.
+//! project reload, a broken model is refused while the melody plays on, and
+//! the window's Follow structure reaches the worker and the next phrase.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latent_trio::bridge::{DecodeRequest, bridge};
 
 use latent_trio::engine::runtime::ProviderChoice;
 use latent_trio::engine::structure::{STRUCTURE_MODEL_FOLDER, repeats};
 use latent_trio::engine::tokens::tokens_to_notes;
+use latent_trio::engine::worker::{self, EngineStatus, WorkerCommand, WorkerSettings};
 use latent_trio::engine::{Engine, PartInputs};
 use latent_trio::knobs::{KnobSnapshot, PhraseLength};
 use latent_trio::midi_file::{self, TimedNote, Track};
 use latent_trio::pattern::{Part, PartPhrase, Phrase, STEPS_PER_BAR};
 use latent_trio::sequencer::clock::Meter;
-use latent_trio::stored::StoredLatents;
+use latent_trio::stored::{SharedStoredLatents, StoredLatents};
 
 fn models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
@@ -244,4 +250,81 @@ fn a_broken_transformer_vae_is_refused_with_the_reason_and_the_melody_plays_on()
     };
     let bars = melody_bars(&mut engine, &knobs, &stored);
     assert!(bars.iter().any(|bar| !bar.is_empty()));
+}
+
+/// The melody's note-ons of a phrase: (step, pitch).
+fn melody_onsets(phrase: &Phrase) -> Vec<(u16, u8)> {
+    phrase
+        .part(Part::Melody)
+        .notes()
+        .iter()
+        .map(|note| (note.step, note.pitch))
+        .collect()
+}
+
+#[test]
+fn the_window_s_follow_structure_reaches_the_worker_and_the_next_phrase_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mid");
+    let mut engine = engine();
+    repeating_clip(&mut engine, 11, &clip);
+    let (audio, worker_side) = bridge();
+    let status = Arc::new(EngineStatus::default());
+    let stored = Arc::new(SharedStoredLatents::default());
+    let (commands, receiver) = crossbeam_channel::unbounded();
+    let _worker = worker::spawn(
+        worker_side,
+        WorkerSettings {
+            models: Some(models()),
+            provider_choice: Box::new(|| ProviderChoice::Cpu),
+            status: status.clone(),
+            stored: stored.clone(),
+            commands: receiver,
+        },
+    )
+    .unwrap();
+    let mut knobs = sixteen_bars(3);
+    let mut ask = |id: u64, knobs: KnobSnapshot| {
+        assert!(audio.request(DecodeRequest {
+            id,
+            knobs,
+            offline: true
+        }));
+        let phrase = audio
+            .receive_within(Duration::from_secs(60))
+            .expect("a phrase");
+        let onsets = melody_onsets(&phrase);
+        assert!(audio.give_back(phrase).is_ok());
+        onsets
+    };
+    let before = ask(1, knobs);
+    commands
+        .send(WorkerCommand::FollowStructure { path: clip.clone() })
+        .unwrap();
+    let started = Instant::now();
+    while stored.get().structure.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            status.notice()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        status
+            .notice()
+            .starts_with("Melody follows the structure of clip.mid"),
+        "{}",
+        status.notice()
+    );
+    knobs.stored_revision = stored.revision();
+    let after = ask(2, knobs);
+    assert_ne!(after, before, "the next phrase follows the clip");
+    // What the engine plays for the stored structure, note for note.
+    let mut phrase = Box::<Phrase>::default();
+    engine
+        .decode(&knobs, &stored.get(), &mut phrase, None)
+        .result()
+        .unwrap();
+    assert_eq!(after, melody_onsets(&phrase));
 }
