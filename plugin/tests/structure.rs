@@ -284,7 +284,7 @@ fn the_window_s_follow_structure_reaches_the_worker_and_the_next_phrase_follows_
     )
     .unwrap();
     let mut knobs = sixteen_bars(3);
-    let mut ask = |id: u64, knobs: KnobSnapshot| {
+    let ask = |id: u64, knobs: KnobSnapshot| {
         assert!(audio.request(DecodeRequest {
             id,
             knobs,
