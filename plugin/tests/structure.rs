@@ -13,13 +13,15 @@ use latent_trio::bridge::{DecodeRequest, bridge};
 use latent_trio::engine::runtime::ProviderChoice;
 use latent_trio::engine::structure::{STRUCTURE_MODEL_FOLDER, repeats};
 use latent_trio::engine::tokens::tokens_to_notes;
-use latent_trio::engine::worker::{self, EngineStatus, WorkerCommand, WorkerSettings};
+use latent_trio::engine::worker::{
+    self, EngineStatus, StructureSource, WorkerCommand, WorkerSettings,
+};
 use latent_trio::engine::{Engine, PartInputs};
 use latent_trio::knobs::{KnobSnapshot, PhraseLength};
 use latent_trio::midi_file::{self, TimedNote, Track};
 use latent_trio::pattern::{Part, PartPhrase, Phrase, STEPS_PER_BAR};
 use latent_trio::sequencer::clock::Meter;
-use latent_trio::stored::{SharedStoredLatents, StoredLatents};
+use latent_trio::stored::{Scene, SharedStoredLatents, StoredLatents};
 
 fn models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
@@ -299,7 +301,9 @@ fn the_window_s_follow_structure_reaches_the_worker_and_the_next_phrase_follows_
     };
     let before = ask(1, knobs);
     commands
-        .send(WorkerCommand::FollowStructure { path: clip.clone() })
+        .send(WorkerCommand::FollowStructure(StructureSource::Clip(
+            clip.clone(),
+        )))
         .unwrap();
     let started = Instant::now();
     while stored.get().structure.is_none() {
@@ -327,4 +331,50 @@ fn the_window_s_follow_structure_reaches_the_worker_and_the_next_phrase_follows_
         .result()
         .unwrap();
     assert_eq!(after, melody_onsets(&phrase));
+}
+
+#[test]
+fn a_stored_scene_s_melody_can_be_followed_and_an_empty_scene_is_explained() {
+    let mut engine = engine();
+    let knobs = sixteen_bars(3);
+    let scene_melody = engine
+        .part_inputs(Part::Melody, &sixteen_bars(12), &StoredLatents::default())
+        .unwrap();
+    assert!(
+        scene_melody.long,
+        "16-bar phrases store the 16-bar model's latent"
+    );
+    let stored = StoredLatents {
+        scenes: [
+            Some(Scene {
+                latents: [Vec::new(), Vec::new(), scene_melody.latent],
+                long: [false, false, true],
+            }),
+            None,
+        ],
+        ..StoredLatents::default()
+    };
+    let structure = engine
+        .follow_scene_structure(0, &knobs, &stored)
+        .expect("scene A's melody is followed");
+    assert_eq!(structure.name, "scene A");
+    assert!(
+        structure.summary.starts_with("its melody's 16 bars; "),
+        "{}",
+        structure.summary
+    );
+    let followed = StoredLatents {
+        structure: Some(structure),
+        ..stored.clone()
+    };
+    assert_ne!(
+        melody_bars(&mut engine, &knobs, &followed),
+        melody_bars(&mut engine, &knobs, &stored)
+    );
+    let error = engine
+        .follow_scene_structure(1, &knobs, &stored)
+        .map(|structure| structure.summary)
+        .expect_err("scene B is empty")
+        .to_string();
+    assert_eq!(error, "scene B holds no melody; store it first");
 }

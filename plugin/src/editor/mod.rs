@@ -24,7 +24,7 @@ use nice_plug_egui::{
 };
 
 use crate::bridge::NowPlaying;
-use crate::engine::worker::{EngineState, EngineStatus, WorkerCommand};
+use crate::engine::worker::{EngineState, EngineStatus, StructureSource, WorkerCommand};
 use crate::harmony::{Progression, TypedProgression};
 use crate::knobs::AttributeKnob;
 use crate::params::Phrase as PhraseSetting;
@@ -535,9 +535,24 @@ impl EditorApp {
                     )
                     .clicked()
                 {
-                    let _ = self.shared.commands.send(WorkerCommand::FollowStructure {
-                        path: expand_home(typed),
-                    });
+                    let path = expand_home(typed);
+                    let _ = self
+                        .shared
+                        .commands
+                        .send(WorkerCommand::FollowStructure(StructureSource::Clip(path)));
+                }
+                for (scene, name) in ["A", "B"].into_iter().enumerate() {
+                    let stored_scene = stored.scenes[scene].is_some();
+                    if ui
+                        .add_enabled(stored_scene, egui::Button::new(format!("of {name}")))
+                        .on_hover_text(format!(
+                            "Follow the structure of the melody stored in scene {name}"
+                        ))
+                        .clicked()
+                    {
+                        let source = StructureSource::Scene(scene);
+                        let _ = self.shared.commands.send(WorkerCommand::FollowStructure(source));
+                    }
                 }
             });
         }

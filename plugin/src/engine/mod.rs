@@ -135,6 +135,9 @@ pub enum ClipImportError {
     /// The encoder failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A scene to follow holds no melody.
+    #[error("{0} holds no melody; store it first")]
+    NoScene(&'static str),
 }
 
 /// Result of model operations.

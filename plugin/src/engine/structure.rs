@@ -140,73 +140,107 @@ pub fn follow(content: &[f32], clip: &[f32], tokens: &[i64]) -> (Vec<f32>, Vec<u
 }
 
 impl Engine {
-    /// Reads the .mid clip at `path` (up to 16 bars, looped to 16) and makes
-    /// the melody follow its structure: the melody of `knobs`' seed (or its
-    /// imported clip) at rest, encoded by the Transformer VAE over the
-    /// progression, keeps its bar latents where the clip has new bars and
-    /// takes the clip's where the clip repeats itself. Stored, it plays in
-    /// 4- to 16-bar phrases, and the melody's knobs move it.
+    /// Reads the .mid clip at `path` (up to 16 bars) and makes the melody
+    /// follow its structure (see [`Engine::follow_tokens`]).
     pub fn follow_structure(
         &mut self,
         path: &Path,
         knobs: &KnobSnapshot,
         stored: &StoredLatents,
     ) -> Result<FollowedStructure, ClipImportError> {
-        let no_model = |reason: String| ClipImportError::NoModel {
-            part: "melody's Transformer VAE",
-            reason,
-        };
-        let bars = match &self.structure_model {
-            Ok(model) => model.bars(),
-            Err(error) => return Err(no_model(error.to_string())),
-        };
-        let vocabulary = self
-            .structure_model
-            .as_ref()
-            .map_err(|error| no_model(error.to_string()))?
-            .vocabulary()
-            .clone();
+        let model = self.structure_model.as_ref().map_err(no_model)?;
+        let (bars, vocabulary) = (model.bars(), model.vocabulary().clone());
         let clip = midi_clip::read_clip_bars(path, Part::Melody, &vocabulary, bars as u64)?;
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.follow_tokens(name, clip.summary(), &clip.tokens, knobs, stored)
+    }
+
+    /// Makes the melody follow the structure of the melody stored in scene
+    /// `scene` (0: A, 1: B), as it played when stored (knobs at rest), over
+    /// the progression (see [`Engine::follow_tokens`]).
+    pub fn follow_scene_structure(
+        &mut self,
+        scene: usize,
+        knobs: &KnobSnapshot,
+        stored: &StoredLatents,
+    ) -> Result<FollowedStructure, ClipImportError> {
+        let name = if scene == 0 { "scene A" } else { "scene B" };
+        let stored_scene = stored.scenes.get(scene).and_then(Option::as_ref);
+        let index = Part::Melody.index();
+        let Some(scene_latents) = stored_scene.filter(|s| !s.latents[index].is_empty()) else {
+            return Err(ClipImportError::NoScene(name));
+        };
+        let latent = (
+            scene_latents.latents[index].as_slice(),
+            scene_latents.long[index],
+        );
+        let tokens = self.melody_tokens(knobs, stored, Some(latent))?;
+        let bars = tokens.len() / STEPS_PER_BAR;
+        let summary = format!("its melody's {bars} bars");
+        self.follow_tokens(name.into(), summary, &tokens, knobs, stored)
+    }
+
+    /// Makes the melody follow the structure of `clip` (tokens, looped to
+    /// 16 bars): the melody of `knobs`' seed (or its imported clip) at rest,
+    /// encoded by the Transformer VAE over the progression, keeps its bar
+    /// latents where the clip has new bars, and repeats and varies them
+    /// where the clip repeats and varies its own (see [`follow`]). Stored,
+    /// it plays in 4- to 16-bar phrases, and the melody's knobs move it.
+    fn follow_tokens(
+        &mut self,
+        name: String,
+        summary: String,
+        clip: &[i64],
+        knobs: &KnobSnapshot,
+        stored: &StoredLatents,
+    ) -> Result<FollowedStructure, ClipImportError> {
+        let bars = self.structure_model.as_ref().map_err(no_model)?.bars();
         let steps = bars * STEPS_PER_BAR;
-        let looped: Vec<i64> = clip.tokens.iter().copied().cycle().take(steps).collect();
+        let looped: Vec<i64> = clip.iter().copied().cycle().take(steps).collect();
         let progression = harmony(knobs, stored).0;
         let chords: Vec<Chord> = (0..steps).map(|step| progression.chord_at(step)).collect();
-        let content = self.melody_at_rest(knobs, stored, bars)?;
+        let content = self.melody_tokens(knobs, stored, None)?;
+        let content: Vec<i64> = content.iter().copied().cycle().take(steps).collect();
         let model = self
             .structure_model
             .as_mut()
-            .map_err(|error| no_model(error.to_string()))?;
+            .map_err(|error| no_model(error))?;
         let own = model.encode(&content, &chords)?;
         let clips = model.encode(&looped, &chords)?;
-        let repeated = repeats(&looped);
+        let repeated = repeats(&looped).len();
         let (latent, bar_sources) = follow(&own, &clips, &looped);
         Ok(FollowedStructure {
-            name: path
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            summary: format!(
-                "{}; {} of {bars} bars repeat an earlier one",
-                clip.summary(),
-                repeated.len()
-            ),
+            name,
+            summary: format!("{summary}; {repeated} of {bars} bars repeat an earlier one"),
             latent,
             bar_sources,
         })
     }
 
-    /// The melody's first `bars` bars as it plays with its knobs at rest
-    /// (the knobs move the followed structure afterwards, not twice).
-    fn melody_at_rest(
+    /// The melody as it plays with its knobs at rest (the knobs move the
+    /// followed structure afterwards, not twice): 16 bars from the seed (or
+    /// its imported clip), or from `latent` (a scene's, with whether it is
+    /// the 16-bar model's; a 2-bar latent plays the progression's length).
+    fn melody_tokens(
         &mut self,
         knobs: &KnobSnapshot,
         stored: &StoredLatents,
-        bars: usize,
+        latent: Option<(&[f32], bool)>,
     ) -> Result<Vec<i64>, ClipImportError> {
         let mut plain = stored.clone();
         plain.structure = None;
+        let long = latent.is_none_or(|(_, long)| long);
         let mut at_rest = KnobSnapshot {
-            phrase: PhraseLength::Bars(LONG_MODEL_BARS),
+            phrase: if long {
+                PhraseLength::Bars(LONG_MODEL_BARS)
+            } else {
+                PhraseLength::Progression
+            },
+            // A scene's own melody, not the morph.
+            scenes_on: knobs.scenes_on && latent.is_none(),
             ..*knobs
         };
         let melody = &mut at_rest.parts[Part::Melody.index()];
@@ -214,22 +248,36 @@ impl Engine {
             temperature: melody.temperature,
             ..PartKnobs::default()
         };
-        let inputs = self
+        let missing = |reason: String| ClipImportError::NoModel {
+            part: "melody",
+            reason,
+        };
+        let mut inputs = self
             .part_inputs(Part::Melody, &at_rest, &plain)
-            .ok_or_else(|| ClipImportError::NoModel {
-                part: "melody",
-                reason: "neither melody model loaded".into(),
-            })?;
+            .ok_or_else(|| missing("neither melody model loaded".into()))?;
+        if let Some((latent, long)) = latent {
+            if inputs.long != long || inputs.latent.len() != latent.len() {
+                return Err(missing(
+                    "the model that stored the scene is not loaded".into(),
+                ));
+            }
+            inputs.latent = latent.to_vec();
+        }
         let index = Part::Melody.index();
         let slot = if inputs.long {
             &mut self.long_parts[index]
         } else {
             &mut self.parts[index]
         };
-        let model = slot.as_mut().map_err(|error| ClipImportError::NoModel {
-            part: "melody",
-            reason: error.to_string(),
-        })?;
-        Ok(model.decode_tokens(&inputs, &[], bars)?)
+        let model = slot.as_mut().map_err(|error| missing(error.to_string()))?;
+        Ok(model.decode_tokens(&inputs, &[], inputs.bars)?)
+    }
+}
+
+/// The refusal when the Transformer VAE did not load.
+fn no_model(error: &ModelError) -> ClipImportError {
+    ClipImportError::NoModel {
+        part: "melody's Transformer VAE",
+        reason: error.to_string(),
     }
 }

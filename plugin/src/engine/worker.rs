@@ -101,11 +101,18 @@ pub enum WorkerCommand {
     /// Song mode: write the song's unlocked slots again around the locked
     /// ones (its next take), and store it with the project.
     RerollSong,
-    /// Make the melody follow the structure of a .mid clip (context transfer).
-    FollowStructure {
-        /// The .mid file whose repeats the melody takes on.
-        path: PathBuf,
-    },
+    /// Make the melody follow the structure of a .mid clip or of a stored
+    /// scene's melody (context transfer).
+    FollowStructure(StructureSource),
+}
+
+/// Whose structure the melody follows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StructureSource {
+    /// A .mid clip of up to 16 bars.
+    Clip(PathBuf),
+    /// The melody of scene 0 (A) or 1 (B).
+    Scene(usize),
 }
 
 /// What the engine is doing, for the GUI and the host's status line. Written
@@ -613,7 +620,7 @@ impl Worker {
             WorkerCommand::ImportClip { part, path, slot } => self.import_clip(part, &path, slot),
             WorkerCommand::StoreScene(slot) => self.store_scene(slot),
             WorkerCommand::RerollSong => self.reroll_song(),
-            WorkerCommand::FollowStructure { path } => self.follow_structure(&path),
+            WorkerCommand::FollowStructure(source) => self.follow_structure(&source),
         };
         let notice = notice.unwrap_or_else(|error| error);
         nice_plug::nice_log!("Latent Trio: {notice}");
@@ -666,7 +673,7 @@ impl Worker {
         Ok(notice)
     }
 
-    fn follow_structure(&mut self, path: &std::path::Path) -> Result<String, String> {
+    fn follow_structure(&mut self, source: &StructureSource) -> Result<String, String> {
         let knobs = self
             .latest
             .map(|request| request.knobs)
@@ -674,9 +681,11 @@ impl Worker {
         self.refresh_stored();
         let stored = self.stored.1.clone();
         let engine = self.engine()?;
-        let structure = engine
-            .follow_structure(path, &knobs, &stored)
-            .map_err(|error| format!("structure not followed: {error}"))?;
+        let structure = match source {
+            StructureSource::Clip(path) => engine.follow_structure(path, &knobs, &stored),
+            StructureSource::Scene(scene) => engine.follow_scene_structure(*scene, &knobs, &stored),
+        }
+        .map_err(|error| format!("structure not followed: {error}"))?;
         let mut notice = format!(
             "Melody follows the structure of {}: {}",
             structure.name, structure.summary
