@@ -1,27 +1,30 @@
 """Scores the melody Transformer VAE beside the 2-bar flat and 16-bar
 hierarchical MusicVAE on the same held-out 16-bar phrases (every distinct
-test window of the converter, over its own chords).
+held-out window of the data pipeline, over its own chords).
 
 - `reconstruction`: teacher-forced, greedy and sampled (T=1) accuracy from the
   encoder means, over the phrase and per bar; the 2-bar model reads and
   writes the phrase as its 8 2-bar slices.
 - `attention`: in phrases where a bar repeats an earlier one note for note
-  (and has notes), how often the repeat's strongest attention (mean over
-  heads, per layer of the encoder) goes to the bar's first occurrence, among
-  the bars before it; chance is the mean of 1 / (bars before it).
+  (and has notes), how often the repeat's strongest attention goes to the
+  bar's first occurrence, among the bars before it, per layer of the encoder
+  (reading the phrase) and of the decoder (writing it from the encoder
+  means), for the mean of the heads and for the best head; chance is the
+  mean of 1 / (bars before it).
 - `context_transfer`: pairs of held-out phrases, content A and structure B
-  (B has a repeated bar). The transferred phrase takes A's latents on B's new
-  bars (those that repeat no earlier bar) and B's latents on B's repeats,
-  which refer back; `bar_one` takes A's latent on bar 1 only (the paper's
-  swap). Decoded greedily over A's chords. Scores: the distance between the
-  output's bar-to-bar self-similarity matrix and B's (against A's own
-  reconstruction's distance to B's: what no transfer gives), the share of
+  (B has a repeated bar), by each of `transformer_vae.TRANSFER_METHODS`:
+  `swap_bar_one` (the paper's: A's latent on bar 1, B's on the rest),
+  `structure_latents` (B's latents on B's bars that repeat or vary an
+  earlier one, A's elsewhere) and `follow` (what the plugin plays; see
+  `transformer_vae.follow`). Decoded greedily over A's chords. Scores: the
+  distance between the output's bar-to-bar self-similarity matrix and B's
+  (against A's own reconstruction's: what no transfer gives), the share of
   B's repeats that the output repeats note for note, and how close the
-  output's notes are to A's and to B's (pitch-class histogram overlap; mean
-  step agreement of each bar with the source's same bar).
-- `four_bar_repeat`: as the engine test: B's bars 1-4 played again as 5-8
-  (and bars 1-8 again as 9-16); how often the output's bars 5-8 repeat its
-  bars 1-4 note for note.
+  output's notes are to A's and to B's (pitch-class histogram overlap; step
+  agreement with the source's same steps).
+- `four_bar_repeat`: as the engine test: B's bars 1-4 played 4 times over
+  16 bars; how often the output's bars 5-8 repeat its bars 1-4 note for note
+  (all four; each bar; each bar whose chords repeat too).
 
 Run: python -m latent_trio_models.evaluate_transformer_vae
      (about 10 minutes on one thread)
@@ -81,24 +84,31 @@ def first_occurrences(tokens: np.ndarray) -> list[tuple[int, int]]:
 
 
 def attention_check(model: TransformerVAE, phrases: evaluate.Windows) -> dict:
-    """See the module doc."""
-    hits: dict[int, list[bool]] = {}
+    """See the module doc; by layer of the encoder and of the decoder (over
+    the encoder means), for the heads' mean and for the best single head."""
+    hits: dict[str, list[np.ndarray]] = {}
     chance = []
     with torch.no_grad():
         for x, chords in evaluate.batches(phrases, model):
-            _, _, weights = model.encode_with_attention(x, chords)
-            heads = weights.mean(2).numpy()  # [batch, layers, bars, bars]
-            for row, tokens in enumerate(x.numpy()):
-                for bar, earlier in first_occurrences(tokens):
-                    chance.append(1.0 / bar)
-                    for layer in range(heads.shape[1]):
-                        strongest = int(np.argmax(heads[row, layer, bar, :bar]))
-                        hits.setdefault(layer, []).append(strongest == earlier)
-    return {
-        "repeats": len(chance),
-        "strongest_to_first_occurrence_by_layer": [round(float(np.mean(h)), 4) for _, h in sorted(hits.items())],
-        "chance": round(float(np.mean(chance)), 4) if chance else None,
-    }
+            mu, _, encoder = model.encode_with_attention(x, chords)
+            _, decoder = model.structure_with_attention(mu.flatten(1))
+            for stack, weights in (("encoder", encoder), ("decoder", decoder)):
+                # [batch, layers, heads + 1 (their mean), bars, bars]
+                weights = torch.cat([weights, weights.mean(2, keepdim=True)], dim=2).numpy()
+                for row, tokens in enumerate(x.numpy()):
+                    for bar, earlier in first_occurrences(tokens):
+                        if stack == "encoder":
+                            chance.append(1.0 / bar)
+                        strongest = weights[row, :, :, bar, :bar].argmax(-1)  # [layers, heads + 1]
+                        hits.setdefault(stack, []).append(strongest == earlier)
+    report: dict = {"repeats": len(chance), "chance": round(float(np.mean(chance)), 4) if chance else None}
+    for stack, found in hits.items():
+        share = np.mean(found, axis=0)  # [layers, heads + 1]
+        report[stack] = {
+            "heads_mean_by_layer": share[:, -1].round(4).tolist(),
+            "best_head_by_layer": share[:, :-1].max(-1).round(4).tolist(),
+        }
+    return report
 
 
 def pitch_class_overlap(a: np.ndarray, b: np.ndarray) -> float:
