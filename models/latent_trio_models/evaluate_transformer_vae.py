@@ -27,7 +27,7 @@ held-out window of the data pipeline, over its own chords).
   (all four; each bar; each bar whose chords repeat too).
 
 Run: python -m latent_trio_models.evaluate_transformer_vae
-     (about 10 minutes on one thread)
+     (about 3 minutes on one thread)
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ fn main() {
                 let inputs = engine
                     .part_inputs(Part::Melody, &knobs, &stored)
                     .expect("the melody has a model");
-                assert!(inputs.follows_structure);
+                assert!(inputs.follows_structure());
                 let model = engine.structure_model.as_mut().expect("loaded");
                 let times = (0..RUNS / 4)
                     .map(|_| {

@@ -219,11 +219,10 @@ pub struct PartInputs {
     pub harmony: Option<PartHarmony>,
     /// In Song mode: the take of the song it plays (0: the seed's own).
     pub song: Option<u32>,
-    /// Whether the Transformer VAE writes it, following a clip's structure
-    /// (the melody only; see [`Engine::follow_structure`]).
-    pub follows_structure: bool,
-    /// Following a structure: per bar, the bar whose embedding (and sampling
-    /// stream) it plays, so that a repeat comes back note for note.
+    /// Where the Transformer VAE writes it, following a clip's structure
+    /// (the melody only; see [`Engine::follow_structure`]): per bar, the bar
+    /// whose embedding (and sampling stream) it plays, so that a repeat comes
+    /// back note for note.
     pub bar_sources: Option<Vec<u8>>,
 }
 
@@ -238,8 +237,12 @@ impl PartInputs {
             && self.long == other.long
             && self.harmony == other.harmony
             && self.song == other.song
-            && self.follows_structure == other.follows_structure
             && self.bar_sources == other.bar_sources
+    }
+
+    /// Whether the Transformer VAE writes it, following a clip's structure.
+    pub fn follows_structure(&self) -> bool {
+        self.bar_sources.is_some()
     }
 }
 
@@ -398,7 +401,7 @@ impl Engine {
 
     /// The model that decoded (or would decode) part `index`'s `inputs`.
     pub fn model_of(&self, index: usize, inputs: &PartInputs) -> Option<&PartModel> {
-        let slot = if inputs.follows_structure {
+        let slot = if inputs.follows_structure() {
             &self.structure_model
         } else if inputs.long {
             self.long_parts.get(index)?
@@ -461,7 +464,6 @@ impl Engine {
             harmony,
             song: (knobs.phrase == PhraseLength::Song)
                 .then(|| stored.song_of(knobs.seed).map_or(0, |song| song.take)),
-            follows_structure,
             bar_sources: stored
                 .structure
                 .as_ref()
@@ -562,7 +564,7 @@ impl Engine {
                 _ => None,
             };
             // Field by field, so that the other fields stay free to use.
-            let slot = if inputs.follows_structure {
+            let slot = if inputs.follows_structure() {
                 &mut self.structure_model
             } else if inputs.long {
                 &mut self.long_parts[index]
