@@ -14,8 +14,15 @@ fewer directions (128 principal components hold 99 % of their variance).
 Predicting the noise directly, it never got below half the noise's
 variance at any level, and DDIM diverged. The schedule is the paper's:
 linear betas from 1e-6 to 0.01 over 1,000 steps. Sampling uses DDIM (a few
-deterministic steps from seeded noise); infilling keeps chosen slots by
-putting them back, diffused to the current noise level, after every step.
+deterministic steps from seeded noise).
+
+Infilling: the denoiser also reads the slots to keep (their clean latents
+and a flag per slot) and is trained on random masks (none, the ends of a
+span, a beginning, scattered slots), so the slots it writes agree with the
+kept ones; the sampler also puts the kept slots back, diffused to each
+step's noise level. The paper's replacement alone (an unconditioned model)
+writes a middle that sits beside the kept ends rather than continuing them:
+drum infilling's class Consistency 0.958 against interpolation's 0.980.
 """
 
 from __future__ import annotations
@@ -135,6 +142,11 @@ class Denoiser(nn.Module):
         super().__init__()
         self.size = size
         self.project = nn.Linear(size.latent, size.width)
+        # The kept slots' clean latents and their flag; zero at first, so a
+        # prior trained without it starts as it was.
+        self.context = nn.Linear(size.latent + 1, size.width)
+        nn.init.zeros_(self.context.weight)
+        nn.init.zeros_(self.context.bias)
         self.noise_mlp = nn.Sequential(nn.Linear(size.width, size.width), nn.SiLU(), nn.Linear(size.width, size.width))
         self.layers = nn.ModuleList(Layer(size) for _ in range(size.layers))
         self.heads = nn.ModuleList(ResidualHead(size) for _ in range(size.head_layers))
@@ -142,20 +154,37 @@ class Denoiser(nn.Module):
         self.unproject = nn.Linear(size.width, size.latent)
         self.register_buffer("positions", sinusoids(torch.arange(size.slots), size.width), persistent=False)
 
-    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        noise_level: torch.Tensor,
+        padding: torch.Tensor | None = None,
+        known: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`known` [batch, slots, latent] holds the clean latents of the
+        slots flagged in `keep` [batch, slots] (float 0/1); both absent when
+        nothing is kept."""
         noise = self.noise_mlp(sinusoids(noise_level * NOISE_SCALE, self.size.width))
-        h = self.project(x) + self.positions[: x.shape[1]]
+        if known is None or keep is None:
+            known = torch.zeros_like(x)
+            keep = torch.zeros(x.shape[:2], dtype=x.dtype)
+        context = torch.cat([known * keep[..., None], keep[..., None]], dim=-1)
+        h = self.project(x) + self.context(context) + self.positions[: x.shape[1]]
         for layer in self.layers:
             h = layer(h, noise, padding)
         for head in self.heads:
             h = head(h, noise)
         return self.unproject(self.final_norm(h)).clamp(-1.0, 1.0)
 
-    def noise(self, x: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
+    def noise(
+        self, x: torch.Tensor, noise_level: torch.Tensor, known: torch.Tensor | None = None, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The noise in `x` the predicted clean latents imply (what the
         exported graph gives the plugin's sampler)."""
         level = noise_level[:, None, None]
-        return (x - level * self(x, noise_level)) / (1 - level**2).clamp(min=1e-12).sqrt()
+        clean = self(x, noise_level, known=known, keep=keep)
+        return (x - level * clean) / (1 - level**2).clamp(min=1e-12).sqrt()
 
 
 @dataclass
@@ -177,12 +206,48 @@ class Normaliser:
         return ((scaled + 1.0) / 2.0 * (self.high - self.low) + self.low).astype(np.float32)
 
 
+# Shares of training rows by what they keep: nothing, the ends around a
+# span, a beginning, scattered slots (the plugin's re-rolled section, song
+# so far, locked slots).
+KEEP_KINDS = (0.4, 0.3, 0.1, 0.2)
+
+
+def infill_masks(padding: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Slots to keep [batch, slots] (bool) for a training batch: each row
+    one of KEEP_KINDS, never a padding slot, and at least one real slot left
+    to write."""
+    batch, slots = padding.shape
+    keep = torch.zeros(batch, slots, dtype=torch.bool)
+    kinds = torch.multinomial(torch.tensor(KEEP_KINDS), batch, replacement=True, generator=generator)
+    lengths = (~padding).sum(1)
+    for row in range(batch):
+        length = int(lengths[row])
+        if length < 2:
+            continue
+        draw = torch.randint(0, 1 << 30, (3,), generator=generator).tolist()
+        kind = int(kinds[row])
+        if kind == 1:
+            start = draw[0] % length
+            end = start + 1 + draw[1] % (length - start)
+            keep[row, :length] = True
+            keep[row, start:end] = False
+        elif kind == 2:
+            keep[row, : 1 + draw[0] % (length - 1)] = True
+        elif kind == 3:
+            share = 0.1 + 0.8 * (draw[0] % 1000) / 1000
+            keep[row, :length] = torch.rand(length, generator=generator) < share
+        if keep[row, :length].all():
+            keep[row, draw[2] % length] = False
+    return keep
+
+
 def training_loss(model: Denoiser, x0: torch.Tensor, padding: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The mean squared error of the predicted clean latents of a batch of
     scaled sequences noised as DDPM does (padding: slots past a short song's
-    end, left out of attention and loss). The noise level is drawn
-    continuously between two neighbouring steps' (as the paper does), so any
-    sampler's levels are seen."""
+    end, left out of attention and loss), over the slots not kept (see
+    `infill_masks`). The noise level is drawn continuously between two
+    neighbouring steps' (as the paper does), so any sampler's levels are
+    seen."""
     bars = alpha_bars()
     batch = x0.shape[0]
     t = torch.randint(1, SCHEDULE_STEPS + 1, (batch,), generator=generator)
@@ -191,10 +256,11 @@ def training_loss(model: Denoiser, x0: torch.Tensor, padding: torch.Tensor, gene
     level = (low + (high - low) * torch.rand(batch, generator=generator, dtype=torch.float64)).float()
     noise = torch.randn(x0.shape, generator=generator)
     noisy = level[:, None, None] * x0 + (1 - level[:, None, None] ** 2).sqrt() * noise
-    predicted = model(noisy, level, padding)
+    keep = infill_masks(padding, generator)
+    predicted = model(noisy, level, padding, known=x0, keep=keep.float())
     errors = ((predicted - x0) ** 2).mean(-1)
-    keep = (~padding).float()
-    return (errors * keep).sum() / keep.sum()
+    written = (~padding & ~keep).float()
+    return (errors * written).sum() / written.sum()
 
 
 def ddim_levels(steps: int) -> list[float]:
@@ -218,7 +284,8 @@ def sample(
     """DDIM (deterministic) from Gaussian noise: [count, slots, latent] scaled
     latents. With `fixed` [count, slots, latent] and `keep` [count, slots]
     (bool), the kept slots are the fixed ones, diffused to each step's noise
-    level with one noise draw, and the others are generated around them;
+    level with one noise draw and given to the denoiser as they are, and
+    the others are generated around them;
     `resample` > 1 takes each infilling step that many times, noising the
     result back between tries (RePaint's resampling), so the written slots
     agree with the kept ones rather than only sitting beside them."""
@@ -228,6 +295,8 @@ def sample(
     fixed_noise = torch.randn(shape, generator=generator)
     levels = ddim_levels(steps)
     infilling = fixed is not None and keep is not None
+    known = fixed if infilling else None
+    keep_flags = keep.float() if infilling else None
     for level, next_level in zip(levels[:-1], levels[1:]):
         for attempt in range(resample if infilling else 1):
             if attempt > 0:
@@ -237,7 +306,7 @@ def sample(
             if infilling:
                 diffused = level * fixed + math.sqrt(1 - level**2) * fixed_noise
                 x = torch.where(keep[..., None], diffused, x)
-            x0 = model(x, torch.full((count,), level))
+            x0 = model(x, torch.full((count,), level), known=known, keep=keep_flags)
             eps = (x - level * x0) / math.sqrt(1 - level**2)
             x = next_level * x0 + math.sqrt(max(1 - next_level**2, 0.0)) * eps
     if infilling:

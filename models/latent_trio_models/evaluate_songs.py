@@ -168,20 +168,23 @@ def score_songs(
     resample: int = 1,
     seed: int = 0,
     samples: int = 4,
+    split: str = "test",
 ) -> dict:
     """Every score of the module doc for the parts of `group`, on the
-    held-out (test) songs of at least 32 slots (their first 32); `samples`
-    generated songs per held-out song (over its chords), for the sets that
-    draw noise; infilling resamples each step `resample` times."""
+    held-out songs of `split` of at least 32 slots (their first 32);
+    `samples` generated songs per held-out song (over its chords), for the
+    sets that draw noise; infilling resamples each step `resample` times.
+    Sampler settings are chosen
+    on the validation songs and reported on the test songs."""
     parts = song_latents.GROUPS[group]
     prior, normaliser, _ = load_prior(prior_path)
     vaes = {part: load_checkpoint(weights / f"{part}_2bar.pt")[0] for part in parts}
     arrays = song_latents.load(latents_path)
     sequences = song_latents.groove_sequences(data_dir) if group == "drums" else song_latents.pop909_sequences(data_dir)
-    songs = {s["song"]: s for s in sequences if s["split"] == "test"}
-    starts, lengths, ids = (arrays[f"{group}_test_{k}"] for k in ("start", "length", "song"))
+    songs = {s["song"]: s for s in sequences if s["split"] == split}
+    starts, lengths, ids = (arrays[f"{group}_{split}_{k}"] for k in ("start", "length", "song"))
     chosen = [(int(start), str(song)) for start, length, song in zip(starts, lengths, ids) if length >= SLOTS]
-    latents = np.stack([arrays[f"{group}_test"][start : start + SLOTS] for start, _ in chosen])
+    latents = np.stack([arrays[f"{group}_{split}"][start : start + SLOTS] for start, _ in chosen])
     chords = [songs[song]["chords"][:SLOTS] if "chords" in songs[song] else None for _, song in chosen]
     # The generated songs: `samples` per held-out song, over its chords.
     latents = np.repeat(latents, samples, axis=0)
@@ -218,7 +221,13 @@ def score_songs(
         "infill_diffusion": prior_songs(latents, keep),
         "infill_interpolation": interpolated[one_each],
     }
-    result: dict = {"songs": len(chosen), "generated_per_song": samples, "ddim_steps": steps, "infill_resample": resample}
+    result: dict = {
+        "split": split,
+        "songs": len(chosen),
+        "generated_per_song": samples,
+        "ddim_steps": steps,
+        "infill_resample": resample,
+    }
     for index, part in enumerate(parts):
         dims = slice(index * width, (index + 1) * width)
         data_tokens = [songs[song][part][:SLOTS].reshape(-1) for _, song in chosen]
@@ -240,10 +249,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
     parser.add_argument("--resample", type=int, default=1, help="tries of each infilling step (RePaint's resampling)")
+    parser.add_argument("--split", choices=["validation", "test"], default="test", help="the held-out songs to score on")
+    parser.add_argument("--prior", type=Path, help="the prior's weights (default: <weights>/song_<group>.pt)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    prior = args.weights / f"song_{args.group}.pt"
-    print(json.dumps(score_songs(args.group, prior, args.latents, args.weights, args.data, args.steps, args.resample), indent=1))
+    prior = args.prior or args.weights / f"song_{args.group}.pt"
+    scores = score_songs(
+        args.group, prior, args.latents, args.weights, args.data, args.steps, args.resample, split=args.split
+    )
+    print(json.dumps(scores, indent=1))
 
 
 if __name__ == "__main__":

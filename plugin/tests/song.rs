@@ -236,8 +236,8 @@ fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
             }),
         ),
         (
-            "format 9",
-            Box::new(|folder| edit_manifest(folder, |m| m["format_version"] = 9.into())),
+            "format 1",
+            Box::new(|folder| edit_manifest(folder, |m| m["format_version"] = 1.into())),
         ),
     ];
     for (what, break_it) in cases {
@@ -249,7 +249,7 @@ fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
             .unwrap_or_else(|| panic!("{what} accepted"))
             .to_string();
         let expected = match what {
-            "format 9" => "song prior format 9",
+            "format 1" => "song prior format 1",
             other => other,
         };
         assert!(error.contains(expected), "{what}: {error}");

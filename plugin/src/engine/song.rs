@@ -4,11 +4,12 @@
 //!
 //! The sampler is DDIM: from seeded Gaussian noise, a few deterministic
 //! steps, each asking the denoiser for the noise in the current latents.
-//! Infilling keeps chosen slots: before every step they are put back, diffused
-//! to that step's noise level with one fixed noise draw; a prior whose
-//! manifest asks for it takes each infilling step several times, noising the
-//! result back between tries (RePaint's resampling), so the written slots
-//! agree with the kept ones.
+//! Infilling keeps chosen slots: the denoiser reads them (their clean latents
+//! and a flag per slot; it was trained to write around them), and before
+//! every step they are put back, diffused to that step's noise level with one
+//! fixed noise draw; a prior whose manifest asks for it takes each infilling
+//! step several times, noising the result back between tries (RePaint's
+//! resampling), so the written slots agree with the kept ones.
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +26,7 @@ use crate::pattern::{MODEL_BARS, Part};
 pub use crate::pattern::{SONG_BARS, SONG_SLOTS};
 
 /// The song prior format this build reads.
-pub const SONG_FORMAT_VERSION: u32 = 1;
+pub const SONG_FORMAT_VERSION: u32 = 2;
 /// The sampler's noise stream (apart from every token-sampling stream).
 const SONG_NOISE_STREAM: u64 = 0x50_4E47;
 /// Most tries of an infilling step a manifest may ask for (each is a
@@ -96,7 +97,7 @@ pub struct Scaling {
 /// The song prior's graphs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SongGraphs {
-    /// noisy latents, noise level -> predicted noise.
+    /// noisy latents, noise level, kept slots -> predicted noise.
     pub denoiser: GraphSpec,
 }
 
@@ -211,10 +212,16 @@ impl SongManifest {
             dtype: "float32".into(),
             shape: vec![batch()],
         };
+        let keep = TensorSpec {
+            name: "keep".into(),
+            dtype: "float32".into(),
+            shape: vec![batch(), Dimension::Fixed(SONG_SLOTS as i64)],
+        };
         let denoiser = &self.graphs.denoiser;
-        if denoiser.inputs != [latents("noisy"), level] || denoiser.outputs != [latents("noise")] {
+        let inputs = [latents("noisy"), level, latents("known"), keep];
+        if denoiser.inputs != inputs || denoiser.outputs != [latents("noise")] {
             return Err(refuse(format!(
-                "the denoiser must map noisy [batch, {SONG_SLOTS}, {n}] and noise_level [batch] to noise [batch, {SONG_SLOTS}, {n}]",
+                "the denoiser must map noisy [batch, {SONG_SLOTS}, {n}], noise_level [batch], known [batch, {SONG_SLOTS}, {n}] and keep [batch, {SONG_SLOTS}] to noise [batch, {SONG_SLOTS}, {n}]",
                 n = self.latent_size
             )));
         }
@@ -306,6 +313,15 @@ impl SongPrior {
             })
             .collect();
         let infilling = fixed.iter().any(Option::is_some);
+        // What the denoiser reads of the kept slots: their latents and flags.
+        let mut known = vec![0.0f32; total];
+        let mut keep = vec![0.0f32; SONG_SLOTS];
+        for (slot, fixed) in fixed.iter().enumerate() {
+            if let Some(fixed) = fixed {
+                known[slot * size..(slot + 1) * size].copy_from_slice(fixed);
+                keep[slot] = 1.0;
+            }
+        }
         let tries = if infilling {
             self.manifest.sampler.infill_resample
         } else {
@@ -335,7 +351,7 @@ impl SongPrior {
                         }
                     }
                 }
-                let predicted = self.predict_noise(&x, level)?;
+                let predicted = self.predict_noise(&x, level, &known, &keep)?;
                 let next_spread = (1.0 - next * next).max(0.0).sqrt();
                 for (x, eps) in x.iter_mut().zip(predicted) {
                     let clean = (f64::from(*x) - spread * f64::from(eps)) / level;
@@ -351,14 +367,26 @@ impl SongPrior {
             .collect())
     }
 
-    /// The denoiser's estimate of the noise in `x` at noise level `level`.
-    fn predict_noise(&mut self, x: &[f32], level: f64) -> ModelResult<Vec<f32>> {
+    /// The denoiser's estimate of the noise in `x` at noise level `level`,
+    /// given the kept slots (`known` where `keep` is 1).
+    fn predict_noise(
+        &mut self,
+        x: &[f32],
+        level: f64,
+        known: &[f32],
+        keep: &[f32],
+    ) -> ModelResult<Vec<f32>> {
         let size = self.manifest.latent_size;
         let noisy = Tensor::from_array(([1usize, SONG_SLOTS, size], x.to_vec()))?;
         let noise_level = Tensor::from_array(([1usize], vec![level as f32]))?;
-        let mut outputs = self
-            .denoiser
-            .run(ort::inputs!["noisy" => noisy, "noise_level" => noise_level])?;
+        let known = Tensor::from_array(([1usize, SONG_SLOTS, size], known.to_vec()))?;
+        let keep = Tensor::from_array(([1usize, SONG_SLOTS], keep.to_vec()))?;
+        let mut outputs = self.denoiser.run(ort::inputs![
+            "noisy" => noisy,
+            "noise_level" => noise_level,
+            "known" => known,
+            "keep" => keep
+        ])?;
         let predicted = take_output(&mut outputs, "noise")?;
         let (_, predicted) = predicted.try_extract_tensor::<f32>()?;
         if predicted.iter().any(|value| !value.is_finite()) {
