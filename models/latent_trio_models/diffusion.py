@@ -142,8 +142,8 @@ class Denoiser(nn.Module):
         super().__init__()
         self.size = size
         self.project = nn.Linear(size.latent, size.width)
-        # The kept slots' clean latents and their flag; zero at first, so a
-        # prior trained without it starts as it was.
+        # The kept slots' clean latents and their flag; zero at first, so
+        # training starts from a denoiser that ignores them.
         self.context = nn.Linear(size.latent + 1, size.width)
         nn.init.zeros_(self.context.weight)
         nn.init.zeros_(self.context.bias)

@@ -97,17 +97,10 @@ def main() -> None:
         size = DenoiserSize(**saved["state"]["size"])
         model = Denoiser(size)
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-        missing, unexpected = model.load_state_dict(saved["model"], strict=False)
-        if unexpected or any(not key.startswith("context.") for key in missing):
-            raise SystemExit(f"{source} is not a song prior of this shape: {missing or unexpected}")
+        model.load_state_dict(saved["model"])
         state = saved["state"]
         normaliser = Normaliser(np.array(saved["normaliser"]["low"], np.float32), np.array(saved["normaliser"]["high"], np.float32))
-        if missing:
-            # A prior from before the infilling input: it gains one (zero
-            # weights, so it starts as it was); its loss was another one.
-            state.pop("best_validation_loss", None)
-            print(f"{source} gains the infilling input", flush=True)
-        elif "optimizer" in saved:
+        if "optimizer" in saved:
             optimizer.load_state_dict(saved["optimizer"])
         print(f"resumed at step {state['step']} from {source}", flush=True)
     rng = np.random.default_rng(state["step"])

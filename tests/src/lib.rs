@@ -1040,6 +1040,20 @@ pub fn state_bytes(json: &serde_json::Value) -> Vec<u8> {
     bytes
 }
 
+/// The stored latents of a state's JSON (nice-plug keeps them as a JSON
+/// string in the field `stored-latents`).
+pub fn stored_latents(state: &serde_json::Value) -> serde_json::Value {
+    let text = state["fields"]["stored-latents"]
+        .as_str()
+        .expect("stored latents");
+    serde_json::from_str(text).expect("stored latents JSON")
+}
+
+/// Replaces the stored latents of a state's JSON.
+pub fn set_stored_latents(state: &mut serde_json::Value, stored: &serde_json::Value) {
+    state["fields"]["stored-latents"] = stored.to_string().into();
+}
+
 /// What a change at `line` should sound like: the notes of `before` up to
 /// the line and those of `after` from it (each a list of timed notes whose
 /// first field is the time, sorted by it).

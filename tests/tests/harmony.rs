@@ -5,8 +5,8 @@
 //! project, with Follow set to "Typed chords".
 
 use latent_trio_host::{
-    Bundle, Instance, check_balanced, clap_bundle, cli_onsets_with, state_bytes, state_json,
-    switched_at,
+    Bundle, Instance, check_balanced, clap_bundle, cli_onsets_with, set_stored_latents,
+    state_bytes, state_json, stored_latents, switched_at,
 };
 
 const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
@@ -120,10 +120,9 @@ fn a_progression_typed_in_the_window_plays_what_the_cli_renders_with_chords() {
     let mut instance = bundle.instantiate_offline(1024).unwrap();
     // What the window's "Use" stores, as a project saves it.
     let mut state = state_json(&instance.save_state());
-    let mut stored: serde_json::Value =
-        serde_json::from_str(state["fields"]["stored-latents"].as_str().unwrap()).unwrap();
+    let mut stored = stored_latents(&state);
     stored["typed_progression"] = serde_json::json!({"chords": "Dm Bb F C", "key": null});
-    state["fields"]["stored-latents"] = stored.to_string().into();
+    set_stored_latents(&mut state, &stored);
     instance
         .load_state(&state_bytes(&state))
         .expect("the state loads");

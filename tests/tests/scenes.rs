@@ -2,7 +2,9 @@
 //! Over" set, a knob move travels from A to B one step per bar, each step
 //! taking over on a bar line; the scenes are part of the saved project.
 
-use latent_trio_host::{Bundle, Instance, check_balanced, clap_bundle};
+use latent_trio_host::{
+    Bundle, Instance, check_balanced, clap_bundle, set_stored_latents, state_bytes, state_json,
+};
 
 const BAR: u64 = 96_000; // 4/4 at 120 BPM and 48 kHz
 const LATENT: usize = 128;
@@ -27,18 +29,13 @@ fn latent(seed: u64) -> Vec<f32> {
 /// An offline instance whose project holds scene A and B, playing scenes.
 fn with_scenes(bundle: &Bundle, morph_bars: f64, morph: f64) -> Instance {
     let mut instance = bundle.instantiate_offline(1024).unwrap();
-    // nice-plug's CLAP state: an 8-byte little-endian length, then JSON.
-    let saved = instance.save_state();
-    let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).unwrap();
+    let mut state = state_json(&instance.save_state());
     let scene = |seed: u64| serde_json::json!({ "latents": [latent(seed), latent(seed + 1), latent(seed + 2)] });
     let stored =
         serde_json::json!({ "clips": [null, null, null], "scenes": [scene(10), scene(20)] });
-    state["fields"]["stored-latents"] = serde_json::Value::String(stored.to_string());
-    let json = serde_json::to_vec(&state).unwrap();
-    let mut edited = (json.len() as u64).to_le_bytes().to_vec();
-    edited.extend(json);
+    set_stored_latents(&mut state, &stored);
     instance
-        .load_state(&edited)
+        .load_state(&state_bytes(&state))
         .expect("a state with scenes loads");
     instance.set("Play Scenes", 1.0);
     instance.set("Morph Over", morph_bars);

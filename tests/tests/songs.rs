@@ -3,7 +3,8 @@
 //! project.
 
 use latent_trio_host::{
-    Bundle, Instance, Onsets, clap_bundle, cli_onsets_with, in_bars, state_bytes, state_json,
+    Bundle, Instance, Onsets, clap_bundle, cli_onsets_with, in_bars, set_stored_latents,
+    state_bytes, state_json, stored_latents,
 };
 
 /// The Phrase parameter's "Song (64 bars)" (Progression, 2, 4, 8, 16 bars, Song).
@@ -66,11 +67,10 @@ fn a_re_rolled_song_with_locked_slots_is_saved_with_the_project_and_plays_the_sa
     let mut original = song_instance(&bundle);
     let own = play(&mut original, 64.0);
     let mut state = state_json(&original.save_state());
-    let mut stored: serde_json::Value =
-        serde_json::from_str(state["fields"]["stored-latents"].as_str().unwrap()).unwrap();
+    let mut stored = stored_latents(&state);
     stored["song"] = rerolled_song();
     stored["locked_slots"] = (0..32).map(|slot| slot < 8).collect::<Vec<bool>>().into();
-    state["fields"]["stored-latents"] = stored.to_string().into();
+    set_stored_latents(&mut state, &stored);
 
     let mut first = bundle.instantiate_offline(1024).unwrap();
     first
@@ -80,8 +80,7 @@ fn a_re_rolled_song_with_locked_slots_is_saved_with_the_project_and_plays_the_sa
     assert_ne!(rerolled, own, "the stored song plays, not the seed's own");
 
     let saved = state_json(&first.save_state());
-    let kept: serde_json::Value =
-        serde_json::from_str(saved["fields"]["stored-latents"].as_str().unwrap()).unwrap();
+    let kept = stored_latents(&saved);
     assert_eq!(kept["song"]["take"], 1);
     assert_eq!(kept["locked_slots"], stored["locked_slots"]);
     let mut second = bundle.instantiate_offline(1024).unwrap();

@@ -3,7 +3,10 @@
 //! were), its repeated bars come back note for note, and it plays the same
 //! after saving and loading again.
 
-use latent_trio_host::{Bundle, Instance, Onsets, clap_bundle, in_bars, state_bytes, state_json};
+use latent_trio_host::{
+    Bundle, Instance, Onsets, clap_bundle, in_bars, set_stored_latents, state_bytes, state_json,
+    stored_latents,
+};
 
 /// The Phrase parameter's "16 bars" (Progression, 2, 4, 8, 16 bars, Song).
 const SIXTEEN_BARS: f64 = 4.0;
@@ -52,10 +55,9 @@ fn a_followed_structure_loads_with_the_project_repeats_its_bars_and_survives_sav
     original.set("Phrase", SIXTEEN_BARS);
     let own = play(&mut original, 16.0);
     let mut state = state_json(&original.save_state());
-    let mut stored: serde_json::Value =
-        serde_json::from_str(state["fields"]["stored-latents"].as_str().unwrap()).unwrap();
+    let mut stored = stored_latents(&state);
     stored["structure"] = followed_structure();
-    state["fields"]["stored-latents"] = stored.to_string().into();
+    set_stored_latents(&mut state, &stored);
 
     let mut first = bundle.instantiate_offline(1024).unwrap();
     first

@@ -116,6 +116,18 @@ pub struct PartSpan {
 /// side by side (see [`SongPrior::span`]).
 pub type SongLatents = Vec<Vec<f32>>;
 
+/// The denoiser's inputs for one song, reused by every step of its sampler.
+struct DenoiserInputs {
+    /// The current latents (written before each run).
+    noisy: Tensor<f32>,
+    /// The current noise level (written before each run).
+    noise_level: Tensor<f32>,
+    /// The kept slots' scaled latents, zero elsewhere.
+    known: Tensor<f32>,
+    /// 1 for a kept slot, else 0.
+    keep: Tensor<f32>,
+}
+
 /// A loaded, checked song prior.
 pub struct SongPrior {
     /// Its folder.
@@ -302,30 +314,33 @@ impl SongPrior {
         let mut random = SeededRandom::new(seed, 0, SONG_NOISE_STREAM);
         let mut x: Vec<f32> = (0..total).map(|_| random.normal()).collect();
         let fixed_noise: Vec<f32> = (0..total).map(|_| random.normal()).collect();
-        // The kept slots in the denoiser's [-1, 1].
-        let fixed: Vec<Option<Vec<f32>>> = (0..SONG_SLOTS)
-            .map(|slot| {
-                kept.get(slot)
-                    .cloned()
-                    .flatten()
-                    .filter(|latent| latent.len() == size)
-                    .map(|latent| self.scale(&latent))
-            })
-            .collect();
-        let infilling = fixed.iter().any(Option::is_some);
-        // What the denoiser reads of the kept slots: their latents and flags.
+        // The kept slots, as the denoiser reads them: their latents in its
+        // [-1, 1] (zero elsewhere) and a flag per slot.
+        let kept_latent = |slot: usize| {
+            kept.get(slot)
+                .and_then(Option::as_ref)
+                .filter(|latent| latent.len() == size)
+        };
         let mut known = vec![0.0f32; total];
         let mut keep = vec![0.0f32; SONG_SLOTS];
-        for (slot, fixed) in fixed.iter().enumerate() {
-            if let Some(fixed) = fixed {
-                known[slot * size..(slot + 1) * size].copy_from_slice(fixed);
+        for slot in 0..SONG_SLOTS {
+            if let Some(latent) = kept_latent(slot) {
+                known[slot * size..(slot + 1) * size].copy_from_slice(&self.scale(latent));
                 keep[slot] = 1.0;
             }
         }
-        let tries = if infilling {
-            self.manifest.sampler.infill_resample
-        } else {
+        let kept_slots: Vec<usize> = (0..SONG_SLOTS).filter(|&slot| keep[slot] > 0.0).collect();
+        let tries = if kept_slots.is_empty() {
             1
+        } else {
+            self.manifest.sampler.infill_resample
+        };
+        // Made once and read by every denoiser run.
+        let mut inputs = DenoiserInputs {
+            noisy: Tensor::from_array(([1usize, SONG_SLOTS, size], vec![0.0f32; total]))?,
+            noise_level: Tensor::from_array(([1usize], vec![0.0f32]))?,
+            known: Tensor::from_array(([1usize, SONG_SLOTS, size], known.clone()))?,
+            keep: Tensor::from_array(([1usize, SONG_SLOTS], keep))?,
         };
         let steps: Vec<(f64, f64)> = self.levels.windows(2).map(|w| (w[0], w[1])).collect();
         for (level, next) in steps {
@@ -339,19 +354,17 @@ impl SongPrior {
                         *x = (ratio * f64::from(*x) + fresh * f64::from(random.normal())) as f32;
                     }
                 }
-                for (slot, fixed) in fixed.iter().enumerate() {
-                    if let Some(fixed) = fixed {
-                        let range = slot * size..(slot + 1) * size;
-                        for ((x, fixed), noise) in x[range.clone()]
-                            .iter_mut()
-                            .zip(fixed)
-                            .zip(&fixed_noise[range])
-                        {
-                            *x = (level * f64::from(*fixed) + spread * f64::from(*noise)) as f32;
-                        }
+                for &slot in &kept_slots {
+                    let range = slot * size..(slot + 1) * size;
+                    for ((x, fixed), noise) in x[range.clone()]
+                        .iter_mut()
+                        .zip(&known[range.clone()])
+                        .zip(&fixed_noise[range])
+                    {
+                        *x = (level * f64::from(*fixed) + spread * f64::from(*noise)) as f32;
                     }
                 }
-                let predicted = self.predict_noise(&x, level, &known, &keep)?;
+                let predicted = self.predict_noise(&mut inputs, &x, level)?;
                 let next_spread = (1.0 - next * next).max(0.0).sqrt();
                 for (x, eps) in x.iter_mut().zip(predicted) {
                     let clean = (f64::from(*x) - spread * f64::from(eps)) / level;
@@ -360,32 +373,28 @@ impl SongPrior {
             }
         }
         Ok((0..SONG_SLOTS)
-            .map(|slot| match &kept.get(slot).cloned().flatten() {
-                Some(latent) if latent.len() == size => latent.clone(),
-                _ => self.unscale(&x[slot * size..(slot + 1) * size]),
+            .map(|slot| match kept_latent(slot) {
+                Some(latent) => latent.clone(),
+                None => self.unscale(&x[slot * size..(slot + 1) * size]),
             })
             .collect())
     }
 
     /// The denoiser's estimate of the noise in `x` at noise level `level`,
-    /// given the kept slots (`known` where `keep` is 1).
+    /// given the kept slots already in `inputs`.
     fn predict_noise(
         &mut self,
+        inputs: &mut DenoiserInputs,
         x: &[f32],
         level: f64,
-        known: &[f32],
-        keep: &[f32],
     ) -> ModelResult<Vec<f32>> {
-        let size = self.manifest.latent_size;
-        let noisy = Tensor::from_array(([1usize, SONG_SLOTS, size], x.to_vec()))?;
-        let noise_level = Tensor::from_array(([1usize], vec![level as f32]))?;
-        let known = Tensor::from_array(([1usize, SONG_SLOTS, size], known.to_vec()))?;
-        let keep = Tensor::from_array(([1usize, SONG_SLOTS], keep.to_vec()))?;
+        inputs.noisy.extract_tensor_mut().1.copy_from_slice(x);
+        inputs.noise_level.extract_tensor_mut().1[0] = level as f32;
         let mut outputs = self.denoiser.run(ort::inputs![
-            "noisy" => noisy,
-            "noise_level" => noise_level,
-            "known" => known,
-            "keep" => keep
+            "noisy" => &inputs.noisy,
+            "noise_level" => &inputs.noise_level,
+            "known" => &inputs.known,
+            "keep" => &inputs.keep,
         ])?;
         let predicted = take_output(&mut outputs, "noise")?;
         let (_, predicted) = predicted.try_extract_tensor::<f32>()?;
