@@ -33,8 +33,8 @@ from .train import TRANSPOSE
 
 SLOT_STEPS = 2 * vocab.STEPS_PER_BAR
 # Slot groups stored per split: name -> parts whose latents sit side by side
-# ("bass" alone: an experiment against the shared bass-and-melody prior).
-GROUPS = {"drums": ("drums",), "melodic": ("bass", "melody"), "bass": ("bass",)}
+# ("bass" and "melody" alone: each against the shared bass-and-melody prior).
+GROUPS = {"drums": ("drums",), "melodic": ("bass", "melody"), "bass": ("bass",), "melody": ("melody",)}
 
 
 def slots(tokens: np.ndarray) -> np.ndarray:
@@ -149,8 +149,8 @@ def main() -> None:
     arrays = {}
     arrays.update(song_latents(models, groove_sequences(args.data), "drums"))
     pop909 = pop909_sequences(args.data)
-    arrays.update(song_latents(models, pop909, "melodic"))
-    arrays.update(song_latents(models, pop909, "bass"))
+    for group in ("melodic", "bass", "melody"):
+        arrays.update(song_latents(models, pop909, group))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **arrays)
     for group in GROUPS:

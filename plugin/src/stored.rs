@@ -19,6 +19,9 @@ use crate::pattern::{Part, SONG_SLOTS};
 /// Scene slots: A and B.
 pub const SCENES: usize = 2;
 
+/// What the musician calls each scene slot.
+pub const SCENE_NAMES: [&str; SCENES] = ["A", "B"];
+
 /// A part's latent found by encoding a musician's .mid clip.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClipLatent {

@@ -30,7 +30,7 @@ use crate::knobs::AttributeKnob;
 use crate::params::Phrase as PhraseSetting;
 use crate::params::{Follow, LatentTrioParams, MAX_SEED, PartParams};
 use crate::pattern::{MODEL_BARS, Part, Phrase, SONG_SLOTS, STEPS_PER_BAR};
-use crate::stored::StoredLatents;
+use crate::stored::{SCENE_NAMES, StoredLatents};
 use export::ExportChoice;
 use pattern_view::ViewStyle;
 
@@ -313,7 +313,7 @@ impl EditorApp {
         let params = &self.shared.params;
         ui.horizontal(|ui| {
             ui.label(RichText::new("Scenes").strong());
-            for (slot, name) in ["A", "B"].into_iter().enumerate() {
+            for (slot, name) in SCENE_NAMES.into_iter().enumerate() {
                 let label = if stored.scenes[slot].is_some() {
                     format!("Store {name} ✔")
                 } else {
@@ -541,7 +541,7 @@ impl EditorApp {
                         .commands
                         .send(WorkerCommand::FollowStructure(StructureSource::Clip(path)));
                 }
-                for (scene, name) in ["A", "B"].into_iter().enumerate() {
+                for (scene, name) in SCENE_NAMES.into_iter().enumerate() {
                     let stored_scene = stored.scenes[scene].is_some();
                     if ui
                         .add_enabled(stored_scene, egui::Button::new(format!("of {name}")))

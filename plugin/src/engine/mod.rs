@@ -136,7 +136,7 @@ pub enum ClipImportError {
     #[error(transparent)]
     Model(#[from] ModelError),
     /// A scene to follow holds no melody.
-    #[error("{0} holds no melody; store it first")]
+    #[error("scene {0} holds no melody; store it first")]
     NoScene(&'static str),
 }
 

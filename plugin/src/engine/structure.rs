@@ -18,7 +18,7 @@ use crate::harmony::Chord;
 use crate::knobs::{KnobSnapshot, PartKnobs, PhraseLength};
 use crate::midi_clip;
 use crate::pattern::{LONG_MODEL_BARS, Part, STEPS_PER_BAR};
-use crate::stored::{FollowedStructure, StoredLatents};
+use crate::stored::{FollowedStructure, SCENE_NAMES, StoredLatents};
 
 /// Folder of the melody's Transformer VAE.
 pub const STRUCTURE_MODEL_FOLDER: &str = "melody_transformer";
@@ -167,11 +167,11 @@ impl Engine {
         knobs: &KnobSnapshot,
         stored: &StoredLatents,
     ) -> Result<FollowedStructure, ClipImportError> {
-        let name = if scene == 0 { "scene A" } else { "scene B" };
+        let letter = SCENE_NAMES.get(scene).copied().unwrap_or("?");
         let stored_scene = stored.scenes.get(scene).and_then(Option::as_ref);
         let index = Part::Melody.index();
         let Some(scene_latents) = stored_scene.filter(|s| !s.latents[index].is_empty()) else {
-            return Err(ClipImportError::NoScene(name));
+            return Err(ClipImportError::NoScene(letter));
         };
         let latent = (
             scene_latents.latents[index].as_slice(),
@@ -180,7 +180,7 @@ impl Engine {
         let tokens = self.melody_tokens(knobs, stored, Some(latent))?;
         let bars = tokens.len() / STEPS_PER_BAR;
         let summary = format!("its melody's {bars} bars");
-        self.follow_tokens(name.into(), summary, &tokens, knobs, stored)
+        self.follow_tokens(format!("scene {letter}"), summary, &tokens, knobs, stored)
     }
 
     /// Makes the melody follow the structure of `clip` (tokens, looped to
