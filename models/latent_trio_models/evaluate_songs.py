@@ -23,7 +23,7 @@ Generated sets hold 4 songs per held-out song (over its chords), so that
 the scores do not hang on one draw. Latents are decoded greedily by the
 shipped 2-bar models.
 
-Run: python -m latent_trio_models.evaluate_songs --group melodic
+Run: python -m latent_trio_models.evaluate_songs --group melody
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def score_songs(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--group", choices=list(song_latents.GROUPS), default="melodic")
+    parser.add_argument("--group", choices=list(song_latents.GROUPS), default="melody")
     parser.add_argument("--latents", type=Path, default=Path("models/work/data/song_latents.npz"))
     parser.add_argument("--weights", type=Path, default=Path("models/weights"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))

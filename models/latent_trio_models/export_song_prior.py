@@ -3,8 +3,8 @@ as ONNX and a manifest with what the plugin's sampler needs (the schedule,
 the sampler's step count, the latent scaling, which 2-bar models' latents
 the slots hold), its training and its evaluation (`evaluate_songs.py`).
 
-Run: python -m latent_trio_models.export_song_prior --group melodic
-     (writes models/song_melodic/; about 2 minutes with the evaluation)
+Run: python -m latent_trio_models.export_song_prior --group melody
+     (writes models/song_melody/; about 2 minutes with the evaluation)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SAMPLER_STEPS = 50
 # Tries of each infilling step (RePaint's resampling), chosen per prior on the
 # validation songs' infilling scores (models/README.md "Song prior"): with
 # resampling the written slots agree better with the kept ones.
-INFILL_RESAMPLE = {"drums": 3, "melodic": 3, "bass": 10}
+INFILL_RESAMPLE = {"drums": 3, "melody": 3, "bass": 10}
 
 
 def signature(latent: int, slots: int) -> dict:

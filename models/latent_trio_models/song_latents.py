@@ -33,8 +33,9 @@ from .train import TRANSPOSE
 
 SLOT_STEPS = 2 * vocab.STEPS_PER_BAR
 # Slot groups stored per split: name -> parts whose latents sit side by side
-# ("bass" and "melody" alone: each against the shared bass-and-melody prior).
-GROUPS = {"drums": ("drums",), "melodic": ("bass", "melody"), "bass": ("bass",), "melody": ("melody",)}
+# in a slot. One part each: a prior over bass and melody side by side wrote
+# both worse than a prior of their own each (models/README.md "Song prior").
+GROUPS = {"drums": ("drums",), "bass": ("bass",), "melody": ("melody",)}
 
 
 def slots(tokens: np.ndarray) -> np.ndarray:
@@ -90,41 +91,51 @@ def key_shifts(song: dict) -> list[int]:
 
 
 @torch.no_grad()
-def encode(model: MusicVAE, tokens: np.ndarray, chords: np.ndarray | None, batch: int = 512) -> np.ndarray:
-    """Encoder means of slots [n, SLOT_STEPS] (with their chord masks)."""
-    means = []
+def encode(model: MusicVAE, tokens: np.ndarray, chords: np.ndarray | None, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder means and standard deviations of slots [n, SLOT_STEPS] (with
+    their chord masks)."""
+    means, spreads = [], []
     for start in range(0, len(tokens), batch):
         x = torch.as_tensor(tokens[start : start + batch].astype(np.int64))
         c = None if chords is None else evaluate.chord_inputs(chords[start : start + batch])
-        means.append(model.encode(x, c)[0].numpy())
-    return np.concatenate(means).astype(np.float32)
+        mu, sigma = model.encode(x, c)
+        means.append(mu.numpy())
+        spreads.append(sigma.numpy())
+    return np.concatenate(means).astype(np.float32), np.concatenate(spreads).astype(np.float32)
 
 
 def song_latents(models: dict[str, MusicVAE], songs: list[dict], group: str) -> dict[str, np.ndarray]:
     """Per split: every song's slot latents (its parts side by side), end to
-    end, with each song's first slot, slot count, id and key shift."""
+    end, with each song's first slot, slot count, id and key shift; and the
+    encoder's mean standard deviation of each latent dimension over the
+    training slots (how finely the 2-bar model reads that dimension)."""
     parts = GROUPS[group]
     out: dict[str, np.ndarray] = {}
     for split in data.SPLITS:
-        latents, starts, lengths, ids, shifts = [], [], [], [], []
+        latents, spreads, starts, lengths, ids, shifts = [], [], [], [], [], []
         total = 0
         for song in (s for s in songs if s["split"] == split):
             keys = key_shifts(song) if group != "drums" and split == "train" else [0]
             for shift in keys:
-                columns = []
+                columns, column_spreads = [], []
                 for part in parts:
                     tokens = song[part]
                     if part != "drums":
                         tokens = np.where(tokens >= 2, tokens + shift, tokens)
                     chords = harmony.transpose_chords(song["chords"], shift) if "chords" in song else None
-                    columns.append(encode(models[part], tokens, chords))
+                    mean, spread = encode(models[part], tokens, chords)
+                    columns.append(mean)
+                    column_spreads.append(spread)
                 latents.append(np.concatenate(columns, axis=1))
+                spreads.append(np.concatenate(column_spreads, axis=1))
                 starts.append(total)
                 lengths.append(len(latents[-1]))
                 ids.append(song["song"])
                 shifts.append(shift)
                 total += lengths[-1]
         out[f"{group}_{split}"] = np.concatenate(latents)
+        if split == "train":
+            out[f"{group}_posterior_sd"] = np.concatenate(spreads).mean(0)
         out[f"{group}_{split}_start"] = np.array(starts, dtype=np.int64)
         out[f"{group}_{split}_length"] = np.array(lengths, dtype=np.int64)
         out[f"{group}_{split}_song"] = np.array(ids).astype(str)
@@ -149,7 +160,7 @@ def main() -> None:
     arrays = {}
     arrays.update(song_latents(models, groove_sequences(args.data), "drums"))
     pop909 = pop909_sequences(args.data)
-    for group in ("melodic", "bass", "melody"):
+    for group in ("bass", "melody"):
         arrays.update(song_latents(models, pop909, group))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **arrays)

@@ -7,7 +7,7 @@ Adam, learning rate 1e-3 decayed by 0.98 every 4,000 steps (the paper's),
 gradient clipping 1.0. The validation loss (the held-out songs' noise MSE at
 fixed noise draws) is logged every `--validate-every` steps.
 
-Run: python -m latent_trio_models.train_diffusion --group melodic --steps 20000 --resume
+Run: python -m latent_trio_models.train_diffusion --group melody --steps 10000 --resume
      (writes models/work/checkpoints/song_<group>.pt, with the optimizer, at
      every checkpoint, and models/weights/song_<group>.pt, the weights alone,
      whenever the validation loss is the best so far: the drum prior, on
@@ -86,9 +86,9 @@ def main() -> None:
     name = model_name(args.group)
     checkpoint = Path("models/work/checkpoints") / f"{name}.pt"
     weights = Path("models/weights") / f"{name}.pt"
-    size = DenoiserSize(latent=train.shape[1], layers=args.layers, head_width=args.head_width)
+    normaliser = Normaliser.fit(train, data[f"{args.group}_posterior_sd"])
+    size = DenoiserSize(latent=train.shape[1], layers=args.layers, head_width=args.head_width, clean_limit=normaliser.limit(train))
     state: dict = {"step": 0, "wall_time_s": 0.0, "history": []}
-    normaliser = Normaliser.fit(train)
     model = Denoiser(size)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     source = next((p for p in (checkpoint, weights) if p.exists()), None) if args.resume else None

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from latent_trio_models import data, song_latents, vocab
-from latent_trio_models.diffusion import Denoiser, DenoiserSize, ddim_levels, infill_masks, sample, training_loss
+from latent_trio_models.diffusion import MAX_SPREAD, Denoiser, DenoiserSize, Normaliser, ddim_levels, infill_masks, sample, training_loss
 
 
 def small_denoiser(latent: int = 8) -> Denoiser:
@@ -127,6 +127,35 @@ def test_the_committed_drum_prior_writes_a_middle_that_belongs_to_the_kept_ends(
     assert (own / others).mean() < 0.65, (own / others).mean()
 
 
+def test_the_scaling_weighs_latent_errors_by_what_the_decoder_hears_and_bounds_none_of_the_data(songs):
+    from conftest import REPOSITORY
+    from latent_trio_models.export import load_checkpoint
+
+    melody_model = load_checkpoint(REPOSITORY / "models" / "weights" / "melody_2bar.pt")[0]
+    held_out = [song for song in songs if song["split"] == "validation"][:12]
+    latents, spreads = (np.concatenate(arrays) for arrays in zip(*(song_latents.encode(melody_model, song["melody"], song["chords"]) for song in held_out)))
+    normaliser = Normaliser.fit(latents, spreads.mean(0))
+    scaled = normaliser.forward(latents)
+    # Near unit variance: the schedule's noise levels then span the latents'
+    # own scale (under a range scaling their spread was 0.19 and the signal
+    # beat the noise only in the first ~85 of 1,000 steps) ...
+    assert 0.25 < np.mean(scaled.var(0)) <= 1.0 and np.allclose(scaled.mean(0), 0.0, atol=1e-3)
+    # ... and none so wide that the noisiest level leaves it standing out.
+    assert scaled.std(0).max() <= MAX_SPREAD + 1e-3
+    # The dimensions the decoder reads finely spread widest: an error there
+    # costs the denoiser most.
+    finest = spreads.mean(0) < 0.5
+    assert finest.sum() >= 8
+    assert scaled[:, finest].std(0).min() > scaled[:, ~finest].std(0).max()
+    assert np.allclose(normaliser.inverse(scaled), latents, atol=1e-4)
+    limit = normaliser.limit(latents)
+    denoiser = Denoiser(DenoiserSize(latent=latents.shape[1], width=32, layers=1, heads=4, feed_forward=64, head_width=64, clean_limit=limit))
+    assert np.abs(scaled).max() <= limit
+    with torch.no_grad():
+        huge = denoiser(torch.full((1, 32, latents.shape[1]), 100.0), torch.tensor([0.5]))
+    assert huge.abs().max() <= limit
+
+
 def test_ddim_steps_from_the_noisiest_level_to_clean_ones():
     levels = ddim_levels(20)
     assert len(levels) == 21
@@ -140,7 +169,7 @@ def test_each_committed_song_prior_graph_gives_the_noise_its_committed_weights_i
     from latent_trio_models.export_song_prior import parity
 
     folders = sorted((REPOSITORY / "models").glob("song_*/manifest.json"))
-    assert any(path.parent.name == "song_melodic" for path in folders), "the bass and melody prior ships"
+    assert {path.parent.name for path in folders} == {"song_drums", "song_bass", "song_melody"}, "a prior for each part ships"
     for manifest_path in folders:
         manifest = json.loads(manifest_path.read_text())
         model, normaliser, state = load_prior(REPOSITORY / "models" / "weights" / f"{manifest['name']}.pt")

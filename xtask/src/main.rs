@@ -68,7 +68,7 @@ const MODELS: [&str; 13] = [
     "bass_humanize",
     "melody_humanize",
     "song_drums",
-    "song_melodic",
+    "song_melody",
     "song_bass",
     "melody_transformer",
 ];

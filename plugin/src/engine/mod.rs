@@ -171,12 +171,10 @@ pub fn default_model_folder_name(part: Part) -> String {
     format!("{}_2bar", part.name())
 }
 
-/// Folder names of the song priors, in the order they write: a part's slots
-/// come from the last prior that writes it. The bass has a prior of its own
-/// after the one that writes bass and melody together: that one's melody
-/// beats its baselines and its bass does not (models/README.md "Song
-/// priors"); without the bass prior, the bass comes from the shared one.
-pub const SONG_PRIOR_FOLDERS: [&str; 3] = ["song_drums", "song_melodic", "song_bass"];
+/// Folder names of the song priors, one a part: each writes its part's
+/// slots (a prior over bass and melody together wrote both worse than a
+/// prior of their own each: models/README.md "Song prior").
+pub const SONG_PRIOR_FOLDERS: [&str; 3] = ["song_drums", "song_melody", "song_bass"];
 
 /// Folder name of each part's 16-bar hierarchical model.
 pub fn long_model_folder_name(part: Part) -> String {

@@ -38,7 +38,7 @@ const MAX_INFILL_RESAMPLE: usize = 20;
 pub struct SongManifest {
     /// Manifest format; others are refused with a plain message.
     pub format_version: u32,
-    /// Display name, e.g. `song_melodic`.
+    /// Display name, e.g. `song_melody`.
     pub name: String,
     /// The parts whose latents sit side by side in a slot, in order.
     pub parts: Vec<String>,
