@@ -251,11 +251,12 @@ def main() -> None:
     parser.add_argument("--resample", type=int, default=1, help="tries of each infilling step (RePaint's resampling)")
     parser.add_argument("--split", choices=["validation", "test"], default="test", help="the held-out songs to score on")
     parser.add_argument("--prior", type=Path, help="the prior's weights (default: <weights>/song_<group>.pt)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated songs' noise")
     args = parser.parse_args()
     torch.set_num_threads(1)
     prior = args.prior or args.weights / f"song_{args.group}.pt"
     scores = score_songs(
-        args.group, prior, args.latents, args.weights, args.data, args.steps, args.resample, split=args.split
+        args.group, prior, args.latents, args.weights, args.data, args.steps, args.resample, seed=args.seed, split=args.split
     )
     print(json.dumps(scores, indent=1))
 
