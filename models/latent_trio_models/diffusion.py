@@ -55,8 +55,8 @@ class DenoiserSize:
     feed_forward: int = 512
     head_width: int = 1024
     head_layers: int = 2
-    # Bound of the predicted clean latents in the scaled space (1 for the
-    # range scaling of priors trained before the standard one).
+    # Bound of the predicted clean latents in the scaled space (1 for priors
+    # trained with the range scaling, whose latents all lie in [-1, 1]).
     clean_limit: float = 1.0
 
     def as_dict(self) -> dict:
@@ -208,9 +208,9 @@ class Normaliser:
     measured in units of the 2-bar model's own uncertainty there (its
     encoder's mean standard deviation), all dimensions by one common factor
     that would give the scaled latents unit variance on average (the cap
-    below leaves the melody's 0.4). The denoiser's
-    squared error then weighs an error by how much it changes what the
-    decoder plays: of the melody model's 128 dimensions about 22 carry the
+    below leaves the melody's 0.4). The denoiser's squared error then
+    weighs an error by how much it changes what the decoder plays: of the
+    melody model's 128 dimensions about 22 carry the
     music (standard deviation under 0.5) and the rest barely vary against
     their noise, which a per-dimension unit variance would have weighed as
     much. No dimension spreads wider than MAX_SPREAD. The paper maps each

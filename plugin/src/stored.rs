@@ -22,6 +22,11 @@ pub const SCENES: usize = 2;
 /// What the musician calls each scene slot.
 pub const SCENE_NAMES: [&str; SCENES] = ["A", "B"];
 
+/// The name of scene slot `scene` ("?" for one that does not exist).
+pub fn scene_name(scene: usize) -> &'static str {
+    SCENE_NAMES.get(scene).copied().unwrap_or("?")
+}
+
 /// A part's latent found by encoding a musician's .mid clip.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClipLatent {

@@ -339,7 +339,7 @@ impl SongPrior {
         let mut inputs = DenoiserInputs {
             noisy: Tensor::from_array(([1usize, SONG_SLOTS, size], vec![0.0f32; total]))?,
             noise_level: Tensor::from_array(([1usize], vec![0.0f32]))?,
-            known: Tensor::from_array(([1usize, SONG_SLOTS, size], known.clone()))?,
+            known: Tensor::from_array(([1usize, SONG_SLOTS, size], known))?,
             keep: Tensor::from_array(([1usize, SONG_SLOTS], keep))?,
         };
         let steps: Vec<(f64, f64)> = self.levels.windows(2).map(|w| (w[0], w[1])).collect();
@@ -354,6 +354,7 @@ impl SongPrior {
                         *x = (ratio * f64::from(*x) + fresh * f64::from(random.normal())) as f32;
                     }
                 }
+                let (_, known) = inputs.known.extract_tensor();
                 for &slot in &kept_slots {
                     let range = slot * size..(slot + 1) * size;
                     for ((x, fixed), noise) in x[range.clone()]

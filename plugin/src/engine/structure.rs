@@ -18,7 +18,7 @@ use crate::harmony::Chord;
 use crate::knobs::{KnobSnapshot, PartKnobs, PhraseLength};
 use crate::midi_clip;
 use crate::pattern::{LONG_MODEL_BARS, Part, STEPS_PER_BAR};
-use crate::stored::{FollowedStructure, SCENE_NAMES, StoredLatents};
+use crate::stored::{FollowedStructure, StoredLatents, scene_name};
 
 /// Folder of the melody's Transformer VAE.
 pub const STRUCTURE_MODEL_FOLDER: &str = "melody_transformer";
@@ -167,7 +167,7 @@ impl Engine {
         knobs: &KnobSnapshot,
         stored: &StoredLatents,
     ) -> Result<FollowedStructure, ClipImportError> {
-        let letter = SCENE_NAMES.get(scene).copied().unwrap_or("?");
+        let letter = scene_name(scene);
         let stored_scene = stored.scenes.get(scene).and_then(Option::as_ref);
         let index = Part::Melody.index();
         let Some(scene_latents) = stored_scene.filter(|s| !s.latents[index].is_empty()) else {

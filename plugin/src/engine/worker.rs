@@ -22,7 +22,7 @@ use super::{Engine, PartInputs, RuntimeError};
 use crate::bridge::{ChangeTiming, DecodeRequest, WorkerSide};
 use crate::knobs::{ATTRIBUTE_KNOBS, AttributeKnob};
 use crate::pattern::{MODEL_BARS, Part, Phrase};
-use crate::stored::{SCENE_NAMES, Scene, SharedStoredLatents, StoredLatents};
+use crate::stored::{Scene, SharedStoredLatents, StoredLatents, scene_name};
 
 /// The worker thread's name, as tools that list threads show it (Linux keeps
 /// 15 bytes of a thread name).
@@ -731,7 +731,7 @@ impl Worker {
         if latents.iter().all(Vec::is_empty) {
             return Err("nothing to store yet: no phrase has been decoded".into());
         }
-        let name = SCENE_NAMES.get(slot).copied().unwrap_or("?");
+        let name = scene_name(slot);
         self.settings.stored.update(|stored| {
             if let Some(scene) = stored.scenes.get_mut(slot) {
                 *scene = Some(Scene { latents, long });
