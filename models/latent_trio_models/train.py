@@ -21,6 +21,12 @@ Run: python -m latent_trio_models.train --part drums --steps 4000
      python -m latent_trio_models.train --part drums --variant fb128 --free-bits 128 \
          --resume --start-from drums_2bar --steps 14000
      (an ablation: drums_2bar_fb128 continues from the shipped weights)
+     python -m latent_trio_models.train --part drums --variant kit --kit-variations 0.5 \
+         --resume --start-from drums_2bar --steps 16648
+     (how the shipped drums were trained on from step 10,712)
+     python -m latent_trio_models.train --part melody --variant restart --restart-schedule \
+         --lr 3e-4 --resume --start-from melody_2bar --steps 60000
+     (a warm restart: the learning rate decays anew from 3e-4)
 """
 
 from __future__ import annotations
@@ -59,6 +65,32 @@ def random_shifts(tokens: np.ndarray, part: str, rng: np.random.Generator) -> np
         choices = [k for k in TRANSPOSE if pitches.min() + k >= low and pitches.max() + k <= high]
         shifts[index] = int(rng.choice(choices)) if choices else 0
     return shifts
+
+
+# Kit classes a drummer plays the same part on: the time on the closed hi-hat
+# or the ride; a fill on any of the toms.
+TIMEKEEPERS = (2, 8)
+TOMS = (4, 5, 6)
+
+
+def kit_variations(tokens: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Drum windows, a `share` of them played on another kit: the closed
+    hi-hat and the ride swapped, and the toms in another order (each change
+    half the time). The groove is the same; GMD's drummers each favour their
+    own kit, and held-out drummers play theirs."""
+    out = tokens.copy()
+    for index in np.flatnonzero(rng.random(len(tokens)) < share):
+        moves = list(range(len(vocab.DRUM_CLASSES)))
+        if rng.random() < 0.5:
+            moves[TIMEKEEPERS[0]], moves[TIMEKEEPERS[1]] = TIMEKEEPERS[1], TIMEKEEPERS[0]
+        if rng.random() < 0.5:
+            for source, target in zip(TOMS, rng.permutation(TOMS)):
+                moves[source] = int(target)
+        row = np.zeros_like(out[index])
+        for source, target in enumerate(moves):
+            row |= ((out[index] >> source) & 1) << target
+        out[index] = row
+    return out
 
 
 def transpose(
@@ -151,6 +183,17 @@ def main() -> None:
         help="with --resume, a model name whose weights start a variant that has none yet (e.g. drums_2bar)",
     )
     parser.add_argument(
+        "--kit-variations",
+        type=float,
+        default=0.0,
+        help="drums: share of training windows played on another kit (hi-hat and ride swapped, toms reordered)",
+    )
+    parser.add_argument(
+        "--restart-schedule",
+        action="store_true",
+        help="with --resume, the learning rate decays anew from --lr, counted from the resumed step (a warm restart)",
+    )
+    parser.add_argument(
         "--key-free-share",
         type=float,
         default=0.5,
@@ -202,6 +245,8 @@ def main() -> None:
             model.load_state_dict(saved["model"])
         rng = np.random.default_rng(state["step"])
         print(f"resumed at step {state['step']} from {source}", flush=True)
+    if args.restart_schedule:
+        state["schedule_from_step"] = state["step"]
     if chords:
         # When training began to hide the key from the latent (see the loop).
         state.setdefault("key_free_latent_from_step", state["step"])
@@ -221,7 +266,7 @@ def main() -> None:
     started = time.time() - state["wall_time_s"]
     while state["step"] < args.steps:
         step = state["step"]
-        lr = learning_rate(step, args.lr, args.min_lr)
+        lr = learning_rate(step - state.get("schedule_from_step", 0), args.lr, args.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
         rows = rng.integers(0, len(train), args.batch)
@@ -232,10 +277,14 @@ def main() -> None:
         # learns to follow the chords, so a latent from anywhere (a seed)
         # plays in the progression's key; where they agree (an encoded clip)
         # the latent keeps every note.
-        shifts = random_shifts(train[rows], args.part, rng)
-        other = np.where(rng.random(len(rows)) < args.key_free_share, random_shifts(train[rows], args.part, rng), shifts)
-        heard, heard_chords = transpose(train[rows], other, window_chords)
-        tokens, step_chords = transpose(train[rows], shifts, window_chords)
+        if args.kit_variations:
+            train_rows = kit_variations(train[rows], args.kit_variations, rng)
+        else:
+            train_rows = train[rows]
+        shifts = random_shifts(train_rows, args.part, rng)
+        other = np.where(rng.random(len(rows)) < args.key_free_share, random_shifts(train_rows, args.part, rng), shifts)
+        heard, heard_chords = transpose(train_rows, other, window_chords)
+        tokens, step_chords = transpose(train_rows, shifts, window_chords)
         batch, chords = torch.as_tensor(tokens), evaluate.chord_inputs(step_chords)
         mu, sigma = model.encode(torch.as_tensor(heard), evaluate.chord_inputs(heard_chords))
         z = mu + sigma * torch.randn_like(sigma)

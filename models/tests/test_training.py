@@ -57,6 +57,25 @@ def test_transposing_a_window_moves_its_chords_by_the_same_interval():
         assert vocab.BASS_MIN_PITCH <= pitch + shift <= vocab.BASS_MAX_PITCH
     assert len(seen) > 3, "the shift is random"
 
+
+def test_a_drum_groove_on_another_kit_keeps_its_kick_snare_and_rhythm():
+    rng = np.random.default_rng(4)
+    groove = rng.integers(0, vocab.DRUM_VOCAB, (200, 32))
+    varied = train.kit_variations(groove, 0.5, rng)
+    def hits(tokens: np.ndarray, cls: int) -> np.ndarray:
+        return (tokens >> cls) & 1
+    kick, snare, hat, ride = 0, 1, 2, 8
+    for cls in (kick, snare, 3, 7):
+        assert (hits(varied, cls) == hits(groove, cls)).all(), "kick, snare, open hat and crash stay"
+    count = np.vectorize(lambda token: bin(token).count("1"))
+    assert (count(varied) == count(groove)).all(), "every step keeps its number of hits"
+    changed = (varied != groove).any(-1)
+    assert 0.3 < changed.mean() < 0.6, "about the share asked for"
+    swapped = (hits(varied, hat) == hits(groove, ride)).all(-1) & (hits(varied, ride) == hits(groove, hat)).all(-1)
+    assert swapped[changed].mean() > 0.3, "the hi-hat's time moves to the ride and back"
+    assert (train.kit_variations(groove, 0.0, rng) == groove).all()
+
+
 def small_long_model(flat: bool = False) -> MusicVAE:
     size = ModelSize(
         vocab=vocab.vocab_size("melody"), steps=64, bars=4, latent=16, embedding=8, encoder_hidden=16,
