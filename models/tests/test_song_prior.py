@@ -143,10 +143,10 @@ def test_the_scaling_weighs_latent_errors_by_what_the_decoder_hears_and_bounds_n
     # ... and none so wide that the noisiest level leaves it standing out.
     assert scaled.std(0).max() <= MAX_SPREAD + 1e-3
     # The dimensions the decoder reads finely spread widest: an error there
-    # costs the denoiser most.
+    # costs the denoiser most (a typical one ten times as wide as the rest).
     finest = spreads.mean(0) < 0.5
     assert finest.sum() >= 8
-    assert scaled[:, finest].std(0).min() > scaled[:, ~finest].std(0).max()
+    assert np.median(scaled[:, finest].std(0)) > 10 * np.median(scaled[:, ~finest].std(0))
     assert np.allclose(normaliser.inverse(scaled), latents, atol=1e-4)
     limit = normaliser.limit(latents)
     denoiser = Denoiser(DenoiserSize(latent=latents.shape[1], width=32, layers=1, heads=4, feed_forward=64, head_width=64, clean_limit=limit))

@@ -1,6 +1,6 @@
 """Training choices that must hold whatever the run: the schedules, the chord
-conditioning's warm start, transposition that moves chords with notes, and
-the hierarchical decoder's bars."""
+conditioning's warm start, transposition that moves chords with notes, the
+drums' kit and ghost-note variations, and the hierarchical decoder's bars."""
 
 from __future__ import annotations
 
@@ -58,22 +58,35 @@ def test_transposing_a_window_moves_its_chords_by_the_same_interval():
     assert len(seen) > 3, "the shift is random"
 
 
+def class_hits(tokens: np.ndarray) -> np.ndarray:
+    """[..., class] True where a drum token hits the class."""
+    return ((tokens[..., None] >> np.arange(len(vocab.DRUM_CLASSES))) & 1) == 1
+
+
 def test_a_drum_groove_on_another_kit_keeps_its_kick_snare_and_rhythm():
     rng = np.random.default_rng(4)
     groove = rng.integers(0, vocab.DRUM_VOCAB, (200, 32))
     varied = train.kit_variations(groove, 0.5, rng)
-    def hits(tokens: np.ndarray, cls: int) -> np.ndarray:
-        return (tokens >> cls) & 1
-    kick, snare, hat, ride = 0, 1, 2, 8
-    for cls in (kick, snare, 3, 7):
-        assert (hits(varied, cls) == hits(groove, cls)).all(), "kick, snare, open hat and crash stay"
-    count = np.vectorize(lambda token: bin(token).count("1"))
-    assert (count(varied) == count(groove)).all(), "every step keeps its number of hits"
+    before, after = class_hits(groove), class_hits(varied)
+    kick, snare, hat, open_hat, crash, ride = 0, 1, 2, 3, 7, 8
+    for cls in (kick, snare, open_hat, crash):
+        assert (after[..., cls] == before[..., cls]).all(), "kick, snare, open hat and crash stay"
+    assert (after.sum(-1) == before.sum(-1)).all(), "every step keeps its number of hits"
     changed = (varied != groove).any(-1)
     assert 0.3 < changed.mean() < 0.6, "about the share asked for"
-    swapped = (hits(varied, hat) == hits(groove, ride)).all(-1) & (hits(varied, ride) == hits(groove, hat)).all(-1)
+    swapped = (after[..., hat] == before[..., ride]).all(-1) & (after[..., ride] == before[..., hat]).all(-1)
     assert swapped[changed].mean() > 0.3, "the hi-hat's time moves to the ride and back"
     assert (train.kit_variations(groove, 0.0, rng) == groove).all()
+
+
+def test_a_drum_groove_without_its_ghost_notes_keeps_every_accent():
+    rng = np.random.default_rng(5)
+    groove = rng.integers(0, vocab.DRUM_VOCAB, (100, 32))
+    velocities = rng.integers(1, 128, (*groove.shape, len(vocab.DRUM_CLASSES))).astype(np.uint8)
+    velocities[~class_hits(groove)] = 0
+    plainer = train.without_ghost_notes(groove, velocities, 1.0, rng)
+    assert (class_hits(plainer) == class_hits(groove) & (velocities >= train.GHOST_VELOCITY)).all()
+    assert (train.without_ghost_notes(groove, velocities, 0.0, rng) == groove).all()
 
 
 def small_long_model(flat: bool = False) -> MusicVAE:
