@@ -105,7 +105,7 @@ def without_ghost_notes(tokens: np.ndarray, velocities: np.ndarray, share: float
     drummer plays it. Velocities are [window, step, class]."""
     out = tokens.copy()
     rows = rng.random(len(tokens)) < share
-    soft = (velocities[rows] < GHOST_VELOCITY) & (velocities[rows] > 0)
+    soft = velocities[rows] < GHOST_VELOCITY
     weights = 1 << np.arange(soft.shape[-1])
     out[rows] &= ~(soft * weights).sum(-1)
     return out
@@ -296,17 +296,17 @@ def main() -> None:
             group["lr"] = lr
         rows = rng.integers(0, len(train), args.batch)
         window_chords = None if train_chords is None else train_chords[rows]
+        train_rows = train[rows]
+        if args.without_ghost_notes:
+            train_rows = without_ghost_notes(train_rows, train_velocities[rows], args.without_ghost_notes, rng)
+        if args.kit_variations:
+            train_rows = kit_variations(train_rows, args.kit_variations, rng)
         # For a share of the windows the encoder hears the music in one key
         # and the decoder must play it in another, given only that key's
         # chords: where the latent's key and the chords disagree, the decoder
         # learns to follow the chords, so a latent from anywhere (a seed)
         # plays in the progression's key; where they agree (an encoded clip)
         # the latent keeps every note.
-        train_rows = train[rows]
-        if args.without_ghost_notes:
-            train_rows = without_ghost_notes(train_rows, train_velocities[rows], args.without_ghost_notes, rng)
-        if args.kit_variations:
-            train_rows = kit_variations(train_rows, args.kit_variations, rng)
         shifts = random_shifts(train_rows, args.part, rng)
         other = np.where(rng.random(len(rows)) < args.key_free_share, random_shifts(train_rows, args.part, rng), shifts)
         heard, heard_chords = transpose(train_rows, other, window_chords)
