@@ -47,7 +47,9 @@ def interval(tokens: np.ndarray, part: str) -> np.ndarray:
     return out
 
 
-def _drum_activity(classes: tuple[int, ...]):
+def _drum_activity(*class_names: str):
+    classes = [vocab.drum_class(name) for name in class_names]
+
     def activity(tokens: np.ndarray, part: str) -> np.ndarray:
         hits = sum(((tokens >> c) & 1) for c in classes)
         return hits.sum(-1) / _bars(tokens)
@@ -60,9 +62,9 @@ ATTRIBUTES = {
     "syncopation": ("share of onsets on odd 16th steps", syncopation),
     "register": ("mean pitch of the onsets (MIDI)", register),
     "interval": ("mean absolute interval between onsets (semitones)", interval),
-    "kick": ("kick hits per bar", _drum_activity((0,))),
-    "snare": ("snare hits per bar", _drum_activity((1,))),
-    "hats": ("closed and open hi-hat hits per bar", _drum_activity((2, 3))),
+    "kick": ("kick hits per bar", _drum_activity("kick")),
+    "snare": ("snare hits per bar", _drum_activity("snare")),
+    "hats": ("closed and open hi-hat hits per bar", _drum_activity("closed_hat", "open_hat")),
 }
 
 

@@ -72,8 +72,8 @@ def random_shifts(tokens: np.ndarray, part: str, rng: np.random.Generator) -> np
 
 # Kit classes a drummer plays the same part on: the time on the closed hi-hat
 # or the ride; a fill on any of the toms.
-TIMEKEEPERS = (2, 8)
-TOMS = (4, 5, 6)
+TIMEKEEPERS = (vocab.drum_class("closed_hat"), vocab.drum_class("ride"))
+TOMS = tuple(vocab.drum_class(name) for name in ("low_tom", "mid_tom", "high_tom"))
 
 
 def kit_variations(tokens: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:

@@ -30,6 +30,12 @@ PITCH_TO_DRUM_CLASS: dict[int, int] = {
     pitch: index for index, (_, _, pitches) in enumerate(DRUM_CLASSES) for pitch in pitches
 }
 
+
+def drum_class(name: str) -> int:
+    """The index (and token bit) of the kit class called `name`."""
+    return next(index for index, (class_name, _, _) in enumerate(DRUM_CLASSES) if class_name == name)
+
+
 NOTE_OFF = 0
 NO_EVENT = 1
 MIN_PITCH = 21

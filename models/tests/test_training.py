@@ -68,7 +68,7 @@ def test_a_drum_groove_on_another_kit_keeps_its_kick_snare_and_rhythm():
     groove = rng.integers(0, vocab.DRUM_VOCAB, (200, 32))
     varied = train.kit_variations(groove, 0.5, rng)
     before, after = class_hits(groove), class_hits(varied)
-    kick, snare, hat, open_hat, crash, ride = 0, 1, 2, 3, 7, 8
+    kick, snare, hat, open_hat, crash, ride = map(vocab.drum_class, ("kick", "snare", "closed_hat", "open_hat", "crash", "ride"))
     for cls in (kick, snare, open_hat, crash):
         assert (after[..., cls] == before[..., cls]).all(), "kick, snare, open hat and crash stay"
     assert (after.sum(-1) == before.sum(-1)).all(), "every step keeps its number of hits"
