@@ -238,8 +238,9 @@ def fill(readme: str, manifests: dict[str, dict], humanizers: dict[str, dict], l
     return readme
 
 
-def main() -> None:
-    models = Path("models")
+def filled_readme(models: Path = Path("models")) -> str:
+    """models/README.md as it reads with every marked table filled from the
+    committed manifests."""
     manifests = {f"{part}_2bar": json.loads((models / f"{part}_2bar" / "manifest.json").read_text()) for part in PARTS}
     humanizers = {
         f"{part}_humanize": json.loads((models / f"{part}_humanize" / "manifest.json").read_text()) for part in PARTS
@@ -249,8 +250,12 @@ def main() -> None:
         for part in PARTS
         if (path := models / f"{part}_16bar" / "manifest.json").is_file()
     }
-    readme = models / "README.md"
-    readme.write_text(fill(readme.read_text(), manifests, humanizers, longs))
+    return fill((models / "README.md").read_text(), manifests, humanizers, longs)
+
+
+def main() -> None:
+    readme = Path("models") / "README.md"
+    readme.write_text(filled_readme())
 
 
 if __name__ == "__main__":

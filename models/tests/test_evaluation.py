@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import REPOSITORY
 
-from latent_trio_models import evaluate, harmony, vocab
+from latent_trio_models import evaluate, harmony, report, vocab
 
 C4, E4, F4, G4 = (vocab.pitch_to_token(p) for p in (60, 64, 65, 67))
 HOLD, OFF = vocab.NO_EVENT, vocab.NOTE_OFF
@@ -49,3 +50,10 @@ def test_the_position_bigram_baseline_predicts_a_repeated_pattern_and_the_most_f
     # Smoothed, so never infinite, and a surprise costs more than the pattern.
     surprising = evaluate.baselines(train, np.array([[7, 7, 7, 7, 7, 7]]), vocab_size=8)
     assert 0 < scores["position_bigram_nll_per_window"] < surprising["position_bigram_nll_per_window"] < np.inf
+
+
+def test_the_result_tables_in_the_models_readme_are_the_committed_manifests_numbers():
+    readme = REPOSITORY / "models" / "README.md"
+    assert readme.read_text() == report.filled_readme(REPOSITORY / "models"), (
+        "models/README.md's tables are stale: run `python -m latent_trio_models.report`"
+    )
