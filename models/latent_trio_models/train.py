@@ -24,12 +24,14 @@ Run: python -m latent_trio_models.train --part drums --steps 4000
      python -m latent_trio_models.train --part drums --variant kit --kit-variations 0.5 \
          --resume --start-from drums_2bar --steps 16648
      python -m latent_trio_models.train --part drums --variant ghost --kit-variations 0.5 \
-         --without-ghost-notes 0.25 --resume --start-from drums_2bar_kit --steps 23809
+         --without-ghost-notes 0.25 --resume --start-from drums_2bar_kit --steps 36660
      (how the shipped drums were trained on from step 10,712)
      python -m latent_trio_models.train --part melody --variant restart --restart-schedule \
          --lr 3e-4 --resume --start-from melody_2bar --steps 61993
-     (a warm restart, how the shipped melody was trained on from step 38,146:
-     the learning rate decays anew from 3e-4)
+     python -m latent_trio_models.train --part melody --variant restart2 --restart-schedule \
+         --lr 2e-4 --resume --start-from melody_2bar_restart --steps 88376
+     (two warm restarts, how the shipped melody was trained on from step
+     38,146: the learning rate decays anew from 3e-4, then from 2e-4)
 """
 
 from __future__ import annotations
