@@ -51,8 +51,7 @@ def _drum_activity(*class_names: str):
     classes = [vocab.drum_class(name) for name in class_names]
 
     def activity(tokens: np.ndarray, part: str) -> np.ndarray:
-        hits = sum(((tokens >> c) & 1) for c in classes)
-        return hits.sum(-1) / _bars(tokens)
+        return vocab.drum_hits(tokens)[..., classes].sum((-2, -1)) / _bars(tokens)
 
     return activity
 

@@ -185,9 +185,7 @@ def onset_f1(decoded: np.ndarray, truth: np.ndarray, part: str) -> dict[str, flo
         return round(2 * int(hits.sum()) / total, 4) if total else 1.0
 
     if part == "drums":
-        classes = np.arange(len(vocab.DRUM_CLASSES))
-        found = (decoded[..., None] >> classes) & 1 == 1
-        wanted = (truth[..., None] >> classes) & 1 == 1
+        found, wanted = vocab.drum_hits(decoded), vocab.drum_hits(truth)
         return {
             "per_hit_f1": f1(found, wanted),
             "per_class_f1": {name: f1(found[..., k], wanted[..., k]) for k, (name, _, _) in enumerate(vocab.DRUM_CLASSES)},

@@ -91,10 +91,10 @@ def kit_variations(tokens: np.ndarray, share: float, rng: np.random.Generator) -
         if rng.random() < 0.5:
             for source, target in zip(TOMS, rng.permutation(TOMS)):
                 moves[source] = int(target)
-        row = np.zeros_like(out[index])
-        for source, target in enumerate(moves):
-            row |= ((out[index] >> source) & 1) << target
-        out[index] = row
+        hits = vocab.drum_hits(out[index])
+        moved = np.zeros_like(hits)
+        moved[..., moves] = hits
+        out[index] = vocab.drum_tokens(moved)
     return out
 
 
@@ -107,9 +107,7 @@ def without_ghost_notes(tokens: np.ndarray, velocities: np.ndarray, share: float
     drummer plays it. Velocities are [window, step, class]."""
     out = tokens.copy()
     rows = rng.random(len(tokens)) < share
-    soft = velocities[rows] < GHOST_VELOCITY
-    weights = 1 << np.arange(soft.shape[-1])
-    out[rows] &= ~(soft * weights).sum(-1)
+    out[rows] &= ~vocab.drum_tokens(velocities[rows] < GHOST_VELOCITY)
     return out
 
 

@@ -8,6 +8,8 @@ pitch 21..108 (90 tokens).
 
 from __future__ import annotations
 
+import numpy as np
+
 STEPS_PER_BAR = 16
 
 # (class name, GM pitch the plugin plays, every input pitch folded into it).
@@ -70,6 +72,17 @@ def drum_token(classes: set[int] | list[int]) -> int:
 def drum_classes_of(token: int) -> list[int]:
     """Drum classes a token hits, in class order."""
     return [index for index in range(len(DRUM_CLASSES)) if token >> index & 1]
+
+
+def drum_hits(tokens: np.ndarray) -> np.ndarray:
+    """[..., class] True where each drum token hits the class."""
+    return (tokens[..., None] >> np.arange(len(DRUM_CLASSES))) & 1 == 1
+
+
+def drum_tokens(hits: np.ndarray) -> np.ndarray:
+    """The drum tokens of [..., class] hits (`drum_hits` undone)."""
+    return (hits.astype(np.int64) << np.arange(hits.shape[-1])).sum(-1)
+
 
 
 def vocab_size(part: str) -> int:

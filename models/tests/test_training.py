@@ -58,16 +58,11 @@ def test_transposing_a_window_moves_its_chords_by_the_same_interval():
     assert len(seen) > 3, "the shift is random"
 
 
-def class_hits(tokens: np.ndarray) -> np.ndarray:
-    """[..., class] True where a drum token hits the class."""
-    return ((tokens[..., None] >> np.arange(len(vocab.DRUM_CLASSES))) & 1) == 1
-
-
 def test_a_drum_groove_on_another_kit_keeps_its_kick_snare_and_rhythm():
     rng = np.random.default_rng(4)
     groove = rng.integers(0, vocab.DRUM_VOCAB, (200, 32))
     varied = train.kit_variations(groove, 0.5, rng)
-    before, after = class_hits(groove), class_hits(varied)
+    before, after = vocab.drum_hits(groove), vocab.drum_hits(varied)
     kick, snare, hat, open_hat, crash, ride = map(vocab.drum_class, ("kick", "snare", "closed_hat", "open_hat", "crash", "ride"))
     for cls in (kick, snare, open_hat, crash):
         assert (after[..., cls] == before[..., cls]).all(), "kick, snare, open hat and crash stay"
@@ -83,9 +78,9 @@ def test_a_drum_groove_without_its_ghost_notes_keeps_every_accent():
     rng = np.random.default_rng(5)
     groove = rng.integers(0, vocab.DRUM_VOCAB, (100, 32))
     velocities = rng.integers(1, 128, (*groove.shape, len(vocab.DRUM_CLASSES))).astype(np.uint8)
-    velocities[~class_hits(groove)] = 0
+    velocities[~vocab.drum_hits(groove)] = 0
     plainer = train.without_ghost_notes(groove, velocities, 1.0, rng)
-    assert (class_hits(plainer) == class_hits(groove) & (velocities >= train.GHOST_VELOCITY)).all()
+    assert (vocab.drum_hits(plainer) == vocab.drum_hits(groove) & (velocities >= train.GHOST_VELOCITY)).all()
     assert (train.without_ghost_notes(groove, velocities, 0.0, rng) == groove).all()
 
 
