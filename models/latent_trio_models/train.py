@@ -224,6 +224,8 @@ def main() -> None:
         help="share of bass and melody windows the encoder hears in another key than the decoder plays",
     )
     args = parser.parse_args()
+    if args.part != "drums" and (args.kit_variations or args.without_ghost_notes):
+        parser.error("--kit-variations and --without-ghost-notes vary drum kits and ghost notes: drums only")
     if args.free_bits is None:
         args.free_bits = 48.0 if args.bars == 2 else 256.0
 
