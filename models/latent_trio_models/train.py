@@ -8,7 +8,10 @@ exponentially from 1e-3 towards 1e-5; scheduled sampling feeds the model's own
 samples back as decoder inputs with a probability that rises on an inverse
 sigmoid schedule until decoding is fully free-running (done in parallel: one
 no-grad teacher-forced pass chooses the sampled inputs, a second pass learns
-from them).
+from them). `--max-sampling` lowers that ceiling: the shipped drums and
+melody ended their training with it at 0.5 and then 0 (teacher forcing),
+which raised their teacher-forced validation accuracy without lowering the
+sampled one (models/README.md).
 
 Run: python -m latent_trio_models.train --part drums --steps 4000
      (--resume continues from models/work/checkpoints/<part>_2bar.pt, or, on a
@@ -25,13 +28,26 @@ Run: python -m latent_trio_models.train --part drums --steps 4000
          --resume --start-from drums_2bar --steps 16648
      python -m latent_trio_models.train --part drums --variant ghost --kit-variations 0.5 \
          --without-ghost-notes 0.25 --resume --start-from drums_2bar_kit --steps 36660
-     (how the shipped drums were trained on from step 10,712)
+     python -m latent_trio_models.train --part drums --variant ss50 --max-sampling 0.5 \
+         --kit-variations 0.5 --without-ghost-notes 0.25 --resume --start-from drums_2bar_ghost --steps 47190
+     python -m latent_trio_models.train --part drums --variant ss0 --max-sampling 0 \
+         --kit-variations 0.5 --without-ghost-notes 0.25 --resume --start-from drums_2bar_ss50 --steps 56396
+     (how the shipped drums were trained on from step 10,712: kit and
+     ghost-note variations, then less and less of their own samples fed back)
      python -m latent_trio_models.train --part melody --variant restart --restart-schedule \
          --lr 3e-4 --resume --start-from melody_2bar --steps 61993
      python -m latent_trio_models.train --part melody --variant restart2 --restart-schedule \
          --lr 2e-4 --resume --start-from melody_2bar_restart --steps 88376
-     (two warm restarts, how the shipped melody was trained on from step
-     38,146: the learning rate decays anew from 3e-4, then from 2e-4)
+     python -m latent_trio_models.train --part melody --variant restart3kf25 --key-free-share 0.25 \
+         --restart-schedule --lr 2e-4 --resume --start-from melody_2bar_restart2 --steps 96630
+     python -m latent_trio_models.train --part melody --variant kf25ss50 --key-free-share 0.25 \
+         --max-sampling 0.5 --lr 2e-4 --resume --start-from melody_2bar_restart3kf25 --steps 106822
+     python -m latent_trio_models.train --part melody --variant kf25ss0 --key-free-share 0.25 \
+         --max-sampling 0 --lr 2e-4 --resume --start-from melody_2bar_kf25ss50 --steps 112943
+     (how the shipped melody was trained on from step 38,146: three warm
+     restarts, the learning rate decaying anew from 3e-4, then 2e-4 twice;
+     in the third, a quarter of the windows key-free instead of half, and
+     less and less of its own samples fed back)
 """
 
 from __future__ import annotations
@@ -167,7 +183,8 @@ def learning_rate(step: int, start: float, end: float, decay: float = 0.9999) ->
 
 def sampling_probability(step: int, rate: float, ceiling: float) -> float:
     """Chance of feeding the model its own sample instead of the true token:
-    1 - k / (k + exp(step / k)), capped at `ceiling` (1.0 = free-running)."""
+    1 - k / (k + exp(step / k)), scaled to reach `ceiling` (1.0 = free-running,
+    0 = teacher forcing throughout)."""
     return ceiling * (1 - rate / (rate + math.exp(min(step / rate, 700.0))))
 
 
