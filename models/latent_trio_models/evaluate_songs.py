@@ -59,14 +59,14 @@ def notes(tokens: np.ndarray) -> list[tuple[int, int, int]]:
     return found
 
 
-def drum_hits(tokens: np.ndarray) -> list[tuple[int, int, int]]:
+def drum_events(tokens: np.ndarray) -> list[tuple[int, int, int]]:
     """(step, steps to the next hit, drum class) of every hit of a drum token
     sequence: the drums' stand-ins for pitch and duration."""
     onsets = [step for step, token in enumerate(tokens) if token > 0]
     found = []
     for index, step in enumerate(onsets):
         gap = (onsets[index + 1] if index + 1 < len(onsets) else len(tokens)) - step
-        found.extend((step, gap, drum_class) for drum_class in range(len(vocab.DRUM_CLASSES)) if int(tokens[step]) >> drum_class & 1)
+        found.extend((step, gap, drum_class) for drum_class in vocab.drum_classes_of(int(tokens[step])))
     return found
 
 
@@ -89,7 +89,7 @@ def frame_overlaps(tokens: np.ndarray, part: str = "melody") -> dict[str, list[f
     frames without notes are skipped."""
     steps_per_frame = FRAME_BARS * vocab.STEPS_PER_BAR
     hop = HOP_BARS * vocab.STEPS_PER_BAR
-    song_notes = drum_hits(tokens) if part == "drums" else notes(tokens)
+    song_notes = drum_events(tokens) if part == "drums" else notes(tokens)
     stats = []
     for start in range(0, len(tokens) - steps_per_frame + 1, hop):
         inside = [n for n in song_notes if start <= n[0] < start + steps_per_frame]

@@ -84,6 +84,5 @@ def drum_tokens(hits: np.ndarray) -> np.ndarray:
     return (hits.astype(np.int64) << np.arange(hits.shape[-1])).sum(-1)
 
 
-
 def vocab_size(part: str) -> int:
     return DRUM_VOCAB if part == "drums" else MELODIC_VOCAB
