@@ -16,6 +16,15 @@ variance at any level, and DDIM diverged. The schedule is the paper's:
 linear betas from 1e-6 to 0.01 over 1,000 steps. Sampling uses DDIM (a few
 deterministic steps from seeded noise).
 
+Harmony: a bass or melody prior also reads the chords each slot will be
+played over (per slot, the share of its steps each pitch class sounds in the
+chord, and the share with no chord), so that it writes a song for its
+progression: where a song's chords repeat or change, its sections tend to.
+On the held-out songs the melody prior's error is 0.156 with their own
+chords against 0.186 with another song's (0.163 for the same prior trained
+without chords). The key itself is the 2-bar decoder's: it follows the
+chords it is given, whatever the latent.
+
 Infilling: the denoiser also reads the slots to keep (their clean latents
 and a flag per slot) and is trained on random masks (none, the ends of a
 span, a beginning, scattered slots), so the slots it writes agree with the
@@ -58,6 +67,8 @@ class DenoiserSize:
     # Bound of the predicted clean latents in the scaled space (1 for priors
     # trained with the range scaling, whose latents all lie in [-1, 1]).
     clean_limit: float = 1.0
+    # Values a slot's harmony input holds (0: a prior that hears no chords).
+    harmony: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +161,7 @@ class Denoiser(nn.Module):
         self.context = nn.Linear(size.latent + 1, size.width)
         nn.init.zeros_(self.context.weight)
         nn.init.zeros_(self.context.bias)
+        self.harmony = nn.Linear(size.harmony, size.width) if size.harmony else None
         self.noise_mlp = nn.Sequential(nn.Linear(size.width, size.width), nn.SiLU(), nn.Linear(size.width, size.width))
         self.layers = nn.ModuleList(Layer(size) for _ in range(size.layers))
         self.heads = nn.ModuleList(ResidualHead(size) for _ in range(size.head_layers))
@@ -164,16 +176,22 @@ class Denoiser(nn.Module):
         padding: torch.Tensor | None = None,
         known: torch.Tensor | None = None,
         keep: torch.Tensor | None = None,
+        harmony: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`known` [batch, slots, latent] holds the clean latents of the
         slots flagged in `keep` [batch, slots] (float 0/1); both absent when
-        nothing is kept."""
+        nothing is kept. `harmony` [batch, slots, size.harmony]: the chords of
+        every slot, for a prior that hears them."""
         noise = self.noise_mlp(sinusoids(noise_level * NOISE_SCALE, self.size.width))
         if known is None or keep is None:
             known = torch.zeros_like(x)
             keep = torch.zeros(x.shape[:2], dtype=x.dtype)
         context = torch.cat([known * keep[..., None], keep[..., None]], dim=-1)
         h = self.project(x) + self.context(context) + self.positions[: x.shape[1]]
+        if self.harmony is not None:
+            if harmony is None:
+                raise ValueError("this song prior writes songs over chords: give it every slot's harmony")
+            h = h + self.harmony(harmony)
         for layer in self.layers:
             h = layer(h, noise, padding)
         for head in self.heads:
@@ -182,12 +200,17 @@ class Denoiser(nn.Module):
         return self.unproject(self.final_norm(h)).clamp(-limit, limit)
 
     def noise(
-        self, x: torch.Tensor, noise_level: torch.Tensor, known: torch.Tensor | None = None, keep: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        noise_level: torch.Tensor,
+        known: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+        harmony: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The noise in `x` the predicted clean latents imply (what the
         exported graph gives the plugin's sampler)."""
         level = noise_level[:, None, None]
-        clean = self(x, noise_level, known=known, keep=keep)
+        clean = self(x, noise_level, known=known, keep=keep, harmony=harmony)
         return (x - level * clean) / (1 - level**2).clamp(min=1e-12).sqrt()
 
 
@@ -278,9 +301,16 @@ def infill_masks(padding: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return keep
 
 
-def training_loss(model: Denoiser, x0: torch.Tensor, padding: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def training_loss(
+    model: Denoiser,
+    x0: torch.Tensor,
+    padding: torch.Tensor,
+    generator: torch.Generator,
+    harmony: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The mean squared error of the predicted clean latents of a batch of
-    scaled sequences noised as DDPM does (padding: slots past a short song's
+    scaled sequences (over their slots' `harmony`, for a prior that hears
+    it) noised as DDPM does (padding: slots past a short song's
     end, left out of attention and loss), over the slots not kept (see
     `infill_masks`). The noise level is drawn continuously between two
     neighbouring steps' (as the paper does), so any sampler's levels are
@@ -294,7 +324,7 @@ def training_loss(model: Denoiser, x0: torch.Tensor, padding: torch.Tensor, gene
     noise = torch.randn(x0.shape, generator=generator)
     noisy = level[:, None, None] * x0 + (1 - level[:, None, None] ** 2).sqrt() * noise
     keep = infill_masks(padding, generator)
-    predicted = model(noisy, level, padding, known=x0, keep=keep.float())
+    predicted = model(noisy, level, padding, known=x0, keep=keep.float(), harmony=harmony)
     errors = ((predicted - x0) ** 2).mean(-1)
     written = (~padding & ~keep).float()
     return (errors * written).sum() / written.sum()
@@ -317,9 +347,11 @@ def sample(
     fixed: torch.Tensor | None = None,
     keep: torch.Tensor | None = None,
     resample: int = 1,
+    harmony: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """DDIM (deterministic) from Gaussian noise: [count, slots, latent] scaled
-    latents. With `fixed` [count, slots, latent] and `keep` [count, slots]
+    latents (over `harmony` [count, slots, size.harmony], for a prior that
+    hears the chords). With `fixed` [count, slots, latent] and `keep` [count, slots]
     (bool), the kept slots are the fixed ones, diffused to each step's noise
     level with one noise draw and given to the denoiser as they are, and
     the others are generated around them;
@@ -343,7 +375,7 @@ def sample(
             if infilling:
                 diffused = level * fixed + math.sqrt(1 - level**2) * fixed_noise
                 x = torch.where(keep[..., None], diffused, x)
-            x0 = model(x, torch.full((count,), level), known=known, keep=keep_flags)
+            x0 = model(x, torch.full((count,), level), known=known, keep=keep_flags, harmony=harmony)
             eps = (x - level * x0) / math.sqrt(1 - level**2)
             x = next_level * x0 + math.sqrt(max(1 - next_level**2, 0.0)) * eps
     if infilling:

@@ -19,9 +19,12 @@ duration):
   by the prior around the first and last 8 (encoder means);
 - `infill_interpolation`: the same middle slots by spherical interpolation
   between slot 8 and slot 25.
-Generated sets hold 4 songs per held-out song (over its chords), so that
-the scores do not hang on one draw. Latents are decoded greedily by the
-shipped 2-bar models.
+Generated sets hold 4 songs per held-out song (over its chords, which a
+prior that hears harmony also reads), so that the scores do not hang on one
+draw. Latents are decoded greedily by the shipped 2-bar models. For bass and
+melody, `in_key` is the share of every set's note-ons in the held-out song's
+key at that step (POP909's key annotation): a song written in another key
+than its chords' is bent to them by the decoder, and some notes stay out.
 
 Run: python -m latent_trio_models.evaluate_songs --group melody
 """
@@ -35,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import evaluate, song_latents, vocab
+from . import evaluate, harmony, song_latents, vocab
 from .diffusion import Denoiser, DenoiserSize, Normaliser, sample
 from .export import load_checkpoint
 from .model import MusicVAE
@@ -68,6 +71,15 @@ def drum_events(tokens: np.ndarray) -> list[tuple[int, int, int]]:
         gap = (onsets[index + 1] if index + 1 < len(onsets) else len(tokens)) - step
         found.extend((step, gap, drum_class) for drum_class in vocab.drum_classes_of(int(tokens[step])))
     return found
+
+
+def in_key_share(tokens: np.ndarray, keys: np.ndarray) -> tuple[int, int]:
+    """(note-ons in the key sounding at their step, note-ons where a key is
+    known) of a melodic token sequence."""
+    steps = np.flatnonzero(tokens >= 2)
+    steps = steps[keys[steps] != harmony.NO_KEY]
+    pitch_classes = (tokens[steps] - 2 + vocab.MIN_PITCH) % 12
+    return int(harmony.in_scale(pitch_classes, keys[steps]).sum()), len(steps)
 
 
 def overlapping_area(mean_a: float, var_a: float, mean_b: float, var_b: float) -> float:
@@ -186,6 +198,10 @@ def score_songs(
     chosen = [(int(start), str(song)) for start, length, song in zip(starts, lengths, ids) if length >= SLOTS]
     latents = np.stack([arrays[f"{group}_{split}"][start : start + SLOTS] for start, _ in chosen])
     chords = [songs[song]["chords"][:SLOTS] if "chords" in songs[song] else None for _, song in chosen]
+    slot_harmony = None
+    if prior.size.harmony:
+        slot_harmony = np.stack([arrays[f"{group}_{split}_harmony"][start : start + SLOTS] for start, _ in chosen])
+        slot_harmony = torch.as_tensor(np.repeat(slot_harmony, samples, axis=0))
     # The generated songs: `samples` per held-out song, over its chords.
     latents = np.repeat(latents, samples, axis=0)
     chords = [c for c in chords for _ in range(samples)]
@@ -201,6 +217,7 @@ def score_songs(
             fixed=None if fixed is None else torch.as_tensor(normaliser.forward(fixed)),
             keep=None if keep is None else torch.as_tensor(keep),
             resample=resample,
+            harmony=slot_harmony,
         )
         return normaliser.inverse(scaled.numpy())
 
@@ -233,10 +250,18 @@ def score_songs(
         data_tokens = [songs[song][part][:SLOTS].reshape(-1) for _, song in chosen]
         truth = overlap_statistics(data_tokens, part)
         scores = {"data": consistency_and_variance(truth, truth)}
+        keys = [songs[song]["keys"][:SLOTS].reshape(-1) if "keys" in songs[song] else None for _, song in chosen]
         for name, song_latents_ in sets.items():
             stride = 1 if len(song_latents_) == count else samples
-            decoded = [decode_song(vaes[part], song_latents_[row, :, dims], chords[row * stride]) for row in range(len(song_latents_))]
+            rows = range(len(song_latents_))
+            decoded = [decode_song(vaes[part], song_latents_[row, :, dims], chords[row * stride]) for row in rows]
             scores[name] = consistency_and_variance(overlap_statistics(decoded, part), truth)
+            if part != "drums":
+                counts = np.array([in_key_share(decoded[row], keys[row * stride // samples]) for row in rows])
+                scores[name]["in_key"] = round(float(counts[:, 0].sum() / max(counts[:, 1].sum(), 1)), 4)
+        if part != "drums":
+            counts = np.array([in_key_share(tokens, song_keys) for tokens, song_keys in zip(data_tokens, keys)])
+            scores["data"]["in_key"] = round(float(counts[:, 0].sum() / max(counts[:, 1].sum(), 1)), 4)
         result[part] = scores
     return result
 

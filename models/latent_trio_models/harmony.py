@@ -93,6 +93,13 @@ def chroma(masks: np.ndarray) -> np.ndarray:
     return np.concatenate([bits, (masks == NO_CHORD)[..., None]], axis=-1).astype(np.float32)
 
 
+def slot_harmony(masks: np.ndarray) -> np.ndarray:
+    """[..., steps] chord masks -> [..., 13]: the share of a slot's steps in
+    which each pitch class sounds in the chord, then the share with no chord
+    (what the song prior hears of a 2-bar slot's harmony)."""
+    return chroma(masks).mean(axis=-2)
+
+
 # Scale steps above the tonic: major, and natural minor.
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)

@@ -12,7 +12,10 @@ bass keeps following the melody's sections). Drums have sequences of their
 own (Groove sessions).
 
 Training songs are encoded in every key that keeps all their notes in range
-(as the VAEs were trained); held-out songs in their own key only.
+(as the VAEs were trained); held-out songs in their own key only. Bass and
+melody slots also store their harmony (`harmony.slot_harmony`, in the key
+the slot was encoded in): the song prior writes a song for the chords it
+will be played over.
 
 Run: python -m latent_trio_models.song_latents   (about 5 minutes on one
      thread; writes models/work/data/song_latents.npz)
@@ -45,8 +48,8 @@ def slots(tokens: np.ndarray) -> np.ndarray:
 
 
 def pop909_sequences(data_dir: Path) -> list[dict]:
-    """Per POP909 song: its split, and bass, melody and chords as slots, its
-    runs joined."""
+    """Per POP909 song: its split, and bass, melody, chords and keys as
+    slots, its runs joined."""
     counts = data.Counts()
     by_song: dict[str, list[dict]] = {}
     for run in data.load_pop909_split(data_dir, None, counts):
@@ -58,8 +61,9 @@ def pop909_sequences(data_dir: Path) -> list[dict]:
             name: np.concatenate([slots(run[name].tokens) for run in runs]) for name in ("bass", "melody")
         }
         chords = np.concatenate([slots(run["melody"].chords) for run in runs])
+        keys = np.concatenate([slots(run["melody"].keys) for run in runs])
         if len(chords):
-            songs.append({"song": song_id, "split": runs[0]["melody"].split, "chords": chords, **parts})
+            songs.append({"song": song_id, "split": runs[0]["melody"].split, "chords": chords, "keys": keys, **parts})
     return songs
 
 
@@ -106,13 +110,14 @@ def encode(model: MusicVAE, tokens: np.ndarray, chords: np.ndarray | None, batch
 
 def song_latents(models: dict[str, MusicVAE], songs: list[dict], group: str) -> dict[str, np.ndarray]:
     """Per split: every song's slot latents (its parts side by side), end to
-    end, with each song's first slot, slot count, id and key shift; and the
+    end, with each song's first slot, slot count, id and key shift (and, for
+    songs with chords, every slot's harmony); and the
     encoder's mean standard deviation of each latent dimension over the
     training slots (how finely the 2-bar model reads that dimension)."""
     parts = GROUPS[group]
     out: dict[str, np.ndarray] = {}
     for split in data.SPLITS:
-        latents, spreads, starts, lengths, ids, shifts = [], [], [], [], [], []
+        latents, spreads, harmonies, starts, lengths, ids, shifts = [], [], [], [], [], [], []
         total = 0
         for song in (s for s in songs if s["split"] == split):
             keys = key_shifts(song) if group != "drums" and split == "train" else [0]
@@ -126,6 +131,8 @@ def song_latents(models: dict[str, MusicVAE], songs: list[dict], group: str) -> 
                     mean, spread = encode(models[part], tokens, chords)
                     columns.append(mean)
                     column_spreads.append(spread)
+                if "chords" in song:
+                    harmonies.append(harmony.slot_harmony(harmony.transpose_chords(song["chords"], shift)))
                 latents.append(np.concatenate(columns, axis=1))
                 spreads.append(np.concatenate(column_spreads, axis=1))
                 starts.append(total)
@@ -134,6 +141,8 @@ def song_latents(models: dict[str, MusicVAE], songs: list[dict], group: str) -> 
                 shifts.append(shift)
                 total += lengths[-1]
         out[f"{group}_{split}"] = np.concatenate(latents)
+        if harmonies:
+            out[f"{group}_{split}_harmony"] = np.concatenate(harmonies).astype(np.float32)
         if split == "train":
             out[f"{group}_posterior_sd"] = np.concatenate(spreads).mean(0)
         out[f"{group}_{split}_start"] = np.array(starts, dtype=np.int64)

@@ -2,7 +2,8 @@
 (see `song_latents.py`), resumably.
 
 Each batch row is 32 consecutive slots of one song from a random start (a
-shorter song is padded, and its padding is left out of attention and loss).
+shorter song is padded, and its padding is left out of attention and loss),
+with the harmony of its slots for a bass or melody prior.
 Adam, learning rate 1e-3 decayed by 0.98 every 4,000 steps (the paper's),
 gradient clipping 1.0. The validation loss (the held-out songs' noise MSE at
 fixed noise draws) is logged every `--validate-every` steps.
@@ -29,12 +30,22 @@ from . import song_latents
 from .diffusion import Denoiser, DenoiserSize, Normaliser, training_loss
 
 
-def windows(latents: np.ndarray, starts: np.ndarray, lengths: np.ndarray, slots: int, rng: np.random.Generator, count: int):
-    """`count` random windows of `slots` slots: [count, slots, latent] and
-    their padding mask [count, slots] (True past a song's end)."""
+def windows(
+    latents: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    slots: int,
+    rng: np.random.Generator,
+    count: int,
+    harmony: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`count` random windows of `slots` slots: [count, slots, latent], their
+    padding mask [count, slots] (True past a song's end) and, given the
+    slots' `harmony`, theirs [count, slots, 13]."""
     songs = rng.integers(0, len(starts), count)
     x = np.zeros((count, slots, latents.shape[1]), dtype=np.float32)
     padding = np.ones((count, slots), dtype=bool)
+    chords = None if harmony is None else np.zeros((count, slots, harmony.shape[1]), dtype=np.float32)
     for row, song in enumerate(songs):
         length = int(lengths[song])
         offset = int(rng.integers(0, max(length - slots, 0) + 1))
@@ -42,7 +53,9 @@ def windows(latents: np.ndarray, starts: np.ndarray, lengths: np.ndarray, slots:
         first = starts[song] + offset
         x[row, :take] = latents[first : first + take]
         padding[row, :take] = False
-    return torch.as_tensor(x), torch.as_tensor(padding)
+        if chords is not None:
+            chords[row, :take] = harmony[first : first + take]
+    return torch.as_tensor(x), torch.as_tensor(padding), None if chords is None else torch.as_tensor(chords)
 
 
 def model_name(group: str) -> str:
@@ -58,8 +71,16 @@ def validation_loss(model: Denoiser, data: dict, group: str, normaliser: Normali
     total = 0.0
     with torch.no_grad():
         for _ in range(batches):
-            x, padding = windows(latents, data[f"{group}_validation_start"], data[f"{group}_validation_length"], model.size.slots, rng, 64)
-            total += training_loss(model, x, padding, generator).item()
+            x, padding, harmony = windows(
+                latents,
+                data[f"{group}_validation_start"],
+                data[f"{group}_validation_length"],
+                model.size.slots,
+                rng,
+                64,
+                data[f"{group}_validation_harmony"] if model.size.harmony else None,
+            )
+            total += training_loss(model, x, padding, generator, harmony).item()
     model.train()
     return total / batches
 
@@ -87,7 +108,15 @@ def main() -> None:
     checkpoint = Path("models/work/checkpoints") / f"{name}.pt"
     weights = Path("models/weights") / f"{name}.pt"
     normaliser = Normaliser.fit(train, data[f"{args.group}_posterior_sd"])
-    size = DenoiserSize(latent=train.shape[1], layers=args.layers, head_width=args.head_width, clean_limit=normaliser.limit(train))
+    # A bass or melody prior hears the chords of every slot.
+    harmony = data.get(f"{args.group}_train_harmony")
+    size = DenoiserSize(
+        latent=train.shape[1],
+        layers=args.layers,
+        head_width=args.head_width,
+        clean_limit=normaliser.limit(train),
+        harmony=0 if harmony is None else harmony.shape[1],
+    )
     state: dict = {"step": 0, "wall_time_s": 0.0, "history": []}
     model = Denoiser(size)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -126,8 +155,8 @@ def main() -> None:
         step = state["step"]
         for group in optimizer.param_groups:
             group["lr"] = args.lr * 0.98 ** (step // 4000)
-        x, padding = windows(latents, starts, lengths, size.slots, rng, args.batch)
-        loss = training_loss(model, x, padding, generator)
+        x, padding, chords = windows(latents, starts, lengths, size.slots, rng, args.batch, harmony if size.harmony else None)
+        loss = training_loss(model, x, padding, generator, chords)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

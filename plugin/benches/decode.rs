@@ -149,6 +149,7 @@ fn main() {
         phrase: PhraseLength::Song,
         ..KnobSnapshot::default()
     };
+    let progression = song_knobs.harmony.progression();
     let (mut written, mut decoded, mut rerolled) = (Vec::new(), Vec::new(), Vec::new());
     // Re-roll bars 17-48 around the rest, as the window's Re-roll does.
     let mut locked = [true; latent_trio::pattern::SONG_SLOTS];
@@ -158,12 +159,12 @@ fn main() {
         let seed = 1000 + run as u32;
         let started = Instant::now();
         let song = engine
-            .write_song(seed, None)
+            .write_song(seed, &progression, None)
             .expect("the song priors write");
         written.push(started.elapsed());
         let started = Instant::now();
         engine
-            .write_song(seed, Some((&song, &locked)))
+            .write_song(seed, &progression, Some((&song, &locked)))
             .expect("the song priors re-roll");
         rerolled.push(started.elapsed());
         let stored = StoredLatents {

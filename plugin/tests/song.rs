@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use latent_trio::engine::runtime::ProviderChoice;
 use latent_trio::engine::song::{SONG_BARS, SONG_SLOTS};
 use latent_trio::engine::{Engine, SONG_PRIOR_FOLDERS};
+use latent_trio::harmony::{HarmonySettings, Progression};
 use latent_trio::knobs::{KnobSnapshot, PhraseLength};
 use latent_trio::pattern::{Part, Phrase, STEPS_PER_BAR};
 use latent_trio::stored::{Song, StoredLatents};
@@ -34,6 +35,11 @@ fn engine() -> Engine {
         );
     }
     engine
+}
+
+/// The progression the plugin plays by default.
+fn progression() -> Progression {
+    KnobSnapshot::default().harmony.progression()
 }
 
 /// Every note-on of `part` over the song's 64 bars in Song mode under
@@ -79,9 +85,9 @@ fn in_bars(onsets: &[(usize, u8)], bars: std::ops::Range<usize>) -> Vec<(usize, 
 #[test]
 fn the_same_seed_writes_the_same_song_and_another_seed_another() {
     let mut engine = engine();
-    let song = engine.write_song(7, None).unwrap();
-    assert_eq!(engine.write_song(7, None).unwrap(), song);
-    let other = engine.write_song(8, None).unwrap();
+    let song = engine.write_song(7, &progression(), None).unwrap();
+    assert_eq!(engine.write_song(7, &progression(), None).unwrap(), song);
+    let other = engine.write_song(8, &progression(), None).unwrap();
     for part in [Part::Bass, Part::Melody] {
         let slots = song.latents[part.index()]
             .as_ref()
@@ -107,10 +113,12 @@ fn the_same_seed_writes_the_same_song_and_another_seed_another() {
 #[test]
 fn re_rolling_bars_17_to_48_keeps_every_other_bar_note_for_note() {
     let mut engine = engine();
-    let song = engine.write_song(3, None).unwrap();
+    let song = engine.write_song(3, &progression(), None).unwrap();
     let mut locked = [true; SONG_SLOTS];
     locked[8..24].fill(false);
-    let rerolled = engine.write_song(3, Some((&song, &locked))).unwrap();
+    let rerolled = engine
+        .write_song(3, &progression(), Some((&song, &locked)))
+        .unwrap();
     assert_eq!(
         (rerolled.seed, rerolled.take),
         (3, 1),
@@ -154,7 +162,7 @@ fn re_rolling_bars_17_to_48_keeps_every_other_bar_note_for_note() {
 #[test]
 fn a_knob_moves_most_slots_of_the_song() {
     let mut engine = engine();
-    let song = engine.write_song(5, None).unwrap();
+    let song = engine.write_song(5, &progression(), None).unwrap();
     let rest = KnobSnapshot::default();
     let mut moved = rest;
     moved.parts[Part::Melody.index()].principal[0] = 2.5;
@@ -265,9 +273,51 @@ fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
             .expect("phrases play on");
         assert!(!phrase.part(Part::Melody).is_empty());
         // Song mode without the shared prior: the melody loops its phrase.
-        let song = engine.write_song(1, None).unwrap();
+        let song = engine.write_song(1, &progression(), None).unwrap();
         assert!(song.latents[Part::Melody.index()].is_none());
     }
+}
+
+#[test]
+fn song_mode_writes_the_melody_for_the_progression_it_is_played_over_and_the_drums_for_any() {
+    let mut engine = engine();
+    let in_c = KnobSnapshot::default();
+    // In E, without the scale lock: the song and the chords keep the notes in key.
+    let in_e = KnobSnapshot {
+        harmony: HarmonySettings {
+            key_root: 4,
+            scale_lock: false,
+            ..in_c.harmony
+        },
+        ..in_c
+    };
+    let c_song = engine
+        .write_song(6, &in_c.harmony.progression(), None)
+        .unwrap();
+    let e_song = engine
+        .write_song(6, &in_e.harmony.progression(), None)
+        .unwrap();
+    assert_eq!(
+        c_song.latents[Part::Drums.index()],
+        e_song.latents[Part::Drums.index()],
+        "the drums' prior hears no chords"
+    );
+    assert_ne!(
+        c_song.latents[Part::Melody.index()],
+        e_song.latents[Part::Melody.index()],
+        "the melody's prior writes for the chords of E"
+    );
+    let melody = song_onsets(&mut engine, &e_song, &in_e, Part::Melody);
+    let scale = in_e.harmony.key().scale();
+    let in_key = melody
+        .iter()
+        .filter(|(_, pitch)| scale.contains(*pitch))
+        .count();
+    assert!(
+        in_key as f32 >= 0.95 * melody.len() as f32,
+        "{in_key} of the melody's {} notes in 64 bars are in E major",
+        melody.len()
+    );
 }
 
 #[test]
@@ -277,7 +327,7 @@ fn each_part_comes_from_its_own_prior_and_a_broken_one_leaves_the_others_alone()
         engine.song_priors[BASS].is_ok(),
         "the committed bass prior loads"
     );
-    let song = engine.write_song(4, None).unwrap();
+    let song = engine.write_song(4, &progression(), None).unwrap();
     assert!(
         Part::ALL
             .iter()
@@ -289,7 +339,7 @@ fn each_part_comes_from_its_own_prior_and_a_broken_one_leaves_the_others_alone()
     });
     let mut without = engine_from(dir.path());
     assert!(without.song_priors[BASS].is_err());
-    let rest = without.write_song(4, None).unwrap();
+    let rest = without.write_song(4, &progression(), None).unwrap();
     assert!(
         rest.latents[Part::Bass.index()].is_none(),
         "no other prior writes the bass: it loops its phrase"
@@ -314,14 +364,23 @@ fn edit_manifest(folder: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 #[test]
 fn a_clip_put_into_a_slot_plays_there_and_a_re_roll_around_it_keeps_it() {
     let mut engine = engine();
-    let song = engine.write_song(9, None).unwrap();
+    let song = engine.write_song(9, &progression(), None).unwrap();
     // A melody latent from another song stands in for an imported clip.
-    let clip = engine.write_song(10, None).unwrap().latents[Part::Melody.index()]
+    let clip = engine.write_song(10, &progression(), None).unwrap().latents[Part::Melody.index()]
         .as_ref()
         .unwrap()[3]
         .clone();
     let with_clip = engine
-        .song_with_clip(9, &StoredLatents::default(), Part::Melody, 5, &clip)
+        .song_with_clip(
+            &KnobSnapshot {
+                seed: 9,
+                ..KnobSnapshot::default()
+            },
+            &StoredLatents::default(),
+            Part::Melody,
+            5,
+            &clip,
+        )
         .unwrap()
         .expect("the melody has a song prior");
     assert_eq!((with_clip.seed, with_clip.take), (9, 1));
@@ -345,7 +404,9 @@ fn a_clip_put_into_a_slot_plays_there_and_a_re_roll_around_it_keeps_it() {
     assert_eq!(in_bars(&before, 12..64), in_bars(&after, 12..64));
     let mut locked = [false; SONG_SLOTS];
     locked[5] = true;
-    let rerolled = engine.write_song(9, Some((&with_clip, &locked))).unwrap();
+    let rerolled = engine
+        .write_song(9, &progression(), Some((&with_clip, &locked)))
+        .unwrap();
     assert_eq!(
         melody(&rerolled)[5],
         clip,

@@ -271,7 +271,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     }
                 }
                 knobs.phrase = PhraseLength::Song;
-                stored.song = reroll_song(&mut engine, &args)?;
+                stored.song = reroll_song(&mut engine, &knobs, &stored, &args)?;
             }
             let tracks =
                 render(&mut engine, &knobs, &stored, &settings).map_err(|e| e.to_string())?;
@@ -347,12 +347,19 @@ fn parse_harmony(stored: &mut StoredLatents, args: &RenderArgs) -> Result<Harmon
 
 /// With --reroll: the song of --seed with those bars written again around
 /// the others (what the plugin stores after a re-roll).
-fn reroll_song(engine: &mut Engine, args: &RenderArgs) -> Result<Option<Song>, String> {
+fn reroll_song(
+    engine: &mut Engine,
+    knobs: &KnobSnapshot,
+    stored: &StoredLatents,
+    args: &RenderArgs,
+) -> Result<Option<Song>, String> {
     let Some(bars) = &args.reroll else {
         return Ok(None);
     };
+    // The progression the song is played over, as the plugin reads it.
+    let (progression, _) = latent_trio::engine::harmony(knobs, stored);
     let song = engine
-        .write_song(args.seed, None)
+        .write_song(args.seed, &progression, None)
         .map_err(|e| e.to_string())?;
     let bad = || format!("--reroll {bars} should be bars like 17-32 within 1-{SONG_BARS}");
     let (first, last) = bars.split_once('-').ok_or_else(bad)?;
@@ -366,7 +373,7 @@ fn reroll_song(engine: &mut Engine, args: &RenderArgs) -> Result<Option<Song>, S
     let mut locked = [true; SONG_SLOTS];
     locked[(first - 1) / MODEL_BARS..=(last - 1) / MODEL_BARS].fill(false);
     engine
-        .write_song(args.seed, Some((&song, &locked)))
+        .write_song(args.seed, &progression, Some((&song, &locked)))
         .map(Some)
         .map_err(|e| e.to_string())
 }

@@ -313,8 +313,9 @@ pub struct Engine {
     /// structure of a clip (without it, Follow structure is refused and the
     /// melody plays as before).
     pub structure_model: Result<PartModel, ModelError>,
-    /// The song of the last seed Song mode played without a stored one.
-    song: Option<Song>,
+    /// The song of the last seed Song mode played without a stored one, and
+    /// the progression it was written over.
+    song: Option<(Song, Progression)>,
     /// Time the last [`Engine::decode`] took.
     pub last_decode: Duration,
     /// Per part: how long its model took the last time it ran (zero before).
@@ -552,7 +553,7 @@ impl Engine {
             // Song mode: the song's slot latents (a song that cannot be
             // written leaves the part looping its phrase, and says why).
             let song = match inputs.song {
-                Some(_) if stale => match self.song(knobs.seed, stored) {
+                Some(_) if stale => match self.song(knobs, stored) {
                     Ok(song) => Some(song),
                     Err(error) => {
                         report.errors[index] = Some(error);
@@ -655,13 +656,15 @@ impl Engine {
         report
     }
 
-    /// Writes the song of `seed` with the song priors. With `locked`, the
-    /// locked slots of that song stay exactly as they are and the others are
-    /// written again around them (infilling): the song's next take, its
-    /// noise drawn from the seed and the take.
+    /// Writes the song of `seed` with the song priors, to be played over
+    /// `progression` (a prior that hears the chords writes for them). With
+    /// `locked`, the locked slots of that song stay exactly as they are and
+    /// the others are written again around them (infilling): the song's
+    /// next take, its noise drawn from the seed and the take.
     pub fn write_song(
         &mut self,
         seed: u32,
+        progression: &Progression,
         locked: Option<(&Song, &[bool; SONG_SLOTS])>,
     ) -> ModelResult<Song> {
         let take = locked.map_or(0, |(song, _)| song.take + 1);
@@ -687,7 +690,7 @@ impl Engine {
                         .map(|parts| parts.concat())
                 })
                 .collect();
-            let song = prior.write(prior_seed, &kept)?;
+            let song = prior.write(prior_seed, progression, &kept)?;
             for span in spans {
                 let part_slots = song
                     .iter()
@@ -703,18 +706,18 @@ impl Engine {
         })
     }
 
-    /// The song `seed` plays with `latent` (an imported clip of `part`) in
+    /// The song `knobs` play with `latent` (an imported clip of `part`) in
     /// slot `slot`: the song's next take. `None` where no song prior writes
     /// `part` (the clip then plays as the part's phrase latent).
     pub fn song_with_clip(
         &mut self,
-        seed: u32,
+        knobs: &KnobSnapshot,
         stored: &StoredLatents,
         part: Part,
         slot: usize,
         latent: &[f32],
     ) -> ModelResult<Option<Song>> {
-        let mut song = self.song(seed, stored)?;
+        let mut song = self.song(knobs, stored)?;
         let Some(slots) = &mut song.latents[part.index()] else {
             return Ok(None);
         };
@@ -726,17 +729,24 @@ impl Engine {
         Ok(Some(song))
     }
 
-    /// The song `seed` plays in Song mode: the one stored for it (its slots
-    /// re-rolled), else the seed's own, written once and kept.
-    pub fn song(&mut self, seed: u32, stored: &StoredLatents) -> ModelResult<Song> {
+    /// The song `knobs` play in Song mode: the one stored for their seed
+    /// (its slots re-rolled), else the seed's own over their progression,
+    /// written once and kept until either changes.
+    pub fn song(&mut self, knobs: &KnobSnapshot, stored: &StoredLatents) -> ModelResult<Song> {
+        let seed = knobs.seed;
         if let Some(song) = stored.song_of(seed) {
             return Ok(song.clone());
         }
+        let (progression, _) = harmony(knobs, stored);
         match &self.song {
-            Some(song) if song.seed == seed && song.take == 0 => Ok(song.clone()),
+            Some((song, written_over))
+                if song.seed == seed && song.take == 0 && *written_over == progression =>
+            {
+                Ok(song.clone())
+            }
             _ => {
-                let song = self.write_song(seed, None)?;
-                self.song = Some(song.clone());
+                let song = self.write_song(seed, &progression, None)?;
+                self.song = Some((song.clone(), progression));
                 Ok(song)
             }
         }

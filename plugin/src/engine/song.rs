@@ -10,6 +10,10 @@
 //! fixed noise draw; a prior whose manifest asks for it takes each infilling
 //! step several times, noising the result back between tries (RePaint's
 //! resampling), so the written slots agree with the kept ones.
+//!
+//! A prior whose manifest says so also hears the chords every slot will be
+//! played over (per slot, the share of its steps each pitch class sounds in
+//! the chord), so that it writes a song for that progression.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +26,8 @@ use super::model::{open_graph, take_output};
 use super::random::SeededRandom;
 use super::runtime::{ProviderChoice, Runtime};
 use super::{ModelError, ModelResult};
-use crate::pattern::{MODEL_BARS, Part};
+use crate::harmony::{CHROMA_SIZE, Progression};
+use crate::pattern::{MODEL_BARS, MODEL_STEPS, Part};
 pub use crate::pattern::{SONG_BARS, SONG_SLOTS};
 
 /// The song prior format this build reads.
@@ -54,6 +59,9 @@ pub struct SongManifest {
     pub sampler: Sampler,
     /// The per-dimension map between latents and the denoiser's [-1, 1].
     pub scaling: Scaling,
+    /// The chords it hears (`None`: it writes without them).
+    #[serde(default)]
+    pub harmony: Option<SongHarmony>,
     /// The ONNX graph.
     pub graphs: SongGraphs,
 }
@@ -94,6 +102,13 @@ pub struct Scaling {
     pub high: Vec<f32>,
 }
 
+/// What a prior that hears the chords reads of each slot.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SongHarmony {
+    /// Values per slot: the 12 pitch classes' shares, then no chord's.
+    pub size: usize,
+}
+
 /// The song prior's graphs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SongGraphs {
@@ -126,6 +141,8 @@ struct DenoiserInputs {
     known: Tensor<f32>,
     /// 1 for a kept slot, else 0.
     keep: Tensor<f32>,
+    /// Every slot's harmony, for a prior that hears it.
+    harmony: Option<Tensor<f32>>,
 }
 
 /// A loaded, checked song prior.
@@ -230,10 +247,32 @@ impl SongManifest {
             shape: vec![batch(), Dimension::Fixed(SONG_SLOTS as i64)],
         };
         let denoiser = &self.graphs.denoiser;
-        let inputs = [latents("noisy"), level, latents("known"), keep];
+        let mut inputs = vec![latents("noisy"), level, latents("known"), keep];
+        if let Some(harmony) = &self.harmony {
+            if harmony.size != CHROMA_SIZE {
+                return Err(refuse(format!(
+                    "a slot's harmony is {CHROMA_SIZE} values (12 pitch classes and no chord), not {}",
+                    harmony.size
+                )));
+            }
+            inputs.push(TensorSpec {
+                name: "harmony".into(),
+                dtype: "float32".into(),
+                shape: vec![
+                    batch(),
+                    Dimension::Fixed(SONG_SLOTS as i64),
+                    Dimension::Fixed(CHROMA_SIZE as i64),
+                ],
+            });
+        }
         if denoiser.inputs != inputs || denoiser.outputs != [latents("noise")] {
+            let harmony = if self.harmony.is_some() {
+                format!(", keep and harmony [batch, {SONG_SLOTS}, {CHROMA_SIZE}]")
+            } else {
+                " and keep".into()
+            };
             return Err(refuse(format!(
-                "the denoiser must map noisy [batch, {SONG_SLOTS}, {n}], noise_level [batch], known [batch, {SONG_SLOTS}, {n}] and keep [batch, {SONG_SLOTS}] to noise [batch, {SONG_SLOTS}, {n}]",
+                "the denoiser must map noisy [batch, {SONG_SLOTS}, {n}], noise_level [batch], known [batch, {SONG_SLOTS}, {n}]{harmony} [batch, {SONG_SLOTS}] to noise [batch, {SONG_SLOTS}, {n}]",
                 n = self.latent_size
             )));
         }
@@ -305,10 +344,16 @@ impl SongPrior {
     }
 
     /// A song for `seed`: every slot's latent (unscaled, as the 2-bar
-    /// models' encoders give them). Slots given in `kept` (a slot's whole
+    /// models' encoders give them), for a song played over `progression`
+    /// (looped over its slots). Slots given in `kept` (a slot's whole
     /// latent, or `None` to write it) stay exactly as they are and the rest
     /// is written around them.
-    pub fn write(&mut self, seed: u32, kept: &[Option<Vec<f32>>]) -> ModelResult<SongLatents> {
+    pub fn write(
+        &mut self,
+        seed: u32,
+        progression: &Progression,
+        kept: &[Option<Vec<f32>>],
+    ) -> ModelResult<SongLatents> {
         let size = self.manifest.latent_size;
         let total = SONG_SLOTS * size;
         let mut random = SeededRandom::new(seed, 0, SONG_NOISE_STREAM);
@@ -341,6 +386,13 @@ impl SongPrior {
             noise_level: Tensor::from_array(([1usize], vec![0.0f32]))?,
             known: Tensor::from_array(([1usize, SONG_SLOTS, size], known))?,
             keep: Tensor::from_array(([1usize, SONG_SLOTS], keep))?,
+            harmony: match self.manifest.harmony {
+                Some(_) => Some(Tensor::from_array((
+                    [1usize, SONG_SLOTS, CHROMA_SIZE],
+                    slot_harmony(progression),
+                ))?),
+                None => None,
+            },
         };
         let steps: Vec<(f64, f64)> = self.levels.windows(2).map(|w| (w[0], w[1])).collect();
         for (level, next) in steps {
@@ -391,12 +443,21 @@ impl SongPrior {
     ) -> ModelResult<Vec<f32>> {
         inputs.noisy.extract_tensor_mut().1.copy_from_slice(x);
         inputs.noise_level.extract_tensor_mut().1[0] = level as f32;
-        let mut outputs = self.denoiser.run(ort::inputs![
-            "noisy" => &inputs.noisy,
-            "noise_level" => &inputs.noise_level,
-            "known" => &inputs.known,
-            "keep" => &inputs.keep,
-        ])?;
+        let mut outputs = match &inputs.harmony {
+            Some(harmony) => self.denoiser.run(ort::inputs![
+                "noisy" => &inputs.noisy,
+                "noise_level" => &inputs.noise_level,
+                "known" => &inputs.known,
+                "keep" => &inputs.keep,
+                "harmony" => harmony,
+            ])?,
+            None => self.denoiser.run(ort::inputs![
+                "noisy" => &inputs.noisy,
+                "noise_level" => &inputs.noise_level,
+                "known" => &inputs.known,
+                "keep" => &inputs.keep,
+            ])?,
+        };
         let predicted = take_output(&mut outputs, "noise")?;
         let (_, predicted) = predicted.try_extract_tensor::<f32>()?;
         if predicted.iter().any(|value| !value.is_finite()) {
@@ -424,4 +485,19 @@ impl SongPrior {
             .map(|(value, (low, high))| (value + 1.0) / 2.0 * (high - low) + low)
             .collect()
     }
+}
+
+/// Every slot's harmony as a prior hears it, flat [slot][value]: per slot,
+/// the share of its steps in which each pitch class sounds in the chord of
+/// `progression` (looped), then the share with no chord.
+pub fn slot_harmony(progression: &Progression) -> Vec<f32> {
+    let mut harmony = vec![0.0f32; SONG_SLOTS * CHROMA_SIZE];
+    for (slot, shares) in harmony.chunks_exact_mut(CHROMA_SIZE).enumerate() {
+        for step in slot * MODEL_STEPS..(slot + 1) * MODEL_STEPS {
+            for (share, sounds) in shares.iter_mut().zip(progression.chord_at(step).chroma()) {
+                *share += sounds / MODEL_STEPS as f32;
+            }
+        }
+    }
+    harmony
 }

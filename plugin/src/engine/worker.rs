@@ -18,7 +18,7 @@ use super::latent::MONOTONIC_NEEDED;
 use super::model::PartModel;
 use super::runtime::{Provider, ProviderChoice};
 use super::schedule::{Decision, DecodeCost, DecodeKind, DecodeSchedule};
-use super::{Engine, PartInputs, RuntimeError};
+use super::{Engine, PartInputs, RuntimeError, harmony};
 use crate::bridge::{ChangeTiming, DecodeRequest, WorkerSide};
 use crate::knobs::{ATTRIBUTE_KNOBS, AttributeKnob};
 use crate::pattern::{MODEL_BARS, Part, Phrase};
@@ -635,16 +635,16 @@ impl Worker {
     ) -> Result<String, String> {
         let not_imported =
             |error: &dyn std::fmt::Display| format!("{} clip not imported: {error}", part.title());
-        let seed = self.latest.map(|request| request.knobs.seed);
+        let knobs = self.latest.map(|request| request.knobs);
         self.refresh_stored();
         let stored = self.stored.1.clone();
         let engine = self.engine()?;
         let clip = engine
             .import_clip(part, path)
             .map_err(|error| not_imported(&error))?;
-        if let (Some(slot), Some(seed)) = (slot, seed) {
+        if let (Some(slot), Some(knobs)) = (slot, knobs) {
             let song = engine
-                .song_with_clip(seed, &stored, part, slot, &clip.latent)
+                .song_with_clip(&knobs, &stored, part, slot, &clip.latent)
                 .map_err(|error| not_imported(&error))?;
             if let Some(song) = song {
                 self.settings.stored.update(|stored| {
@@ -700,19 +700,20 @@ impl Worker {
     }
 
     fn reroll_song(&mut self) -> Result<String, String> {
-        let seed = self
+        let knobs = self
             .latest
-            .map(|request| request.knobs.seed)
+            .map(|request| request.knobs)
             .ok_or("nothing to re-roll yet: no song has been written")?;
         self.refresh_stored();
         let stored = self.stored.1.clone();
         let engine = self.engine()?;
         let song = engine
-            .song(seed, &stored)
+            .song(&knobs, &stored)
             .map_err(|error| format!("song not re-rolled: {error}"))?;
         let locked = stored.locked_slots;
+        let (progression, _) = harmony(&knobs, &stored);
         let song = engine
-            .write_song(seed, Some((&song, &locked)))
+            .write_song(knobs.seed, &progression, Some((&song, &locked)))
             .map_err(|error| format!("song not re-rolled: {error}"))?;
         let kept = locked.iter().filter(|&&locked| locked).count();
         let take = song.take;
