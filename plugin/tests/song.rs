@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use latent_trio::engine::runtime::ProviderChoice;
 use latent_trio::engine::song::{SONG_BARS, SONG_SLOTS};
 use latent_trio::engine::{Engine, SONG_PRIOR_FOLDERS};
-use latent_trio::harmony::{HarmonySettings, Progression};
+use latent_trio::harmony::{Chord, HarmonySettings, Progression};
 use latent_trio::knobs::{KnobSnapshot, PhraseLength};
 use latent_trio::pattern::{Part, Phrase, STEPS_PER_BAR};
 use latent_trio::stored::{Song, StoredLatents};
@@ -318,6 +318,32 @@ fn song_mode_writes_the_melody_for_the_progression_it_is_played_over_and_the_dru
         "{in_key} of the melody's {} notes in 64 bars are in E major",
         melody.len()
     );
+}
+
+#[test]
+fn a_chord_played_in_changes_what_the_song_is_played_over_not_the_song() {
+    let mut engine = engine();
+    let knobs = KnobSnapshot {
+        phrase: PhraseLength::Song,
+        seed: 12,
+        ..KnobSnapshot::default()
+    };
+    let stored = StoredLatents::default();
+    let song = engine.song(&knobs, &stored).unwrap();
+    for chord in [Chord::minor(9), Chord::major(5)] {
+        let playing = KnobSnapshot {
+            harmony: HarmonySettings {
+                played: Some(chord),
+                ..knobs.harmony
+            },
+            ..knobs
+        };
+        assert_eq!(
+            engine.song(&playing, &stored).unwrap(),
+            song,
+            "a performer's chord change keeps the song's material"
+        );
+    }
 }
 
 #[test]

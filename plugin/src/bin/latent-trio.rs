@@ -356,8 +356,7 @@ fn reroll_song(
     let Some(bars) = &args.reroll else {
         return Ok(None);
     };
-    // The progression the song is played over, as the plugin reads it.
-    let (progression, _) = latent_trio::engine::harmony(knobs, stored);
+    let progression = latent_trio::engine::song_progression(knobs, stored);
     let song = engine
         .write_song(args.seed, &progression, None)
         .map_err(|e| e.to_string())?;

@@ -158,6 +158,15 @@ pub fn harmony(knobs: &KnobSnapshot, stored: &StoredLatents) -> (Progression, Ke
     }
 }
 
+/// The progression Song mode writes its song for under `knobs`: the typed
+/// or preset one. A chord played in changes what the parts play over, not
+/// the song, so a performer changing chords every bar keeps its material.
+pub fn song_progression(knobs: &KnobSnapshot, stored: &StoredLatents) -> Progression {
+    let mut knobs = *knobs;
+    knobs.harmony.played = None;
+    harmony(&knobs, stored).0
+}
+
 /// Bars in the phrase `knobs` decode to: the Phrase setting's, or the
 /// progression's length (at least one model segment). Every part plays a
 /// phrase of that length, so song bar `n` plays phrase bar `n mod bars` in
@@ -730,14 +739,14 @@ impl Engine {
     }
 
     /// The song `knobs` play in Song mode: the one stored for their seed
-    /// (its slots re-rolled), else the seed's own over their progression,
-    /// written once and kept until either changes.
+    /// (its slots re-rolled), else the seed's own for their
+    /// [`song_progression`], written once and kept until either changes.
     pub fn song(&mut self, knobs: &KnobSnapshot, stored: &StoredLatents) -> ModelResult<Song> {
         let seed = knobs.seed;
         if let Some(song) = stored.song_of(seed) {
             return Ok(song.clone());
         }
-        let (progression, _) = harmony(knobs, stored);
+        let progression = song_progression(knobs, stored);
         match &self.song {
             Some((song, written_over))
                 if song.seed == seed && song.take == 0 && *written_over == progression =>

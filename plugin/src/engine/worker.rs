@@ -18,7 +18,7 @@ use super::latent::MONOTONIC_NEEDED;
 use super::model::PartModel;
 use super::runtime::{Provider, ProviderChoice};
 use super::schedule::{Decision, DecodeCost, DecodeKind, DecodeSchedule};
-use super::{Engine, PartInputs, RuntimeError, harmony};
+use super::{Engine, PartInputs, RuntimeError, song_progression};
 use crate::bridge::{ChangeTiming, DecodeRequest, WorkerSide};
 use crate::knobs::{ATTRIBUTE_KNOBS, AttributeKnob};
 use crate::pattern::{MODEL_BARS, Part, Phrase};
@@ -711,7 +711,7 @@ impl Worker {
             .song(&knobs, &stored)
             .map_err(|error| format!("song not re-rolled: {error}"))?;
         let locked = stored.locked_slots;
-        let (progression, _) = harmony(&knobs, &stored);
+        let progression = song_progression(&knobs, &stored);
         let song = engine
             .write_song(knobs.seed, &progression, Some((&song, &locked)))
             .map_err(|error| format!("song not re-rolled: {error}"))?;
