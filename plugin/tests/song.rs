@@ -220,7 +220,7 @@ type Breakage = Box<dyn FnOnce(&Path)>;
 
 #[test]
 fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
-    let cases: [(&str, Breakage); 4] = [
+    let cases: [(&str, Breakage); 6] = [
         (
             "the denoiser must map",
             Box::new(|folder| {
@@ -228,6 +228,21 @@ fn a_broken_song_prior_is_refused_with_the_reason_and_phrases_play_on() {
                     m["graphs"]["denoiser"]["outputs"][0]["name"] = "eps".into()
                 })
             }),
+        ),
+        (
+            "harmony [batch, 32, 13]",
+            Box::new(|folder| {
+                edit_manifest(folder, |m| {
+                    m["graphs"]["denoiser"]["inputs"]
+                        .as_array_mut()
+                        .unwrap()
+                        .truncate(4)
+                })
+            }),
+        ),
+        (
+            "13 values",
+            Box::new(|folder| edit_manifest(folder, |m| m["harmony"]["size"] = 12.into())),
         ),
         (
             "denoiser.onnx",

@@ -266,13 +266,15 @@ impl SongManifest {
             });
         }
         if denoiser.inputs != inputs || denoiser.outputs != [latents("noise")] {
-            let harmony = if self.harmony.is_some() {
-                format!(", keep and harmony [batch, {SONG_SLOTS}, {CHROMA_SIZE}]")
+            let keep = if self.harmony.is_some() {
+                format!(
+                    ", keep [batch, {SONG_SLOTS}] and harmony [batch, {SONG_SLOTS}, {CHROMA_SIZE}]"
+                )
             } else {
-                " and keep".into()
+                format!(" and keep [batch, {SONG_SLOTS}]")
             };
             return Err(refuse(format!(
-                "the denoiser must map noisy [batch, {SONG_SLOTS}, {n}], noise_level [batch], known [batch, {SONG_SLOTS}, {n}]{harmony} [batch, {SONG_SLOTS}] to noise [batch, {SONG_SLOTS}, {n}]",
+                "the denoiser must map noisy [batch, {SONG_SLOTS}, {n}], noise_level [batch], known [batch, {SONG_SLOTS}, {n}]{keep} to noise [batch, {SONG_SLOTS}, {n}]",
                 n = self.latent_size
             )));
         }
