@@ -23,8 +23,7 @@ Generated sets hold 4 songs per held-out song (over its chords, which a
 prior that hears harmony also reads), so that the scores do not hang on one
 draw. Latents are decoded greedily by the shipped 2-bar models. For bass and
 melody, `in_key` is the share of every set's note-ons in the held-out song's
-key at that step (POP909's key annotation): a song written in another key
-than its chords' is bent to them by the decoder, and some notes stay out.
+key at that step (POP909's key annotation).
 
 Run: python -m latent_trio_models.evaluate_songs --group melody
 """
@@ -80,6 +79,13 @@ def in_key_share(tokens: np.ndarray, keys: np.ndarray) -> tuple[int, int]:
     steps = steps[keys[steps] != harmony.NO_KEY]
     pitch_classes = (tokens[steps] - 2 + vocab.MIN_PITCH) % 12
     return int(harmony.in_scale(pitch_classes, keys[steps]).sum()), len(steps)
+
+
+def songs_in_key(songs: list[np.ndarray], keys: list[np.ndarray]) -> float:
+    """Share of all `songs`' note-ons in the key of their step (`keys`: each
+    song's key at every step)."""
+    counts = np.array([in_key_share(tokens, song_keys) for tokens, song_keys in zip(songs, keys)])
+    return round(float(counts[:, 0].sum() / max(counts[:, 1].sum(), 1)), 4)
 
 
 def overlapping_area(mean_a: float, var_a: float, mean_b: float, var_b: float) -> float:
@@ -257,11 +263,9 @@ def score_songs(
             decoded = [decode_song(vaes[part], song_latents_[row, :, dims], chords[row * stride]) for row in rows]
             scores[name] = consistency_and_variance(overlap_statistics(decoded, part), truth)
             if part != "drums":
-                counts = np.array([in_key_share(decoded[row], keys[row * stride // samples]) for row in rows])
-                scores[name]["in_key"] = round(float(counts[:, 0].sum() / max(counts[:, 1].sum(), 1)), 4)
+                scores[name]["in_key"] = songs_in_key(decoded, [keys[row * stride // samples] for row in rows])
         if part != "drums":
-            counts = np.array([in_key_share(tokens, song_keys) for tokens, song_keys in zip(data_tokens, keys)])
-            scores["data"]["in_key"] = round(float(counts[:, 0].sum() / max(counts[:, 1].sum(), 1)), 4)
+            scores["data"]["in_key"] = songs_in_key(data_tokens, keys)
         result[part] = scores
     return result
 

@@ -492,7 +492,7 @@ impl SongPrior {
 /// Every slot's harmony as a prior hears it, flat [slot][value]: per slot,
 /// the share of its steps in which each pitch class sounds in the chord of
 /// `progression` (looped), then the share with no chord.
-pub fn slot_harmony(progression: &Progression) -> Vec<f32> {
+fn slot_harmony(progression: &Progression) -> Vec<f32> {
     let mut harmony = vec![0.0f32; SONG_SLOTS * CHROMA_SIZE];
     for (slot, shares) in harmony.chunks_exact_mut(CHROMA_SIZE).enumerate() {
         for step in slot * MODEL_STEPS..(slot + 1) * MODEL_STEPS {
