@@ -356,10 +356,6 @@ fn reroll_song(
     let Some(bars) = &args.reroll else {
         return Ok(None);
     };
-    let progression = latent_trio::engine::song_progression(knobs, stored);
-    let song = engine
-        .write_song(args.seed, &progression, None)
-        .map_err(|e| e.to_string())?;
     let bad = || format!("--reroll {bars} should be bars like 17-32 within 1-{SONG_BARS}");
     let (first, last) = bars.split_once('-').ok_or_else(bad)?;
     let (first, last): (usize, usize) = (
@@ -372,7 +368,7 @@ fn reroll_song(
     let mut locked = [true; SONG_SLOTS];
     locked[(first - 1) / MODEL_BARS..=(last - 1) / MODEL_BARS].fill(false);
     engine
-        .write_song(args.seed, &progression, Some((&song, &locked)))
+        .reroll_song(knobs, stored, &locked)
         .map(Some)
         .map_err(|e| e.to_string())
 }

@@ -715,6 +715,19 @@ impl Engine {
         })
     }
 
+    /// The song `knobs` play, its unlocked slots written again around the
+    /// `locked` ones for the same progression: its next take (a re-roll).
+    pub fn reroll_song(
+        &mut self,
+        knobs: &KnobSnapshot,
+        stored: &StoredLatents,
+        locked: &[bool; SONG_SLOTS],
+    ) -> ModelResult<Song> {
+        let song = self.song(knobs, stored)?;
+        let progression = song_progression(knobs, stored);
+        self.write_song(knobs.seed, &progression, Some((&song, locked)))
+    }
+
     /// The song `knobs` play with `latent` (an imported clip of `part`) in
     /// slot `slot`: the song's next take. `None` where no song prior writes
     /// `part` (the clip then plays as the part's phrase latent).

@@ -18,7 +18,7 @@ use super::latent::MONOTONIC_NEEDED;
 use super::model::PartModel;
 use super::runtime::{Provider, ProviderChoice};
 use super::schedule::{Decision, DecodeCost, DecodeKind, DecodeSchedule};
-use super::{Engine, PartInputs, RuntimeError, song_progression};
+use super::{Engine, PartInputs, RuntimeError};
 use crate::bridge::{ChangeTiming, DecodeRequest, WorkerSide};
 use crate::knobs::{ATTRIBUTE_KNOBS, AttributeKnob};
 use crate::pattern::{MODEL_BARS, Part, Phrase};
@@ -707,13 +707,9 @@ impl Worker {
         self.refresh_stored();
         let stored = self.stored.1.clone();
         let engine = self.engine()?;
-        let song = engine
-            .song(&knobs, &stored)
-            .map_err(|error| format!("song not re-rolled: {error}"))?;
         let locked = stored.locked_slots;
-        let progression = song_progression(&knobs, &stored);
         let song = engine
-            .write_song(knobs.seed, &progression, Some((&song, &locked)))
+            .reroll_song(&knobs, &stored, &locked)
             .map_err(|error| format!("song not re-rolled: {error}"))?;
         let kept = locked.iter().filter(|&&locked| locked).count();
         let take = song.take;
