@@ -438,7 +438,8 @@ def load_checkpoint(path: Path) -> tuple[MusicVAE, dict]:
     saved = torch.load(path, weights_only=True)
     size = ModelSize(**saved["state"]["size"])
     model = build(size)
-    model.load_state_dict(saved["model"])
+    # A run that averaged its weights (train.py --average-every) ships the average.
+    model.load_state_dict(saved.get("averaged", saved["model"]))
     model.eval()
     return model, saved["state"]
 

@@ -235,6 +235,13 @@ def main() -> None:
         help="with --resume, the learning rate decays anew from --lr, counted from the resumed step (a warm restart)",
     )
     parser.add_argument(
+        "--average-every",
+        type=int,
+        default=0,
+        help="from the resumed step on, keep a running average of the weights taken every N steps "
+        "(stochastic weight averaging): validation scores it too, and export uses it",
+    )
+    parser.add_argument(
         "--key-free-share",
         type=float,
         default=0.5,
@@ -298,13 +305,28 @@ def main() -> None:
     if saved is not None and "optimizer" in saved:
         optimizer.load_state_dict(saved["optimizer"])
     free_nats = args.free_bits * math.log(2.0)
+    # Stochastic weight averaging (Izmailov et al. 2018): the mean of the
+    # weights visited at a steady learning rate sits in a wider optimum than
+    # any one of them, which held-out drummers reward.
+    averaged = None
+    if args.average_every:
+        if saved is not None and "averaged" in saved:
+            averaged = saved["averaged"]
+        else:
+            averaged = {name: value.detach().clone() for name, value in model.state_dict().items()}
+            state["averaged_count"] = 1
+            state["averaged_from_step"] = state["step"]
+    averaged_model = build(size) if averaged is not None else None
 
     def save() -> None:
         state["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
         state["size"] = size.as_dict()
         state["hardware"] = f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), CPU"
         state["train_windows"] = int(len(train))
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state}, path)
+        saving = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state}
+        if averaged is not None:
+            saving["averaged"] = averaged
+        torch.save(saving, path)
 
     last_save = time.time()
     started = time.time() - state["wall_time_s"]
@@ -353,6 +375,12 @@ def main() -> None:
         optimizer.step()
         state["step"] = step + 1
         state["wall_time_s"] = time.time() - started
+        if averaged is not None and state["step"] % args.average_every == 0:
+            state["averaged_count"] += 1
+            with torch.no_grad():
+                for name, value in model.state_dict().items():
+                    if value.is_floating_point():
+                        averaged[name] += (value - averaged[name]) / state["averaged_count"]
         if state["step"] % 100 == 0:
             accuracy = (logits.argmax(-1) == batch).float().mean().item()
             record = {
@@ -369,6 +397,10 @@ def main() -> None:
             if state["step"] % args.validate_every == 0:
                 # Every validation window: a prefix is one drummer / a few songs.
                 record["validation_tf_accuracy"] = round(teacher_forced_accuracy(model, validation), 4)
+                if averaged_model is not None:
+                    averaged_model.load_state_dict(averaged)
+                    record["averaged_validation_tf_accuracy"] = round(teacher_forced_accuracy(averaged_model, validation), 4)
+                    record["averaged_count"] = state["averaged_count"]
             state["history"].append(record)
             print(json.dumps(record), flush=True)
         if time.time() - last_save > args.checkpoint_minutes * 60:
