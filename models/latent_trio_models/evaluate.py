@@ -92,30 +92,57 @@ def batches(heldout: Windows, model: MusicVAE):
         yield x, chord_inputs(None if chords is None else chords[start : start + BATCH])
 
 
-def reconstructions(model: MusicVAE, heldout: Windows):
-    """Per batch, the true tokens and their reconstructions from the encoder
-    mean: teacher-forced (argmax given the true previous tokens), and fully
-    sampled from the model's own previous tokens at temperature 1.0 and
-    greedily."""
+def reconstructions(model: MusicVAE, heldout: Windows, refine_kl_weight: float | None = None):
+    """Per batch, the true tokens, their reconstructions and the latents
+    they decode from: the encoder mean (or, given `refine_kl_weight`, the
+    latent `MusicVAE.refine` finds with it) decoded teacher-forced (argmax given the true
+    previous tokens), and fully sampled from the model's own previous tokens
+    at temperature 1.0 and greedily; then the latents, sigma and chords."""
     model.eval()
     generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for x, chords in batches(heldout, model):
-            mu, _ = model.encode(x, chords)
+    for x, chords in batches(heldout, model):
+        if refine_kl_weight is not None:
+            z, sigma = model.refine(x, chords, refine_kl_weight)
+        else:
+            with torch.no_grad():
+                z, sigma = model.encode(x, chords)
+        with torch.no_grad():
             yield x, {
-                "teacher_forced_accuracy": model.teacher_forced_logits(x, mu, chords).argmax(-1),
-                "sampled_accuracy_t1": model.sample(mu, temperature=1.0, generator=generator, chords=chords),
-                "greedy_accuracy": model.sample(mu, temperature=0.0, chords=chords),
-            }
+                "teacher_forced_accuracy": model.teacher_forced_logits(x, z, chords).argmax(-1),
+                "sampled_accuracy_t1": model.sample(z, temperature=1.0, generator=generator, chords=chords),
+                "greedy_accuracy": model.sample(z, temperature=0.0, chords=chords),
+            }, (z, sigma, chords)
 
 
 def token_accuracy(model: MusicVAE, heldout: Windows) -> dict[str, float]:
     """MusicVAE's reconstruction accuracies (see `reconstructions`)."""
     correct = {"teacher_forced_accuracy": 0, "sampled_accuracy_t1": 0, "greedy_accuracy": 0}
-    for x, decoded in reconstructions(model, heldout):
+    for x, decoded, _ in reconstructions(model, heldout):
         for name, tokens in decoded.items():
             correct[name] += int((tokens == x).sum())
     return {name: round(count / heldout.tokens.size, 4) for name, count in correct.items()}
+
+
+def refined_scores(model: MusicVAE, heldout: Windows, part: str, kl_weight: float) -> dict:
+    """The accuracies, NLL per window (the negative ELBO) and greedy onset
+    F1 of every window decoded from its refined latent (`MusicVAE.refine`
+    with `kl_weight`): what the plugin plays for a clip it encodes."""
+    correct = {"teacher_forced_accuracy": 0, "sampled_accuracy_t1": 0, "greedy_accuracy": 0}
+    nll, greedy = 0.0, []
+    kl = 0.0
+    for x, decoded, (z, sigma, chords) in reconstructions(model, heldout, kl_weight):
+        for name, tokens in decoded.items():
+            correct[name] += int((tokens == x).sum())
+        with torch.no_grad():
+            nll += float(model.negative_elbo(x, z, sigma, chords).sum())
+            kl += float(kl_divergence(z, sigma).sum())
+        greedy.append(decoded["greedy_accuracy"].numpy())
+    return {
+        **{name: round(count / heldout.tokens.size, 4) for name, count in correct.items()},
+        "nll_per_window": round(nll / len(heldout), 2),
+        "kl_per_window": round(kl / len(heldout), 2),
+        "greedy_onsets": onset_f1(np.concatenate(greedy), heldout.tokens, part),
+    }
 
 
 # Mixing weights of the smoothed position+bigram baseline: P(token | step,
@@ -355,7 +382,7 @@ def per_bar_accuracy(model: MusicVAE, heldout: Windows) -> dict[str, list[float]
     from the encoder mean: where a long decode loses its way."""
     bars = model.size.bars
     correct = {"teacher_forced": np.zeros(bars), "sampled_t1": np.zeros(bars)}
-    for x, decoded in reconstructions(model, heldout):
+    for x, decoded, _ in reconstructions(model, heldout):
         for name, key in (("teacher_forced", "teacher_forced_accuracy"), ("sampled_t1", "sampled_accuracy_t1")):
             correct[name] += (decoded[key] == x).view(len(x), bars, -1).sum((0, 2)).numpy()
     per_bar = heldout.tokens.size / bars

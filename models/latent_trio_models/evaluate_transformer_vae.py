@@ -67,7 +67,7 @@ def reconstruction(model: MusicVAE, phrases: evaluate.Windows) -> dict:
     slice_bars = model.size.bars
     windows = as_slices(phrases, slice_bars)
     correct = {name: np.zeros(16) for name in ("teacher_forced_accuracy", "greedy_accuracy", "sampled_accuracy_t1")}
-    for x, decoded in evaluate.reconstructions(model, windows):
+    for x, decoded, _ in evaluate.reconstructions(model, windows):
         for name, tokens in decoded.items():
             per_bar = (tokens == x).view(len(x), slice_bars, -1).sum(-1).numpy()
             correct[name] += per_bar.reshape(-1, 16 // slice_bars, slice_bars).sum(0).reshape(16) if slice_bars < 16 else per_bar.sum(0)

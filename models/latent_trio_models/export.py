@@ -24,10 +24,10 @@ import onnxruntime
 import torch
 from torch import nn
 
-from . import attributes, evaluate, harmony, step_graph, vocab
+from . import attributes, evaluate, harmony, latent_gradient, step_graph, vocab
 from . import data as data_module
 from .data import load_windows
-from .model import HierarchicalVAE, ModelSize, MusicVAE, build
+from .model import REFINE_LEARNING_RATE, REFINE_STEPS, HierarchicalVAE, ModelSize, MusicVAE, build
 
 OPSET = 17
 PRINCIPAL_AXES = 8
@@ -124,9 +124,10 @@ def signatures(size: ModelSize) -> dict[str, dict]:
     }
 
 
-def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
-    """Writes the three ONNX files into `out`, all float32 (the step graph is
-    quantized only after `parity` has checked it); returns their signatures."""
+def export_graphs(model: MusicVAE, out: Path, kl_weight: float | None = None) -> dict[str, dict]:
+    """Writes the ONNX files into `out`, all float32 (the step graph is
+    quantized only after `parity` has checked it), and given the training
+    loss's `kl_weight` a flat model's latent gradient; returns their signatures."""
     model.eval()
     size = model.size
     out.mkdir(parents=True, exist_ok=True)
@@ -167,6 +168,9 @@ def export_graphs(model: MusicVAE, out: Path) -> dict[str, dict]:
             )
         pin_fixed_dimensions(out / spec["file"], spec)
     step_graph.write(model, out / graphs["decoder_step"]["file"])
+    if kl_weight is not None and not size.hierarchical:
+        latent_gradient.write(model, out / latent_gradient.FILE, kl_weight)
+        graphs["latent_gradient"] = latent_gradient.signature(model)
     return graphs
 
 
@@ -238,12 +242,14 @@ def onnx_encode(folder: Path, graphs: dict, tokens: np.ndarray, chords: np.ndarr
     return _session(folder / graphs["encoder"]["file"]).run(None, inputs)
 
 
-def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed: int = 0) -> float:
+def parity(model: MusicVAE, folder: Path, graphs: dict, kl_weight: float = 1.0, examples: int = 8, seed: int = 0) -> float:
     """Max abs difference between the ONNX graphs and PyTorch over everything the
     plugin reads: encoder mu and sigma, the bar embeddings (hierarchical), the
     initial state, and the logits of all steps of a step-wise decode fed the
-    true previous tokens. `examples` differs from the export batch so that the
-    dynamic batch axis is exercised too."""
+    true previous tokens, and (relative to its largest value) the latent
+    gradient of the training loss with `kl_weight`, where the model has one.
+    `examples` differs from the export batch so that the dynamic batch axis is
+    exercised too."""
     generator = torch.Generator().manual_seed(seed)
     size = model.size
     tokens = torch.randint(0, size.vocab, (examples, size.steps), generator=generator)
@@ -268,6 +274,23 @@ def parity(model: MusicVAE, folder: Path, graphs: dict, examples: int = 8, seed:
     ]
     if model.size.hierarchical:
         found.append(_session(folder / graphs["conductor"]["file"]).run(None, {"z": z.numpy()})[0])
+    if "latent_gradient" in graphs:
+        # The gradient the plugin refines a clip's latent with, one window at a time.
+        sigma = torch.rand(examples, size.z_size, generator=generator) + 0.1
+        gradient = _session(folder / graphs["latent_gradient"]["file"])
+        for row in range(examples):
+            window = lambda values: values[row : row + 1]  # noqa: E731
+            feeds = {"tokens": window(tokens).numpy(), "z": window(z).numpy(), "sigma": window(sigma).numpy()}
+            if chords is not None:
+                feeds["chords"] = window(chords).numpy()
+            with torch.enable_grad():
+                latent = window(z).clone().requires_grad_(True)
+                loss = model.negative_elbo(window(tokens), latent, window(sigma), None if chords is None else window(chords), kl_weight)
+                wanted = torch.autograd.grad(loss.sum(), [latent])[0]
+            # Relative to its largest value: it runs to ~100 nats per unit of z.
+            scale = max(1.0, float(wanted.abs().max()))
+            expected.append(wanted / scale)
+            found.append(gradient.run(None, feeds)[0] / scale)
     return max(float(np.abs(f - e.numpy()).max()) for f, e in zip(found, expected))
 
 
@@ -374,7 +397,9 @@ GAP_WINDOWS = 4096
 LONG_GAP_WINDOWS = 1024
 
 
-def evaluation(model: MusicVAE, part: str, data: Path, axes: dict, folder: Path, graphs: dict, train: evaluate.Windows) -> dict:
+def evaluation(
+    model: MusicVAE, part: str, data: Path, axes: dict, folder: Path, graphs: dict, train: evaluate.Windows, kl_weight: float
+) -> dict:
     """Held-out scores of the PyTorch model, and of the graphs in `folder` as
     shipped, beside baselines fitted on `train` and the model's own score on
     (a part of) `train`."""
@@ -393,6 +418,12 @@ def evaluation(model: MusicVAE, part: str, data: Path, axes: dict, folder: Path,
         "greedy_onsets": evaluate.reconstruction_f1(model, heldout, part),
         **harmony_report,
         "shipped_graphs": shipped_graph_score(folder, graphs, heldout, model, accuracy),
+        "refined_latent": {
+            "description": f"every window decoded from its refined latent (the encoder mean, then {REFINE_STEPS} Adam steps "
+            f"of {REFINE_LEARNING_RATE} on the window's training loss, reconstruction + {kl_weight} KL, sigma kept): what the "
+            "plugin plays for a clip it encodes; nll_per_window is the negative ELBO (KL weight 1) there",
+            **evaluate.refined_scores(model, heldout, part, kl_weight),
+        },
         "attribute_check": {
             "description": "mean measured attribute after decoding (greedy) mu + t * vector for t in -2..2 "
             "(vectors calibrated so that -1..+1 spans the training data's interquartile range), and the share "
@@ -514,9 +545,11 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path, 
         flat = load_checkpoint(flat_checkpoint)
         keep_weights(*flat, flat_checkpoint, weights_path(out.parent, f"{out.name}_flat"))
     bars = model.size.bars
-    graphs = export_graphs(model, out)
+    # Refinement minimises the loss the encoder was trained to minimise.
+    kl_weight = float(state["config"]["max_beta"])
+    graphs = export_graphs(model, out, kl_weight)
     # Batch 1 is what the plugin runs; 8 checks the dynamic batch axis.
-    difference = max(parity(model, out, graphs, examples=1), parity(model, out, graphs, examples=8))
+    difference = max(parity(model, out, graphs, kl_weight, examples=1), parity(model, out, graphs, kl_weight, examples=8))
     if difference >= PARITY_TOLERANCE:
         raise ValueError(f"ONNX and PyTorch logits differ by {difference}")
     step_graph.quantize_file(out / graphs["decoder_step"]["file"])
@@ -550,6 +583,15 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path, 
         else None,
         "decoder": {"layers": model.size.decoder_layers, "hidden": model.size.decoder_hidden},
         "graphs": graphs,
+        # How the plugin refines an encoded clip's latent with the latent gradient graph.
+        "refinement": {
+            "steps": REFINE_STEPS,
+            "learning_rate": REFINE_LEARNING_RATE,
+            "kl_weight": kl_weight,
+            "optimizer": "Adam, beta1 0.9, beta2 0.999, epsilon 1e-8",
+        }
+        if "latent_gradient" in graphs
+        else None,
         "latent_axes": "latent_axes.json",
         "training": {
             "data": DATA_SOURCES[part],
@@ -567,7 +609,7 @@ def export(part: str, checkpoint: Path, out: Path, data: Path, converted: Path, 
             "final_log": history[-1] if history else None,
             "last_validation": next((r for r in reversed(history) if "validation_tf_accuracy" in r), None),
         },
-        "evaluation": evaluation(model, part, data, axes, out, graphs, train)
+        "evaluation": evaluation(model, part, data, axes, out, graphs, train, kl_weight)
         if bars == 2
         else long_evaluation(model, flat, part, data, axes, out, graphs, train),
         "parity_max_abs_diff": difference,

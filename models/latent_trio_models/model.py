@@ -25,6 +25,16 @@ Chord-conditioned (bass and melody, as MusicVAE's chord-conditioned models):
 the chord sounding at each step (12 pitch classes and a no-chord flag, see
 harmony.chroma) is part of every encoder and decoder input, so the latent
 holds what the chords do not, and one progression can steer every part.
+
+Refined latents (`MusicVAE.refine`): the encoder generalises to unseen music
+worse than the decoder does (Cremer et al. 2018's amortisation gap). On 512
+held-out drum windows the encoder mean reconstructs 0.796 of the steps
+teacher-forced; the latent found by 30 Adam steps on the training loss from
+that mean (reconstruction + 0.2 KL, the loss the encoder was trained to
+minimise) reconstructs 0.931, at a KL of 47.8 nats against the encoder's
+44.4. So a window's latent is the encoder mean refined that way; the plugin
+does the same when it encodes a clip, through the exported latent gradient
+graph.
 """
 
 from __future__ import annotations
@@ -34,6 +44,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+# Adam steps and step size that refine an encoder mean (`MusicVAE.refine`),
+# chosen on 768 validation drum windows (with the KL at full weight): 30 steps
+# at 0.1 reach 0.882 of the 0.883 teacher-forced accuracy that 60 give (the
+# encoder mean: 0.799).
+REFINE_STEPS = 30
+REFINE_LEARNING_RATE = 0.1
 
 
 @dataclass
@@ -173,6 +190,44 @@ class MusicVAE(nn.Module):
 
     def teacher_forced_logits(self, tokens: torch.Tensor, z: torch.Tensor, chords: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder_logits(self.shifted(tokens), z, chords)
+
+    def negative_elbo(
+        self,
+        tokens: torch.Tensor,
+        z: torch.Tensor,
+        sigma: torch.Tensor,
+        chords: torch.Tensor | None = None,
+        kl_weight: float = 1.0,
+    ) -> torch.Tensor:
+        """Per window, in nats: the teacher-forced reconstruction's NLL
+        decoding z, plus `kl_weight` times the KL of N(z, sigma) from the
+        prior (weight 1: the negative ELBO)."""
+        logits = self.teacher_forced_logits(tokens, z, chords)
+        reconstruction = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none").sum(-1)
+        return reconstruction + kl_weight * kl_divergence(z, sigma)
+
+    def refine(
+        self,
+        tokens: torch.Tensor,
+        chords: torch.Tensor | None,
+        kl_weight: float,
+        steps: int = REFINE_STEPS,
+        learning_rate: float = REFINE_LEARNING_RATE,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The latent that explains each window best: the encoder mean, then
+        `steps` Adam steps on the window's training loss (reconstruction +
+        `kl_weight` KL, the encoder's sigma kept). Returns the latents and
+        sigma; windows refine independently."""
+        with torch.no_grad():
+            mu, sigma = self.encode(tokens, chords)
+        z = mu.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([z], lr=learning_rate)
+        with torch.enable_grad():
+            for _ in range(steps):
+                loss = self.negative_elbo(tokens, z, sigma, chords, kl_weight).sum()
+                (z.grad,) = torch.autograd.grad(loss, [z])
+                optimizer.step()
+        return z.detach(), sigma
 
     @torch.no_grad()
     def sample(

@@ -102,6 +102,38 @@ def onsets(manifests: dict[str, dict]) -> str:
     return _table(["Model", "Onset F1", "Detail"], rows)
 
 
+def refined(manifests: dict[str, dict]) -> str:
+    """Each model's held-out scores from the encoder mean beside those from the refined latent."""
+    rows = []
+    for name, manifest in manifests.items():
+        evaluation = manifest["evaluation"]
+        found = evaluation.get("refined_latent")
+        if found is None:
+            continue
+
+        def onset(scores: dict) -> float:
+            return scores["per_hit_f1"] if "per_hit_f1" in scores else scores["note_on_f1_with_pitch"]
+
+        nll = evaluation["nll_per_window"]
+        for latent, scores, window_nll, kl in (
+            ("encoder mean", evaluation, nll["total"], nll["kl"]),
+            ("refined", found, found["nll_per_window"], found["kl_per_window"]),
+        ):
+            rows.append(
+                [
+                    f"`{name}`",
+                    latent,
+                    scores["teacher_forced_accuracy"],
+                    scores["sampled_accuracy_t1"],
+                    scores["greedy_accuracy"],
+                    onset(scores["greedy_onsets"]),
+                    f"{window_nll} (KL {kl})",
+                ]
+            )
+    header = ["Model", "Latent", "TF acc.", "Sampled acc. (t=1)", "Greedy acc.", "Onset F1 (drums per hit, else with pitch)", "NLL / window"]
+    return _table(header, rows)
+
+
 def harmony(manifests: dict[str, dict]) -> str:
     rows = []
     for name, manifest in manifests.items():
@@ -221,6 +253,7 @@ def fill(readme: str, manifests: dict[str, dict], humanizers: dict[str, dict], l
         ("results", lambda: results(manifests)),
         ("baselines", lambda: baselines(manifests)),
         ("onsets", lambda: onsets(manifests)),
+        ("refined", lambda: refined(manifests)),
         ("harmony", lambda: harmony(manifests)),
         ("attributes", lambda: attributes(manifests)),
         ("interpolation", lambda: interpolation(manifests)),

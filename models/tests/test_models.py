@@ -13,7 +13,7 @@ import torch
 
 from conftest import REPOSITORY
 from latent_trio_models import attributes, evaluate, export, harmony, step_graph
-from latent_trio_models.model import HierarchicalVAE, ModelSize, MusicVAE
+from latent_trio_models.model import HierarchicalVAE, ModelSize, MusicVAE, kl_divergence
 
 PARTS = ("drums", "bass", "melody")
 # Every model the plugin ships (the melody's Transformer VAE too), plus any
@@ -139,15 +139,43 @@ def test_the_manifest_teacher_forced_accuracy_is_reproduced_from_held_out_data(m
 
 
 @pytest.mark.parametrize("chord_size", [0, harmony.CHROMA_SIZE])
-def test_the_exported_graphs_give_the_pytorch_encoding_and_logits(tmp_path: Path, chord_size: int):
+def test_the_exported_graphs_give_the_pytorch_encoding_logits_and_latent_gradient(tmp_path: Path, chord_size: int):
     torch.manual_seed(7)
     size = ModelSize(vocab=90, latent=16, embedding=8, encoder_hidden=24, decoder_hidden=32, chord_size=chord_size)
     model = MusicVAE(size)
-    graphs = export.export_graphs(model, tmp_path)
-    assert export.parity(model, tmp_path, graphs) < export.PARITY_TOLERANCE
-    # And the parity check itself notices a wrong graph.
+    graphs = export.export_graphs(model, tmp_path, kl_weight=0.2)
+    assert graphs["latent_gradient"]["inputs"][-1] == {"name": "sigma", "dtype": "float32", "shape": [1, 16]}
+    assert export.parity(model, tmp_path, graphs, kl_weight=0.2) < export.PARITY_TOLERANCE
+    # And the parity check itself notices a wrong graph, or a gradient of another loss.
     other = MusicVAE(model.size)
-    assert export.parity(other, tmp_path, graphs) > export.PARITY_TOLERANCE
+    assert export.parity(other, tmp_path, graphs, kl_weight=0.2) > export.PARITY_TOLERANCE
+    del graphs["encoder"], graphs["decoder_init"]
+    assert export.parity(model, tmp_path, {**export.export_graphs(model, tmp_path), **graphs}, kl_weight=1.0) > export.PARITY_TOLERANCE
+
+
+def test_a_refined_latent_plays_held_out_drums_back_better_than_the_encoder_mean(data_dir: Path):
+    saved = torch.load(REPOSITORY / "models" / "weights" / "drums_2bar.pt", weights_only=True)
+    model = MusicVAE(ModelSize(**saved["state"]["size"]))
+    model.load_state_dict(saved["model"])
+    model.eval()
+    heldout = evaluate.heldout_windows("drums", data_dir)
+    # Every 8th window: all the test split's drummers.
+    windows = torch.as_tensor(heldout.tokens[::8])
+    kl_weight = saved["state"]["config"]["max_beta"]
+    with torch.no_grad():
+        mu, sigma = model.encode(windows)
+    z, _ = model.refine(windows, None, kl_weight)
+
+    def played_back(latent: torch.Tensor) -> float:
+        return float((model.sample(latent, temperature=0.0) == windows).float().mean())
+
+    assert played_back(z) > played_back(mu) + 0.05, (played_back(z), played_back(mu))
+    # It explains them better for the loss the encoder was trained on, and
+    # with about as much information in the latent as the encoder gives.
+    with torch.no_grad():
+        loss = lambda latent: float(model.negative_elbo(windows, latent, sigma, None, kl_weight).mean())  # noqa: E731
+        assert loss(z) < loss(mu) - 5.0, (loss(z), loss(mu))
+        assert float(kl_divergence(z, sigma).mean()) < 1.25 * float(kl_divergence(mu, sigma).mean())
 
 
 @pytest.mark.parametrize("chord_size", [0, harmony.CHROMA_SIZE])

@@ -8,11 +8,12 @@ use latent_trio::engine::latent::MONOTONIC_NEEDED;
 use latent_trio::engine::manifest::{FORMAT_VERSION, TRANSFORMER_FORMAT_VERSION};
 use latent_trio::engine::model::PartModel;
 use latent_trio::engine::runtime::{self, Provider, ProviderChoice};
-use latent_trio::engine::{Engine, ModelError};
+use latent_trio::engine::{Engine, ModelError, PartInputs};
 use latent_trio::harmony::{Chord, HarmonySettings, Key, TypedProgression};
 use latent_trio::knobs::{
     ATTRIBUTE_KNOBS, AttributeKnob, KnobSnapshot, PRINCIPAL_KNOBS, PartKnobs, PhraseLength,
 };
+use latent_trio::midi_clip::read_clip;
 use latent_trio::params::MAX_TEMPERATURE;
 use latent_trio::pattern::{Part, Phrase};
 use latent_trio::stored::{ClipLatent, Scene, StoredLatents};
@@ -1010,4 +1011,108 @@ fn refusal_of_edited_long_manifest(
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> ModelError {
     refusal_of_edited_folder(&format!("{}_16bar", part.name()), part, edit)
+}
+
+/// Up to `count` beats of the Groove MIDI Dataset's held-out (test) split in
+/// 4/4, spread over its drummers, as a musician would drop them in.
+fn heldout_grooves(count: usize) -> Vec<PathBuf> {
+    let groove = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/groove");
+    let info = std::fs::read_to_string(groove.join("info.csv"))
+        .expect("the Groove MIDI Dataset in ../shared/data (see its README)");
+    let beats: Vec<PathBuf> = info
+        .lines()
+        .map(|line| line.split(',').collect::<Vec<_>>())
+        .filter(|row| row.len() > 10 && row[10] == "test" && row[5] == "beat" && row[6] == "4-4")
+        .map(|row| groove.join(row[7]))
+        .collect();
+    let every = (beats.len() / count).max(1);
+    beats.into_iter().step_by(every).take(count).collect()
+}
+
+/// Share of `tokens`' steps that `model` plays back greedily from the
+/// latent it encodes them to.
+fn played_back(model: &mut PartModel, tokens: &[i64]) -> f64 {
+    let inputs = PartInputs {
+        latent: model.encode(tokens, &[]).unwrap(),
+        seed: 0,
+        temperature: 0.0,
+        bars: 2,
+        long: false,
+        feel: Default::default(),
+        harmony: None,
+        song: None,
+        bar_sources: None,
+    };
+    let decoded = model.decode_tokens(&inputs, &[], 2).unwrap();
+    let same = decoded.iter().zip(tokens).filter(|(a, b)| a == b).count();
+    same as f64 / tokens.len() as f64
+}
+
+#[test]
+fn an_imported_groove_plays_back_more_faithfully_from_its_refined_latent() {
+    let mut refined = load(
+        &models().join("drums_2bar"),
+        Part::Drums,
+        ProviderChoice::Cpu,
+    )
+    .unwrap();
+    assert!(
+        refined.manifest.refinement.is_some(),
+        "the drums refine their latents"
+    );
+    let plain_folder = folder_copy("drums_2bar");
+    let path = plain_folder.path().join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["refinement"] = serde_json::Value::Null;
+    manifest["graphs"]["latent_gradient"] = serde_json::Value::Null;
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let mut plain = load(plain_folder.path(), Part::Drums, ProviderChoice::Cpu).unwrap();
+    let (mut from_refined, mut from_plain) = (Vec::new(), Vec::new());
+    for groove in heldout_grooves(12) {
+        let clip = read_clip(&groove, Part::Drums, refined.vocabulary()).unwrap();
+        let window = &clip.tokens[..clip.tokens.len().min(32)];
+        if window.len() < 32 {
+            continue;
+        }
+        from_refined.push(played_back(&mut refined, window));
+        from_plain.push(played_back(&mut plain, window));
+    }
+    assert!(
+        from_refined.len() >= 10,
+        "{} grooves read",
+        from_refined.len()
+    );
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    let better = from_refined
+        .iter()
+        .zip(&from_plain)
+        .filter(|(r, p)| r >= p)
+        .count();
+    assert!(
+        mean(&from_refined) >= mean(&from_plain) + 0.04 && better * 4 >= from_refined.len() * 3,
+        "steps played back: refined {:.3}, encoder mean {:.3}; refined as good or better on {better} of {}",
+        mean(&from_refined),
+        mean(&from_plain),
+        from_refined.len()
+    );
+}
+
+#[test]
+fn a_latent_gradient_without_its_refinement_settings_or_of_the_wrong_shape_is_refused() {
+    let error = refusal_of_edited_manifest(Part::Drums, |manifest| {
+        manifest["refinement"] = serde_json::Value::Null;
+    });
+    assert!(error.to_string().contains("come together"), "{error}");
+    let error = refusal_of_edited_manifest(Part::Melody, |manifest| {
+        manifest["refinement"]["steps"] = 5000.into();
+    });
+    assert!(error.to_string().contains("out of range"), "{error}");
+    let error = refusal_of_edited_manifest(Part::Bass, |manifest| {
+        manifest["graphs"]["latent_gradient"]["outputs"][0]["shape"][1] = 64.into();
+    });
+    assert!(
+        matches!(error, ModelError::GraphSignature { .. }),
+        "{error}"
+    );
 }

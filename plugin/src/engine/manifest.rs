@@ -55,9 +55,30 @@ pub struct Manifest {
     pub chords: Option<ChordInput>,
     /// The ONNX graphs and their signatures.
     pub graphs: Graphs,
+    /// How an encoded clip's latent is refined with the latent gradient
+    /// graph (`None`: the encoder mean is used as it is).
+    #[serde(default)]
+    pub refinement: Option<Refinement>,
     /// File name of the latent axes, beside the manifest.
     pub latent_axes: String,
 }
+
+/// Adam on a clip's latent: the encoder mean, then `steps` steps of
+/// `learning_rate` down the latent gradient graph's gradient (the clip's
+/// training loss: reconstruction plus the KL weight times the KL), as the
+/// exporter scored it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+pub struct Refinement {
+    /// Adam steps.
+    pub steps: usize,
+    /// Adam's step size.
+    pub learning_rate: f32,
+}
+
+/// The most refinement steps a manifest may ask for: each costs one run of
+/// the latent gradient graph (about 4 ms), and a clip import should take a
+/// moment, not seconds.
+pub const MAX_REFINEMENT_STEPS: usize = 200;
 
 /// Token vocabularies (MusicVAE's).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -154,6 +175,10 @@ pub struct Graphs {
     pub decoder_init: GraphSpec,
     /// token, (chord,) conditioning, h, c -> logits, h_out, c_out.
     pub decoder_step: GraphSpec,
+    /// Flat models: tokens, (chords,) z, sigma -> the gradient of the
+    /// window's training loss with respect to z (one window at a time).
+    #[serde(default)]
+    pub latent_gradient: Option<GraphSpec>,
 }
 
 /// One ONNX file and its signature.
@@ -332,11 +357,35 @@ impl Manifest {
                 "a hierarchical model needs a conductor graph, and only it has one".into(),
             ));
         }
+        if self.graphs.latent_gradient.is_some() != self.refinement.is_some() {
+            return Err(wrong(
+                "a latent gradient graph and its refinement settings come together".into(),
+            ));
+        }
+        if self.hierarchical && self.graphs.latent_gradient.is_some() {
+            return Err(wrong(
+                "only a 2-bar model refines its latents with a latent gradient graph".into(),
+            ));
+        }
+        if let Some(refinement) = self.refinement
+            && (refinement.steps > MAX_REFINEMENT_STEPS
+                || !(refinement.learning_rate > 0.0 && refinement.learning_rate <= 10.0))
+        {
+            return Err(wrong(format!(
+                "its refinement of {} steps of {} is out of range (at most {MAX_REFINEMENT_STEPS} steps of a step size above 0 and up to 10)",
+                refinement.steps, refinement.learning_rate
+            )));
+        }
         let conductor = self
             .graphs
             .conductor
             .as_ref()
             .zip(expected.conductor.as_ref());
+        let latent_gradient = self
+            .graphs
+            .latent_gradient
+            .as_ref()
+            .zip(expected.latent_gradient.as_ref());
         for (found, expected) in [
             (&self.graphs.encoder, &expected.encoder),
             (&self.graphs.decoder_init, &expected.decoder_init),
@@ -344,6 +393,7 @@ impl Manifest {
         ]
         .into_iter()
         .chain(conductor)
+        .chain(latent_gradient)
         {
             if found.inputs != expected.inputs || found.outputs != expected.outputs {
                 return Err(wrong(format!(
@@ -434,8 +484,22 @@ impl Manifest {
                 )],
             )
         });
+        // One window: tokens and chords as the encoder reads them, z and sigma.
+        let one = |t: &TensorSpec| TensorSpec {
+            shape: std::iter::once(fixed(1))
+                .chain(t.shape[1..].iter().cloned())
+                .collect(),
+            ..t.clone()
+        };
+        let latent = |name: &str| tensor(name, "float32", vec![fixed(1), fixed(self.latent_size)]);
+        let latent_gradient = self.graphs.latent_gradient.as_ref().map(|spec| {
+            let mut inputs: Vec<TensorSpec> = encoder_inputs.iter().map(one).collect();
+            inputs.extend([latent("z"), latent("sigma")]);
+            graph(&spec.file, inputs, vec![latent("gradient")])
+        });
         Graphs {
             conductor,
+            latent_gradient,
             encoder: graph(
                 &self.graphs.encoder.file,
                 encoder_inputs,

@@ -55,6 +55,9 @@ pub struct PartModel {
     conductor: Option<Session>,
     decoder_init: Session,
     decoder_step: Session,
+    /// Flat models: the gradient of a window's training loss with respect to z,
+    /// which refines an encoded clip's latent.
+    latent_gradient: Option<Session>,
 }
 
 impl PartModel {
@@ -80,6 +83,10 @@ impl PartModel {
         };
         let (decoder_init, _, _) = open(&manifest.graphs.decoder_init)?;
         let (decoder_step, provider, provider_note) = open(&manifest.graphs.decoder_step)?;
+        let latent_gradient = match &manifest.graphs.latent_gradient {
+            Some(spec) => Some(open(spec)?.0),
+            None => None,
+        };
         Ok(PartModel {
             part,
             folder: folder.to_path_buf(),
@@ -91,6 +98,7 @@ impl PartModel {
             conductor,
             decoder_init,
             decoder_step,
+            latent_gradient,
         })
     }
 
@@ -417,20 +425,93 @@ impl PartModel {
         }
     }
 
-    /// Encoder mean of one window of tokens (as many as the model decodes)
-    /// over `chords`, one a step (MIDI import uses it to find the latent of a
-    /// musician's own pattern).
+    /// The latent of one window of tokens (as many as the model decodes)
+    /// over `chords`, one a step: the encoder mean, refined where the model
+    /// has a latent gradient graph (MIDI import uses it to find the latent
+    /// of a musician's own pattern).
     pub fn encode(&mut self, tokens: &[i64], chords: &[Chord]) -> ModelResult<Vec<f32>> {
-        let tokens = Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?;
-        let outputs = if self.follows_chords() {
-            let chroma: Vec<f32> = chords.iter().flat_map(|chord| chord.chroma()).collect();
-            let chords = Tensor::from_array(([1usize, chords.len(), CHROMA_SIZE], chroma))?;
-            self.encoder
-                .run(ort::inputs!["tokens" => tokens, "chords" => chords])?
-        } else {
-            self.encoder.run(ort::inputs!["tokens" => tokens])?
+        let window = Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?;
+        let chroma = self.follows_chords().then(|| {
+            let values: Vec<f32> = chords.iter().flat_map(|chord| chord.chroma()).collect();
+            ([1usize, chords.len(), CHROMA_SIZE], values)
+        });
+        let outputs = match &chroma {
+            Some(chroma) => self.encoder.run(
+                ort::inputs!["tokens" => window, "chords" => Tensor::from_array(chroma.clone())?],
+            )?,
+            None => self.encoder.run(ort::inputs!["tokens" => window])?,
         };
-        Ok(outputs["mu"].try_extract_tensor::<f32>()?.1.to_vec())
+        let mu = outputs["mu"].try_extract_tensor::<f32>()?.1.to_vec();
+        let sigma = outputs["sigma"].try_extract_tensor::<f32>()?.1.to_vec();
+        drop(outputs);
+        let (Some(gradient_graph), Some(refinement)) =
+            (&mut self.latent_gradient, self.manifest.refinement)
+        else {
+            return Ok(mu);
+        };
+        let latent_size = mu.len();
+        let mut latent = AdamOnLatent::new(mu, refinement.learning_rate);
+        for _ in 0..refinement.steps {
+            let shape = [1usize, latent_size];
+            let mut inputs = ort::inputs![
+                "tokens" => Tensor::from_array(([1usize, tokens.len()], tokens.to_vec()))?,
+                "z" => Tensor::from_array((shape, latent.z.clone()))?,
+                "sigma" => Tensor::from_array((shape, sigma.clone()))?,
+            ];
+            if let Some(chroma) = &chroma {
+                inputs.push(("chords".into(), Tensor::from_array(chroma.clone())?.into()));
+            }
+            let outputs = gradient_graph.run(inputs)?;
+            let gradient = outputs["gradient"].try_extract_tensor::<f32>()?.1;
+            latent.step(gradient);
+        }
+        Ok(latent.z)
+    }
+}
+
+/// Adam (Kingma and Ba 2015; PyTorch's defaults) on one latent, as
+/// `MusicVAE.refine` runs it in training's Python.
+struct AdamOnLatent {
+    z: Vec<f32>,
+    mean: Vec<f32>,
+    variance: Vec<f32>,
+    learning_rate: f32,
+    steps: i32,
+}
+
+impl AdamOnLatent {
+    const BETA1: f32 = 0.9;
+    const BETA2: f32 = 0.999;
+    const EPSILON: f32 = 1e-8;
+
+    fn new(z: Vec<f32>, learning_rate: f32) -> Self {
+        let size = z.len();
+        Self {
+            z,
+            mean: vec![0.0; size],
+            variance: vec![0.0; size],
+            learning_rate,
+            steps: 0,
+        }
+    }
+
+    /// One step down `gradient`.
+    fn step(&mut self, gradient: &[f32]) {
+        self.steps += 1;
+        let mean_correction = 1.0 - Self::BETA1.powi(self.steps);
+        let variance_correction = (1.0 - Self::BETA2.powi(self.steps)).sqrt();
+        for (((z, mean), variance), &g) in self
+            .z
+            .iter_mut()
+            .zip(&mut self.mean)
+            .zip(&mut self.variance)
+            .zip(gradient)
+        {
+            *mean = Self::BETA1 * *mean + (1.0 - Self::BETA1) * g;
+            *variance = Self::BETA2 * *variance + (1.0 - Self::BETA2) * g * g;
+            let denominator = variance.sqrt() / variance_correction + Self::EPSILON;
+            *z -= self.learning_rate / mean_correction * *mean / denominator;
+        }
     }
 }
 
@@ -511,4 +592,31 @@ fn check_signature(session: &Session, spec: &GraphSpec, path: &Path) -> ModelRes
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdamOnLatent;
+
+    #[test]
+    fn adam_first_moves_every_value_by_the_step_size_against_its_gradient_then_settles_in_the_minimum()
+     {
+        // The gradient of (z - 3)^2 per value, from z = 0 and z = 5.
+        let mut adam = AdamOnLatent::new(vec![0.0, 5.0], 0.1);
+        let gradient = |z: &[f32]| z.iter().map(|z| 2.0 * (z - 3.0)).collect::<Vec<f32>>();
+        adam.step(&gradient(&adam.z));
+        assert!(
+            (adam.z[0] - 0.1).abs() < 1e-5 && (adam.z[1] - 4.9).abs() < 1e-5,
+            "{:?}",
+            adam.z
+        );
+        for _ in 0..500 {
+            adam.step(&gradient(&adam.z));
+        }
+        assert!(
+            adam.z.iter().all(|z| (z - 3.0).abs() < 0.05),
+            "{:?}",
+            adam.z
+        );
+    }
 }
