@@ -220,3 +220,48 @@ def test_the_8_bit_step_graph_predicts_the_tokens_of_the_float32_one(tmp_path: P
     quantized = export.onnx_teacher_forced_logits(tmp_path, graphs, tokens, z, model.start_token)
     assert np.abs(quantized - exact).max() < 0.05, "8-bit logits stay within 0.05 of float32"
     assert (quantized.argmax(-1) == exact.argmax(-1)).mean() > 0.98
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_refined_latents_through_onnxruntime_play_back_as_pytorch_refines_them(part: str, data_dir: Path):
+    folder = REPOSITORY / "models" / f"{part}_2bar"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    graphs, refinement = manifest["graphs"], manifest["refinement"]
+    heldout = evaluate.heldout_windows(part, data_dir)
+    # Every 32nd window: every drummer, or songs from all through the test set.
+    tokens = heldout.tokens[::32]
+    chords = harmony.chroma(heldout.chords[::32]) if manifest["chords"] else None
+    # numpy + onnxruntime, as the plugin refines a clip: Adam down the latent gradient.
+    mu, sigma = export.onnx_encode(folder, graphs, tokens, chords)
+    gradient = session(folder / graphs["latent_gradient"]["file"])
+    z, mean, variance = mu.copy(), np.zeros_like(mu), np.zeros_like(mu)
+    for step in range(1, refinement["steps"] + 1):
+        found = np.concatenate(
+            [
+                gradient.run(
+                    None,
+                    {"tokens": tokens[row : row + 1], "z": z[row : row + 1], "sigma": sigma[row : row + 1]}
+                    | ({} if chords is None else {"chords": chords[row : row + 1]}),
+                )[0]
+                for row in range(len(tokens))
+            ]
+        )
+        mean = 0.9 * mean + 0.1 * found
+        variance = 0.999 * variance + 0.001 * found**2
+        denominator = np.sqrt(variance) / np.sqrt(1 - 0.999**step) + 1e-8
+        z = (z - refinement["learning_rate"] / (1 - 0.9**step) * mean / denominator).astype(np.float32)
+    logits = export.onnx_teacher_forced_logits(folder, graphs, tokens, z, manifest["start_token"], chords)
+    through_onnx = float((logits.argmax(-1) == tokens).mean())
+    saved = torch.load(REPOSITORY / "models" / "weights" / f"{part}_2bar.pt", weights_only=True)
+    model = MusicVAE(ModelSize(**saved["state"]["size"]))
+    model.load_state_dict(saved["model"])
+    model.eval()
+    x = torch.as_tensor(tokens)
+    chord_inputs = None if chords is None else torch.as_tensor(chords)
+    refined, _ = model.refine(x, chord_inputs, refinement["kl_weight"], refinement["steps"], refinement["learning_rate"])
+    with torch.no_grad():
+        in_pytorch = float((model.teacher_forced_logits(x, refined, chord_inputs).argmax(-1) == x).float().mean())
+    assert abs(through_onnx - in_pytorch) < 0.01, f"onnxruntime {through_onnx:.4f}, PyTorch {in_pytorch:.4f}"
+    # A 32nd of the windows lands near the whole split's figure in the manifest.
+    whole = manifest["evaluation"]["refined_latent"]["teacher_forced_accuracy"]
+    assert abs(through_onnx - whole) < 0.03, f"{through_onnx:.4f} on every 32nd window, {whole} on all"

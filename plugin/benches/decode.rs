@@ -81,6 +81,33 @@ fn main() {
             })
             .collect();
         println!("{:<7} one 2-bar phrase: {}", part.name(), summary(times));
+        // MIDI import: a 2-bar clip encoded (and refined, where the model
+        // has a latent gradient graph) over the progression; the time does
+        // not depend on the notes.
+        let Ok(model) = &mut engine.parts[part.index()] else {
+            unreachable!("it decoded above");
+        };
+        let clip = vec![1; 32];
+        let progression = two_bars.progression();
+        let chords: Vec<_> = (0..32).map(|step| progression.chord_at(step)).collect();
+        let times: Vec<Duration> = (0..RUNS / 10)
+            .map(|_| {
+                let started = Instant::now();
+                model.encode(&clip, &chords).unwrap();
+                started.elapsed()
+            })
+            .collect();
+        let refinement = model
+            .manifest
+            .refinement
+            .map_or("encoder mean only".to_string(), |refinement| {
+                format!("{} refinement steps", refinement.steps)
+            });
+        println!(
+            "{:<7} encode a 2-bar clip ({refinement}): {}",
+            part.name(),
+            summary(times)
+        );
         // (first bar, bars): the whole phrase; the rest from bar 9 or bar 16
         // on, as after a knob move; bar 9 alone, the bar a knob move needs
         // first.

@@ -310,7 +310,7 @@ fn a_chord_conditioned_graph_whose_manifest_omits_the_chord_input_is_refused() {
     let error = refusal_of_edited_manifest(Part::Bass, |manifest| {
         assert!(manifest["chords"].is_object(), "the bass follows chords");
         manifest["chords"] = serde_json::Value::Null;
-        for graph in ["encoder", "decoder_step"] {
+        for graph in ["encoder", "decoder_step", "latent_gradient"] {
             let inputs = manifest["graphs"][graph]["inputs"].as_array_mut().unwrap();
             inputs.retain(|input| !input["name"].as_str().unwrap().starts_with("chord"));
         }
@@ -1112,7 +1112,7 @@ fn a_latent_gradient_without_its_refinement_settings_or_of_the_wrong_shape_is_re
         manifest["graphs"]["latent_gradient"]["outputs"][0]["shape"][1] = 64.into();
     });
     assert!(
-        matches!(error, ModelError::GraphSignature { .. }),
+        error.to_string().contains("gradient: float32[1, 64]"),
         "{error}"
     );
 }
