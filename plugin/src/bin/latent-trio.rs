@@ -185,8 +185,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 for models in [&engine.parts, &engine.long_parts] {
                     match &models[part.index()] {
                         Ok(model) => {
+                            let refines = model.manifest.refinement.map_or(String::new(), |r| {
+                                format!(" (refines an imported clip in {} steps)", r.steps)
+                            });
                             println!(
-                                "{:<7} {} on {}",
+                                "{:<7} {}{refines} on {}",
                                 part.name(),
                                 model.manifest.name,
                                 model.provider.label()
