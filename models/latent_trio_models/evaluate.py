@@ -128,8 +128,7 @@ def refined_scores(model: MusicVAE, heldout: Windows, part: str, kl_weight: floa
     F1 of every window decoded from its refined latent (`MusicVAE.refine`
     with `kl_weight`): what the plugin plays for a clip it encodes."""
     correct = {"teacher_forced_accuracy": 0, "sampled_accuracy_t1": 0, "greedy_accuracy": 0}
-    nll, greedy = 0.0, []
-    kl = 0.0
+    nll, kl, greedy = 0.0, 0.0, []
     for x, decoded, (z, sigma, chords) in reconstructions(model, heldout, kl_weight):
         for name, tokens in decoded.items():
             correct[name] += int((tokens == x).sum())

@@ -18,9 +18,8 @@ import onnx
 import torch
 from torch._decomp import core_aten_decompositions
 from torch.fx.experimental.proxy_tensor import make_fx
-from torch.nn import functional as F
 
-from .model import MusicVAE, kl_divergence
+from .model import MusicVAE, window_loss
 
 FILE = "latent_gradient.onnx"
 
@@ -55,9 +54,8 @@ def gradient(
     """d(reconstruction + kl_weight KL)/dz of each window, through the unrolled decoder."""
     with torch.enable_grad():
         z = z.detach().requires_grad_(True)
-        logits = unrolled_logits(model, tokens, z, chords)
-        reconstruction = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none").sum(-1)
-        (found,) = torch.autograd.grad((reconstruction + kl_weight * kl_divergence(z, sigma)).sum(), [z])
+        loss = window_loss(unrolled_logits(model, tokens, z, chords), tokens, z, sigma, kl_weight)
+        (found,) = torch.autograd.grad(loss.sum(), [z])
     return found
 
 

@@ -202,9 +202,7 @@ class MusicVAE(nn.Module):
         """Per window, in nats: the teacher-forced reconstruction's NLL
         decoding z, plus `kl_weight` times the KL of N(z, sigma) from the
         prior (weight 1: the negative ELBO)."""
-        logits = self.teacher_forced_logits(tokens, z, chords)
-        reconstruction = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none").sum(-1)
-        return reconstruction + kl_weight * kl_divergence(z, sigma)
+        return window_loss(self.teacher_forced_logits(tokens, z, chords), tokens, z, sigma, kl_weight)
 
     def refine(
         self,
@@ -331,6 +329,13 @@ def with_chord_inputs(model: MusicVAE, chord_size: int) -> MusicVAE:
             state[name] = padded
     conditioned.load_state_dict(state)
     return conditioned
+
+
+def window_loss(logits: torch.Tensor, tokens: torch.Tensor, z: torch.Tensor, sigma: torch.Tensor, kl_weight: float) -> torch.Tensor:
+    """Per window: the NLL of `tokens` under teacher-forced `logits`, plus
+    `kl_weight` times the KL of N(z, sigma) from the prior."""
+    reconstruction = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none").sum(-1)
+    return reconstruction + kl_weight * kl_divergence(z, sigma)
 
 
 def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
